@@ -1,0 +1,41 @@
+# Two commands do all set-up on a fresh machine (Python 3.11 + pip):
+#   make quickstart   create .venv, install, run experiments/quickstart.toml, write figures
+#   make test         create .venv with dev extras, run the test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: quickstart test test-all lint format bench clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP) $@
+
+quickstart: $(STAMP)
+	$(BIN)/harness run experiments/quickstart.toml
+
+# The default suite: contract, smoke and end-to-end tests (slow statistical tests included).
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest tests
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check harness tests benchmarks
+	$(BIN)/ruff format --check harness tests benchmarks
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format harness tests benchmarks
+	$(BIN)/ruff check --fix harness tests benchmarks
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

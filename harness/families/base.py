@@ -1,0 +1,35 @@
+"""The variational-family contract.
+
+A family is a plain ``build(model, *, seed, **hyperparameters) -> tfd.Distribution`` function.
+The distribution it returns owns its trainable variables and is built on the model's
+event-space bijector, so every draw lies in the model's support.  :class:`Family` is the registry
+record that carries the function with its two names and its documented hyperparameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """Registry record of a variational family.
+
+    Attributes:
+      name: snake_case id (registry key, MLflow value, CLI choice).
+      pretty_name: Label for figures only.
+      build: ``build(model, *, seed, **hyperparameters) -> tfd.Distribution``.
+      hyperparameters: Documented hyperparameters with their defaults.
+      description: One line for ``harness list`` and the README table.
+      kind: ``svi`` for families fitted by stochastic gradient on the ELBO; baselines that
+        share the axes (NUTS, CAVI, Laplace) use their own kind and fitting routine.
+    """
+
+    name: str
+    pretty_name: str
+    build: Callable[..., Any]
+    hyperparameters: Mapping[str, Any]
+    description: str = ""
+    kind: str = "svi"

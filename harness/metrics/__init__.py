@@ -1,0 +1,1 @@
+"""Metrics: pure functions, arrays in, floats out.  No TensorFlow, no I/O."""

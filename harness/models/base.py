@@ -1,0 +1,128 @@
+"""The model contract and the reference-posterior record.
+
+A *model* is anything the harness can fit a surrogate posterior to: an unnormalized log density
+over a flat real vector (after the model's own event-space bijector maps unconstrained reals into
+its support), plus a *reference*: what we know about the true posterior, with error bars and a
+record of where that knowledge came from.
+
+Models are plain :class:`Model` records built by factory functions (one file per model in this
+package, registered in :data:`harness.models.MODELS`).  inference_gym targets are adapted through
+:func:`harness.models.gym.adapt`, not copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+REFERENCE_KINDS = ("analytic", "moments", "draws", "nuts")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What is known about the true posterior of a model, with provenance.
+
+    Attributes:
+      mean: Posterior mean per coordinate, shape ``[d]``.
+      standard_deviation: Posterior standard deviation per coordinate, shape ``[d]``.
+      mean_standard_error: Monte Carlo standard error of ``mean`` (zeros when exact).
+      standard_deviation_standard_error: Monte Carlo standard error of ``standard_deviation``.
+      kind: One of ``analytic`` (closed form), ``moments`` (published Monte Carlo moments),
+        ``draws`` (exact sampler) or ``nuts`` (long NUTS run made by ``harness reference``).
+      provenance: The closed form, or the command line and seed that produced the numbers.
+      covariance: Full posterior covariance ``[d, d]`` when known exactly (enables exact KL).
+      draws: Posterior draws ``[n, d]`` when available (enables coverage from draws and W1).
+      log_normalizer: log Z = log ∫ p(x, z) dz when known exactly.
+    """
+
+    mean: np.ndarray
+    standard_deviation: np.ndarray
+    mean_standard_error: np.ndarray
+    standard_deviation_standard_error: np.ndarray
+    kind: str
+    provenance: str
+    covariance: np.ndarray | None = None
+    draws: np.ndarray | None = None
+    log_normalizer: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in REFERENCE_KINDS:
+            raise ValueError(f"reference kind {self.kind!r} is not one of {REFERENCE_KINDS}")
+        d = np.shape(self.mean)
+        for field in ("standard_deviation", "mean_standard_error",
+                      "standard_deviation_standard_error"):
+            if np.shape(getattr(self, field)) != d:
+                raise ValueError(f"reference {field} has shape {np.shape(getattr(self, field))}, "
+                                 f"expected {d}")
+        if self.covariance is not None and np.shape(self.covariance) != d + d:
+            raise ValueError(f"reference covariance has shape {np.shape(self.covariance)}, "
+                             f"expected {d + d}")
+        if self.draws is not None and (np.ndim(self.draws) != 2 or np.shape(self.draws)[1:] != d):
+            raise ValueError(f"reference draws have shape {np.shape(self.draws)}, "
+                             f"expected [n, {d[0]}]")
+
+    @property
+    def dimension(self) -> int:
+        return int(np.shape(self.mean)[0])
+
+
+def exact_reference(mean, covariance, *, provenance: str, log_normalizer: float | None = None,
+                    draws: np.ndarray | None = None) -> Reference:
+    """A :class:`Reference` for an exactly known Gaussian posterior (standard errors zero)."""
+    mean = np.asarray(mean, dtype=np.float64)
+    covariance = np.asarray(covariance, dtype=np.float64)
+    std = np.sqrt(np.diag(covariance))
+    return Reference(
+        mean=mean, standard_deviation=std,
+        mean_standard_error=np.zeros_like(mean),
+        standard_deviation_standard_error=np.zeros_like(mean),
+        kind="analytic", provenance=provenance, covariance=covariance,
+        draws=draws, log_normalizer=log_normalizer)
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A target posterior in the harness's contract.
+
+    Attributes:
+      name: snake_case id (registry key, MLflow value, file stem, CLI choice).
+      pretty_name: Label for figures only.
+      dimension: Length of the flat unconstrained event vector.
+      dtype: TensorFlow dtype of the event.
+      default_event_space_bijector: Maps unconstrained ``R^d`` onto the support (a ``tfb``
+        bijector with vector event shape ``[d]``).
+      unnormalized_log_prob: ``x -> log p(x, data)`` on the *constrained* space, batched over
+        leading dimensions of ``x`` (shape ``[..., d]`` → ``[...]``).
+      reference: What is known about the true posterior (on the constrained space).
+      description: One line for ``harness list``.
+      prior: Optional ``tfd.JointDistribution`` prior (for structured families).
+      log_likelihood: Optional ``x -> log p(data | x)`` (for the prior/likelihood ELBO form).
+      prior_distribution: Optional vector-valued ``tfd.Distribution`` over ``x`` (same space as
+        ``unnormalized_log_prob``) such that ``log p(x, data) = prior.log_prob(x) +
+        log_likelihood(x)``.
+      simulate: Optional ``seed -> (true_params, Model)`` for simulation-based calibration.
+    """
+
+    name: str
+    pretty_name: str
+    dimension: int
+    dtype: Any
+    default_event_space_bijector: Any
+    unnormalized_log_prob: Callable[[Any], Any]
+    reference: Reference | None
+    description: str = ""
+    prior: Any = None
+    log_likelihood: Callable[[Any], Any] | None = None
+    prior_distribution: Any = None
+    simulate: Callable[[Any], tuple[np.ndarray, Model]] | None = None
+
+    @property
+    def event_shape(self) -> tuple[int]:
+        return (self.dimension,)
+
+    @property
+    def reference_kind(self) -> str:
+        return self.reference.kind if self.reference is not None else "none"

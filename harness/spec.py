@@ -1,0 +1,304 @@
+"""Experiment specs: load a TOML file, validate it, expand it into cells.
+
+A spec is data.  The only code it can bring in is a user model named explicitly as
+``"package.module:attr"`` or ``"path/to/file.py:attr"``.  Every error names the file, the key and
+what is allowed, and is raised before anything is fitted or logged.
+
+Format::
+
+    name = "quickstart"                 # experiment name (MLflow experiment, results/<name>/)
+    description = "..."                 # optional
+    seeds = [0, 1]                      # replicate seeds
+    models = ["banana", { name = "correlated_gaussian", dimension = 5 }]
+    families = ["mean_field", { name = "iaf", num_layers = 2 }]
+
+    [fit]                               # a list value makes that setting a grid axis
+    num_steps = 1000
+    learning_rate = [0.01, 0.003]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import inspect
+import itertools
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.families import FAMILIES
+from harness.models import MODELS
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run; the message is one line naming file, key and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """Settings of one fit (one value per setting; grids are expanded into several of these).
+
+    Attributes:
+      num_steps: Optimisation steps.
+      sample_size: Monte Carlo particles per step for the ELBO gradient.
+      learning_rate: Adam learning rate.
+      jit_compile: Try to compile the fitting loop with XLA (falls back to graph mode).
+      elbo_sample_size: Fresh draws for the final ELBO estimate and the calibration metrics.
+      num_draws_kept: Posterior draws kept in the result for figures.
+    """
+
+    num_steps: int = 1000
+    sample_size: int = 8
+    learning_rate: float = 0.01
+    jit_compile: bool = True
+    elbo_sample_size: int = 4096
+    num_draws_kept: int = 1000
+
+
+_FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
+    # name: (type, exclusive lower bound or None)
+    "num_steps": (int, 0),
+    "sample_size": (int, 0),
+    "learning_rate": (float, 0.0),
+    "jit_compile": (bool, None),
+    "elbo_sample_size": (int, 999),  # at least 1,000 fresh draws for the final ELBO
+    "num_draws_kept": (int, 0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One unit of work: a model × family × fit settings × seed.
+
+    Attributes hold plain data only (picklable for spawned workers); ``model_args`` and
+    ``hyperparameters`` are sorted ``(key, value)`` tuples so that cells are hashable.
+    """
+
+    experiment: str
+    model: str
+    model_args: tuple[tuple[str, Any], ...]
+    family: str
+    hyperparameters: tuple[tuple[str, Any], ...]
+    fit: FitSettings
+    seed: int
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "model": self.model,
+            "model_args": dict(self.model_args),
+            "family": self.family,
+            "hyperparameters": dict(self.hyperparameters),
+            "fit": dataclasses.asdict(self.fit),
+            "seed": self.seed,
+        }
+
+    @property
+    def cell_id(self) -> str:
+        """Stable hash of the cell's identity (experiment, model+args, family+hps, fit, seed)."""
+        blob = json.dumps(self.identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.model}/{self.family}/{self.seed}"
+
+    @property
+    def stateless_seed(self) -> tuple[int, int]:
+        """Two int32 words derived from the cell's identity, for TFP stateless ops."""
+        digest = hashlib.sha256(("seed:" + self.cell_id).encode()).digest()
+        return (int.from_bytes(digest[:4], "little") >> 1,
+                int.from_bytes(digest[4:8], "little") >> 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A validated experiment spec."""
+
+    path: Path
+    name: str
+    description: str
+    seeds: tuple[int, ...]
+    models: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+    families: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
+    fit_grid: tuple[FitSettings, ...]
+    raw: Mapping[str, Any]
+
+    def cells(self) -> list[Cell]:
+        """Expand the grid: models × families × fit settings × seeds, in that order."""
+        return [Cell(self.name, model, margs, family, hps, fit, seed)
+                for (model, margs), (family, hps), fit, seed
+                in itertools.product(self.models, self.families, self.fit_grid, self.seeds)]
+
+
+_TOP_KEYS = {"name", "description", "seeds", "models", "families", "fit"}
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
+    """Load, override (``key=value`` strings, dotted keys) and validate a spec file.
+
+    Raises:
+      SpecError: with a one-line message naming the file and the key.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise SpecError(f"{where}: no such spec file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{where}: malformed TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{where}: not a UTF-8 text file") from None
+    for override in overrides:
+        _apply_override(raw, override, where)
+    return validate(raw, path)
+
+
+def _apply_override(raw: dict, override: str, where: str) -> None:
+    if "=" not in override:
+        raise SpecError(f"{where}: --set {override!r}: expected key=value, e.g. fit.num_steps=100")
+    key, _, text = override.partition("=")
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word is a string
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"{where}: --set {key}: '{part}' is not a table")
+    node[parts[-1]] = value
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; valid: {', '.join(sorted(choices))}"
+
+
+def _type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[t]
+
+
+def _check_type(value, t: type, where: str, key: str):
+    ok = (isinstance(value, bool) if t is bool else
+          isinstance(value, int) and not isinstance(value, bool) if t is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if t is float else
+          isinstance(value, t))
+    if not ok:
+        raise SpecError(f"{where}: key '{key}': expected {_type_name(t)}, got {value!r}")
+    return float(value) if t is float else value
+
+
+def validate(raw: Mapping[str, Any], path: Path) -> Spec:
+    """Validate a parsed spec mapping (see the module docstring for the format)."""
+    where = str(path)
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise SpecError(f"{where}: unknown key '{key}'{_suggest(key, _TOP_KEYS)}")
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
+        raise SpecError(f"{where}: key 'name': expected a name of letters, digits, '_', '-', '.' "
+                        f"(no path separators), got {name!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{where}: key 'description': expected a string, got {description!r}")
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise SpecError(f"{where}: key 'seeds': expected a non-empty list of integers >= 0, "
+                        f"got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SpecError(f"{where}: key 'seeds': duplicate seeds in {seeds!r}")
+    models = tuple(_entries(raw, "models", MODELS, _model_parameters, where))
+    families = tuple(_entries(raw, "families", FAMILIES,
+                              lambda n: dict(FAMILIES[n].hyperparameters), where))
+    fit_grid = tuple(_fit_grid(raw.get("fit", {}), where))
+    return Spec(path=path, name=name, description=description, seeds=tuple(seeds),
+                models=models, families=families, fit_grid=fit_grid, raw=dict(raw))
+
+
+def _model_parameters(name: str) -> dict[str, Any]:
+    signature = inspect.signature(MODELS[name])
+    return {k: p.default for k, p in signature.parameters.items()}
+
+
+def _entries(raw, key, registry, parameters, where):
+    """Validate a list of registry entries: strings or tables ``{name = ..., arg = ...}``."""
+    entries = raw.get(key)
+    if entries is None:
+        raise SpecError(f"{where}: missing key '{key}': list at least one of "
+                        f"{', '.join(sorted(registry))}")
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"{where}: key '{key}': expected a non-empty list of names or tables")
+    seen = set()
+    for i, entry in enumerate(entries):
+        item = f"{key}[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise SpecError(f"{where}: key '{item}': expected a name or a table with 'name'")
+        name = entry["name"]
+        if name not in registry:
+            raise SpecError(f"{where}: key '{item}': unknown {key[:-1].replace('ie', 'y')} "
+                            f"'{name}'{_suggest(name, registry)}")
+        allowed = parameters(name)
+        args = {}
+        for arg, value in entry.items():
+            if arg == "name":
+                continue
+            if arg not in allowed:
+                raise SpecError(f"{where}: key '{item}.{arg}': unknown argument of '{name}'"
+                                f"{_suggest(arg, allowed) if allowed else '; it takes none'}")
+            default = allowed[arg]
+            if default is not None and default is not inspect.Parameter.empty:
+                t = type(default)
+                value = _check_type(value, t, where, f"{item}.{arg}")
+                if t in (int, float) and value <= 0:
+                    raise SpecError(f"{where}: key '{item}.{arg}': must be > 0, got {value!r}")
+            args[arg] = value
+        # Defaults are filled in, so a cell's identity (and its MLflow params) is its whole
+        # configuration, not just what the spec happened to spell out.
+        full = {k: v for k, v in allowed.items() if v is not inspect.Parameter.empty}
+        full.update(args)
+        ident = (name, tuple(sorted(full.items())))
+        if ident in seen:
+            raise SpecError(f"{where}: key '{item}': duplicate entry {name!r}")
+        seen.add(ident)
+        yield ident
+
+
+def _fit_grid(fit, where):
+    if not isinstance(fit, dict):
+        raise SpecError(f"{where}: key 'fit': expected a table")
+    axes = {}
+    for key, value in fit.items():
+        if key not in _FIT_BOUNDS:
+            raise SpecError(f"{where}: unknown key 'fit.{key}'{_suggest(key, _FIT_BOUNDS)}")
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise SpecError(f"{where}: key 'fit.{key}': empty list")
+        t, lower = _FIT_BOUNDS[key]
+        checked = []
+        for v in values:
+            v = _check_type(v, t, where, f"fit.{key}")
+            if lower is not None and v <= lower:
+                raise SpecError(f"{where}: key 'fit.{key}': must be > {lower:g}, got {v!r}")
+            checked.append(v)
+        axes[key] = checked
+    keys = list(axes)
+    for combo in itertools.product(*(axes[k] for k in keys)):
+        yield FitSettings(**dict(zip(keys, combo, strict=True)))

@@ -1,0 +1,54 @@
+"""Contract tests over the whole model registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from harness.models import MODELS
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def model(request):
+    return MODELS[request.param]()
+
+
+def test_names_and_docstring(model):
+    assert model.name in MODELS
+    assert model.name.isidentifier() and model.name == model.name.lower()
+    assert model.pretty_name
+    assert MODELS[model.name].__doc__ and len(MODELS[model.name].__doc__) > 40
+
+
+def test_log_prob_finite_and_batched_at_bijected_random_points(model):
+    bijector = model.default_event_space_bijector
+    u = tf.random.stateless_normal([3, 4, model.dimension], seed=[1, 2], dtype=model.dtype)
+    x = bijector(u)
+    lp = model.unnormalized_log_prob(x)
+    assert lp.shape == (3, 4)
+    assert lp.dtype == model.dtype
+    assert np.all(np.isfinite(lp.numpy()))
+
+
+def test_reference_shapes(model):
+    ref = model.reference
+    d = model.dimension
+    assert ref.mean.shape == ref.standard_deviation.shape == (d,)
+    assert np.all(ref.standard_deviation > 0)
+    assert np.all(ref.mean_standard_error >= 0)
+    assert ref.provenance
+    if ref.draws is not None:
+        assert ref.draws.shape[1] == d and ref.draws.shape[0] >= 1000
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(MODELS) if MODELS[n]().reference.draws
+                                  is not None])
+def test_reference_draws_agree_with_reference_moments(name):
+    """Exact draws vs the reference mean: z-test with Monte-Carlo-derived tolerance."""
+    ref = MODELS[name]().reference
+    n = ref.draws.shape[0]
+    se = np.sqrt(ref.standard_deviation**2 / n + ref.mean_standard_error**2)
+    z = (ref.draws.mean(axis=0) - ref.mean) / se
+    # 4.5 sigma over at most a few dozen coordinates: a false alarm has probability < 1e-4.
+    assert np.all(np.abs(z) < 4.5), z

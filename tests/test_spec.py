@@ -1,0 +1,93 @@
+"""Spec loading, validation and expansion."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import cli, spec
+from harness.families import FAMILIES
+from harness.models import MODELS
+
+GOOD = """
+name = "tiny"
+seeds = [0, 1]
+models = ["correlated_gaussian", { name = "banana", curvature = 0.05 }]
+families = ["mean_field", { name = "iaf", num_layers = 1 }]
+[fit]
+num_steps = 10
+learning_rate = [0.01, 0.003]
+"""
+
+
+def test_expands_full_grid(write_spec):
+    s = spec.load(write_spec(GOOD))
+    cells = s.cells()
+    assert len(cells) == 2 * 2 * 2 * 2
+    assert len({c.cell_id for c in cells}) == len(cells)
+    banana = [c for c in cells if c.model == "banana"][0]
+    assert dict(banana.model_args)["curvature"] == 0.05
+    iaf = [c for c in cells if c.family == "iaf"][0]
+    # Defaults are filled in, so the identity is the whole configuration.
+    assert dict(iaf.hyperparameters) == {**FAMILIES["iaf"].hyperparameters, "num_layers": 1}
+
+
+def test_cell_id_is_stable_and_seed_sensitive(write_spec):
+    a = spec.load(write_spec(GOOD)).cells()
+    b = spec.load(write_spec(GOOD, "again.toml")).cells()
+    assert [c.cell_id for c in a] == [c.cell_id for c in b]
+    assert a[0].cell_id != a[1].cell_id  # seeds 0 and 1
+    assert a[0].stateless_seed != a[1].stateless_seed
+
+
+def test_overrides_apply_before_validation(write_spec):
+    s = spec.load(write_spec(GOOD), ["fit.num_steps=3", "seeds=[5]", "fit.learning_rate=0.1"])
+    assert {c.fit.num_steps for c in s.cells()} == {3}
+    assert {c.seed for c in s.cells()} == {5}
+    with pytest.raises(spec.SpecError, match="fit.num_steps"):
+        spec.load(write_spec(GOOD), ["fit.num_steps=0"])
+
+
+@pytest.mark.parametrize("text, key, hint", [
+    ('models = ["bananna"]\nfamilies = ["mean_field"]', "models[0]", "did you mean 'banana'"),
+    ('models = ["banana"]\nfamilies = ["full_rnk"]', "families[0]", "did you mean 'full_rank'"),
+    ('modles = ["banana"]\nmodels = ["banana"]\nfamilies = ["mean_field"]', "modles",
+     "did you mean 'models'"),
+    ('models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nnum_step = 3', "fit.num_step",
+     "did you mean 'num_steps'"),
+    ('models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nnum_steps = "many"', "fit.num_steps",
+     "expected an integer"),
+    ('models = ["banana"]\nfamilies = [{ name = "iaf", num_layers = 1.5 }]',
+     "families[0].num_layers", "expected an integer"),
+    ('models = ["banana"]\nfamilies = ["mean_field"]\nseeds = "0"', "seeds", "list of integers"),
+    ('models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nlearning_rate = -1.0',
+     "fit.learning_rate", "must be > 0"),
+    ('models = []\nfamilies = ["mean_field"]', "models", "non-empty"),
+    ('models = ["banana"\nfamilies = ["mean_field"]', "", "malformed TOML"),
+])
+def test_bad_spec_exits_2_with_clear_message_and_logs_nothing(
+        write_spec, tracking_uri, tmp_path, capsys, text, key, hint):
+    path = write_spec(text)
+    code = cli.main(["run", str(path), "--tracking-uri", tracking_uri,
+                     "--results-dir", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert str(path) in err and key in err and hint in err, err
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_model_lists_valid_choices(write_spec):
+    with pytest.raises(spec.SpecError) as e:
+        spec.load(write_spec('models = ["nope"]\nfamilies = ["mean_field"]'))
+    for name in MODELS:
+        assert name in str(e.value)
+
+
+def test_dry_run_prints_plan(write_spec, capsys, tracking_uri, tmp_path):
+    assert cli.main(["run", str(write_spec(GOOD)), "--dry-run",
+                     "--tracking-uri", tracking_uri]) == 0
+    out = capsys.readouterr().out
+    assert "= 16 cells" in out
+    assert "banana/iaf/1" in out
+    assert not (tmp_path / "mlflow.db").exists()

@@ -1,0 +1,111 @@
+"""End to end: spec → local process pool → MLflow → cells.csv and figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import cli
+from tests.conftest import REPO
+
+CELL_METRICS = ("elbo", "elbo_standard_error", "compile_seconds", "fit_seconds",
+                "steps_per_second", "mean_z_error_max", "std_ratio_geomean")
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """The quickstart spec itself, shrunk with --set, run through the spawn pool."""
+    tmp = tmp_path_factory.mktemp("quickstart")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    code = cli.main(["run", str(REPO / "experiments" / "quickstart.toml"), "--tracking-uri", uri,
+                     "--results-dir", str(tmp / "results"), "--workers", "2",
+                     "--set", "fit.num_steps=30", "--set", "fit.elbo_sample_size=1000"])
+    return code, uri, tmp
+
+
+def test_quickstart_runs_and_exits_0(quickstart):
+    assert quickstart[0] == 0
+
+
+def test_mlflow_has_parent_and_one_finished_nested_run_per_cell(quickstart):
+    _, uri, _ = quickstart
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("quickstart")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("harness.kind") == "sweep"]
+    cells = [r for r in runs if "harness.cell_id" in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "spec")]
+    assert "spec/quickstart.toml" in artifacts
+    assert len(cells) == 3 * 3 * 2
+    assert len({r.data.tags["harness.cell_id"] for r in cells}) == 18
+    for run in cells:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        assert run.info.status == "FINISHED"
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["mlflow.runName"] == f"{tags['harness.model']}/{tags['harness.family']}/" \
+                                         f"{tags['harness.seed']}"
+        assert tags["harness.status"] == "ok"
+        assert tags["harness.fit_mode"] in ("xla", "graph")
+        assert params["model"] == tags["harness.model"]
+        assert params["family"] == tags["harness.family"]
+        assert params["seed"] == tags["harness.seed"]
+        assert params["num_steps"] == "30" and params["sample_size"] == "16"
+        for metric in CELL_METRICS:
+            assert np.isfinite(metrics[metric]), metric
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert [m.step for m in history] == list(range(30))
+    iaf = next(r for r in cells if r.data.tags["harness.family"] == "iaf")
+    assert iaf.data.params["family.num_layers"] == "2"
+
+
+def test_loss_history_is_thinned_to_1000_points(tmp_path, write_spec, tracking_uri):
+    path = write_spec('name = "long"\nmodels = ["banana"]\nfamilies = ["mean_field"]\n'
+                      "[fit]\nnum_steps = 2500\nelbo_sample_size = 1000\n")
+    assert cli.main(["run", str(path), "--tracking-uri", tracking_uri, "--executor", "serial",
+                     "--results-dir", str(tmp_path / "r")]) == 0
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("long")
+    run = [r for r in client.search_runs([exp.experiment_id]) if "harness.cell_id" in r.data.tags]
+    history = client.get_metric_history(run[0].info.run_id, "loss")
+    steps = [m.step for m in history]
+    assert len(steps) <= 1000 and steps[0] == 0 and steps[-1] == 2499
+    trace = client.download_artifacts(run[0].info.run_id, "loss_trace.csv", str(tmp_path))
+    assert len(pd.read_csv(trace)) == 2500
+
+
+def test_cells_csv_and_figure_written(quickstart):
+    _, uri, tmp = quickstart
+    out = tmp / "results" / "quickstart"
+    table = pd.read_csv(out / "cells.csv")
+    assert len(table) == 18
+    assert set(table["family"]) == {"mean_field", "full_rank", "iaf"}
+    for ext in ("pdf", "png"):
+        path = out / "figures" / f"quality_vs_speed.{ext}"
+        assert path.stat().st_size > 5000
+
+
+def test_rerun_skips_finished_cells(quickstart, capsys):
+    _, uri, tmp = quickstart
+    code = cli.main(["run", str(REPO / "experiments" / "quickstart.toml"), "--tracking-uri", uri,
+                     "--results-dir", str(tmp / "results"), "--executor", "serial",
+                     "--set", "fit.num_steps=30", "--set", "fit.elbo_sample_size=1000"])
+    assert code == 0
+    assert "skipped 18 cells" in capsys.readouterr().err
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("quickstart")
+    cells = [r for r in client.search_runs([exp.experiment_id], max_results=1000)
+             if "harness.cell_id" in r.data.tags]
+    assert len(cells) == 18
+
+
+def test_list_shows_models_and_families(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("correlated_gaussian", "banana", "eight_schools", "mean_field", "full_rank",
+                 "iaf", "num_layers=2", "analytic", "draws", "moments"):
+        assert name in out
