@@ -34,8 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a spec value, e.g. --set fit.num_steps=100 (repeatable)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
-    run.add_argument("--executor", choices=("local", "serial"), default="local",
-                     help="local: process pool (default); serial: in this process")
+    run.add_argument("--executor", choices=("local", "serial", "ray"), default="local",
+                     help="local: process pool (default); serial: in this process; "
+                     "ray: Ray tasks (pip install 'vi-harness[ray]')")
+    run.add_argument("--ray-address", default=None,
+                     help="Ray cluster to join ('auto' or HOST:PORT; default: start a local one)")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     run.add_argument("--force", action="store_true", help="re-run cells that already finished")
     run.add_argument("--results-dir", type=Path, default=Path("results"),
@@ -106,7 +109,8 @@ def _run(args) -> int:
 
     print(f"experiment {spec.name}: {len(cells)} cells", file=sys.stderr, flush=True)
     outcome = sweep.run(spec, tracking_uri=args.tracking_uri, executor=args.executor,
-                        workers=args.workers, force=args.force, results_dir=args.results_dir,
+                        workers=args.workers, ray_address=args.ray_address, force=args.force,
+                        results_dir=args.results_dir,
                         on_progress=progress)
     if outcome.skipped:
         print(f"skipped {outcome.skipped} cells already FINISHED (use --force to re-run)",

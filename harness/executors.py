@@ -76,6 +76,57 @@ def run_local(cells: Sequence[Cell], workers: int | None = None) -> Iterator[Fit
                 pending.remove(cell)
 
 
+def _ray_fit(cell: Cell, threads: int) -> FitResult:
+    """Ray task body: configure TensorFlow once per worker process, then fit."""
+    global _RAY_WORKER_CONFIGURED
+    if not _RAY_WORKER_CONFIGURED:
+        _worker_init(threads)
+        _RAY_WORKER_CONFIGURED = True
+    return fit(cell)
+
+
+_RAY_WORKER_CONFIGURED = False
+
+
+def run_ray(cells: Sequence[Cell], *, address: str | None = None, cpus_per_task: float = 1,
+            gpus_per_task: float = 0) -> Iterator[FitResult]:
+    """Fit cells as Ray tasks, yielding results as they finish.
+
+    Connects to the Ray cluster at ``address`` (``"auto"`` or ``host:port``), or starts a local
+    instance when ``address`` is None.  Each task asks for ``cpus_per_task`` CPUs and
+    ``gpus_per_task`` GPUs; TensorFlow in a task uses that many threads.  Tasks are not retried:
+    a task whose worker dies becomes that cell's ``error`` result and the others go on.  Only
+    this driver writes to MLflow.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("the ray executor needs Ray: pip install 'vi-harness[ray]'") from None
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(
+            _ray_fit)
+        threads = max(1, int(cpus_per_task))
+        pending = {remote.remote(cell, threads): cell for cell in cells}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                cell = pending.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    yield FitResult(cell=cell, status="error",
+                                    reason=f"Ray task failed: {type(e).__name__}: "
+                                           f"{str(e).splitlines()[0][:300]}")
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def _run_isolated(cell: Cell, threads: int) -> Iterator[FitResult]:
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(1, mp_context=context, initializer=_worker_init,

@@ -15,6 +15,9 @@ Format::
     [fit]                               # a list value makes that setting a grid axis
     num_steps = 1000
     learning_rate = [0.01, 0.003]
+
+    [metrics]                           # how fits are evaluated (single values, optional)
+    importance_sample_size = 64         # K of iw_elbo
 """
 
 from __future__ import annotations
@@ -74,6 +77,28 @@ _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
 
 
 @dataclasses.dataclass(frozen=True)
+class MetricSettings:
+    """How a fitted surrogate is evaluated (``[metrics]`` table of a spec; one value each).
+
+    Attributes:
+      importance_sample_size: K of the importance-weighted ELBO ``iw_elbo``.  Its groups of K
+        come from the ELBO's fresh draws, topped up with more fresh draws to at least
+        ``harness.metrics.quality.IW_MIN_GROUPS`` groups when K is large.
+      convergence_tolerance: Nats within which the smoothed loss must stay of its final value
+        for ``seconds_to_converge``.
+    """
+
+    importance_sample_size: int = 64
+    convergence_tolerance: float = 1.0
+
+
+_METRIC_BOUNDS: dict[str, tuple[type, float | None]] = {
+    "importance_sample_size": (int, 0),
+    "convergence_tolerance": (float, 0.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Cell:
     """One unit of work: a model × family × fit settings × seed.
 
@@ -88,6 +113,7 @@ class Cell:
     hyperparameters: tuple[tuple[str, Any], ...]
     fit: FitSettings
     seed: int
+    metrics: MetricSettings = MetricSettings()
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -98,6 +124,7 @@ class Cell:
             "family": self.family,
             "hyperparameters": dict(self.hyperparameters),
             "fit": dataclasses.asdict(self.fit),
+            "metrics": dataclasses.asdict(self.metrics),
             "seed": self.seed,
         }
 
@@ -131,15 +158,46 @@ class Spec:
     families: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
     fit_grid: tuple[FitSettings, ...]
     raw: Mapping[str, Any]
+    resources: Resources = dataclasses.field(default_factory=lambda: Resources())
+    metrics: MetricSettings = MetricSettings()
 
     def cells(self) -> list[Cell]:
         """Expand the grid: models × families × fit settings × seeds, in that order."""
-        return [Cell(self.name, model, margs, family, hps, fit, seed)
+        return [Cell(self.name, model, margs, family, hps, fit, seed, metrics=self.metrics)
                 for (model, margs), (family, hps), fit, seed
                 in itertools.product(self.models, self.families, self.fit_grid, self.seeds)]
 
 
-_TOP_KEYS = {"name", "description", "seeds", "models", "families", "fit"}
+_TOP_KEYS = {"name", "description", "seeds", "models", "families", "fit", "resources",
+             "metrics"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """Resources each cell asks for on a Ray cluster (``[resources]`` table of a spec).
+
+    The local executor ignores them: it splits this machine's cores evenly among its workers.
+    """
+
+    cpus_per_task: float = 1.0
+    gpus_per_task: float = 0.0
+
+
+def _resources(raw, where) -> Resources:
+    table = raw.get("resources", {})
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: key 'resources': expected a table")
+    values = {}
+    for key, value in table.items():
+        if key not in ("cpus_per_task", "gpus_per_task"):
+            raise SpecError(f"{where}: unknown key 'resources.{key}'"
+                            f"{_suggest(key, ('cpus_per_task', 'gpus_per_task'))}")
+        value = _check_type(value, float, where, f"resources.{key}")
+        if value < 0 or (key == "cpus_per_task" and value == 0):
+            raise SpecError(f"{where}: key 'resources.{key}': must be "
+                            f"{'> 0' if key == 'cpus_per_task' else '>= 0'}, got {value!r}")
+        values[key] = value
+    return Resources(**values)
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
@@ -227,8 +285,11 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     families = tuple(_entries(raw, "families", FAMILIES,
                               lambda n: dict(FAMILIES[n].hyperparameters), where))
     fit_grid = tuple(_fit_grid(raw.get("fit", {}), where))
+    resources = _resources(raw, where)
+    metrics = _metric_settings(raw.get("metrics", {}), where)
     return Spec(path=path, name=name, description=description, seeds=tuple(seeds),
-                models=models, families=families, fit_grid=fit_grid, raw=dict(raw))
+                models=models, families=families, fit_grid=fit_grid, raw=dict(raw),
+                resources=resources, metrics=metrics)
 
 
 def _model_parameters(name: str) -> dict[str, Any]:
@@ -279,6 +340,22 @@ def _entries(raw, key, registry, parameters, where):
             raise SpecError(f"{where}: key '{item}': duplicate entry {name!r}")
         seen.add(ident)
         yield ident
+
+
+def _metric_settings(table, where) -> MetricSettings:
+    """Validate the ``[metrics]`` table (single values: metric settings are not a grid axis)."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: key 'metrics': expected a table")
+    values = {}
+    for key, value in table.items():
+        if key not in _METRIC_BOUNDS:
+            raise SpecError(f"{where}: unknown key 'metrics.{key}'{_suggest(key, _METRIC_BOUNDS)}")
+        t, lower = _METRIC_BOUNDS[key]
+        value = _check_type(value, t, where, f"metrics.{key}")
+        if lower is not None and value <= lower:
+            raise SpecError(f"{where}: key 'metrics.{key}': must be > {lower:g}, got {value!r}")
+        values[key] = value
+    return MetricSettings(**values)
 
 
 def _fit_grid(fit, where):

@@ -15,7 +15,7 @@ from harness import executors, report, tracking
 from harness.fit import FitResult
 from harness.spec import Spec
 
-EXECUTORS = ("local", "serial")
+EXECUTORS = ("local", "serial", "ray")
 
 
 @dataclasses.dataclass
@@ -48,7 +48,8 @@ class Progress:
 
 
 def run(spec: Spec, *, tracking_uri: str | None = None, executor: str = "local",
-        workers: int | None = None, force: bool = False, results_dir: Path = Path("results"),
+        workers: int | None = None, ray_address: str | None = None, force: bool = False,
+        results_dir: Path = Path("results"),
         on_progress: Callable[[Progress], None] | None = None) -> SweepOutcome:
     """Run every cell of ``spec`` that has no FINISHED run yet (all of them with ``force``)."""
     cells = spec.cells()
@@ -64,8 +65,14 @@ def run(spec: Spec, *, tracking_uri: str | None = None, executor: str = "local",
                                  workers=workers)
     results: list[FitResult] = []
     start = time.perf_counter()
-    stream = (executors.run_serial(todo) if executor == "serial"
-              else executors.run_local(todo, workers))
+    if executor == "serial":
+        stream = executors.run_serial(todo)
+    elif executor == "ray":
+        stream = executors.run_ray(todo, address=ray_address,
+                                   cpus_per_task=spec.resources.cpus_per_task,
+                                   gpus_per_task=spec.resources.gpus_per_task)
+    else:
+        stream = executors.run_local(todo, workers)
     try:
         for result in stream:
             tracking.log_cell(sweep, result)
