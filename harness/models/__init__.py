@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.models.base import Model, Reference
+from harness.models.conjugate_normal_mean import conjugate_normal_mean
 from harness.models.correlated_gaussian import correlated_gaussian
 from harness.models.gym import banana, eight_schools
+from harness.models.linear_regression import linear_regression
+from harness.models.linear_regression_unknown_noise import linear_regression_unknown_noise
 
 MODELS: dict[str, Callable[..., Model]] = {
     "correlated_gaussian": correlated_gaussian,
     "banana": banana,
     "eight_schools": eight_schools,
+    "conjugate_normal_mean": conjugate_normal_mean,
+    "linear_regression": linear_regression,
+    "linear_regression_unknown_noise": linear_regression_unknown_noise,
 }
 
 __all__ = ["MODELS", "Model", "Reference", "build_model"]

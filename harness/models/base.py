@@ -13,7 +13,7 @@ package, registered in :data:`harness.models.MODELS`).  inference_gym targets ar
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -103,7 +103,13 @@ class Model:
       prior_distribution: Optional vector-valued ``tfd.Distribution`` over ``x`` (same space as
         ``unnormalized_log_prob``) such that ``log p(x, data) = prior.log_prob(x) +
         log_likelihood(x)``.
-      simulate: Optional ``seed -> (true_params, Model)`` for simulation-based calibration.
+      simulate: Optional ``seed -> (true_params, Model)`` for simulation-based calibration:
+        true parameters drawn from the prior (constrained scale, ``[d]``) and the same model
+        given fresh data simulated from them.
+      data: Optional mapping of the model's data and prior hyperparameters as float64 numpy
+        arrays (for baselines with closed-form updates, e.g. CAVI).  Each model documents its
+        keys; the conjugate regression models use ``x`` (design matrix ``[n, p]``), ``y``
+        (``[n]``), ``mean0``, ``precision0`` and, where the noise is unknown, ``a0``, ``b0``.
     """
 
     name: str
@@ -118,6 +124,7 @@ class Model:
     log_likelihood: Callable[[Any], Any] | None = None
     prior_distribution: Any = None
     simulate: Callable[[Any], tuple[np.ndarray, Model]] | None = None
+    data: Mapping[str, np.ndarray] | None = None
 
     @property
     def event_shape(self) -> tuple[int]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from harness.models import MODELS
+from harness.models.base import REFERENCE_KINDS
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -21,25 +24,54 @@ def test_names_and_docstring(model):
     assert MODELS[model.name].__doc__ and len(MODELS[model.name].__doc__) > 40
 
 
-def test_log_prob_finite_and_batched_at_bijected_random_points(model):
+def _check_log_prob(model, dtype):
     bijector = model.default_event_space_bijector
-    u = tf.random.stateless_normal([3, 4, model.dimension], seed=[1, 2], dtype=model.dtype)
+    u = tf.random.stateless_normal([3, 4, model.dimension], seed=[1, 2], dtype=dtype)
     x = bijector(u)
+    assert x.shape == (3, 4, model.dimension)
     lp = model.unnormalized_log_prob(x)
     assert lp.shape == (3, 4)
-    assert lp.dtype == model.dtype
+    assert lp.dtype == dtype
     assert np.all(np.isfinite(lp.numpy()))
+
+
+def test_log_prob_finite_and_batched_at_bijected_random_points(model):
+    _check_log_prob(model, model.dtype)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(MODELS)
+                                  if "dtype" in inspect.signature(MODELS[n]).parameters])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_prob_in_each_dtype(name, dtype):
+    model = MODELS[name](dtype=dtype)
+    assert model.dtype == tf.as_dtype(dtype)
+    _check_log_prob(model, model.dtype)
 
 
 def test_reference_shapes(model):
     ref = model.reference
     d = model.dimension
+    assert ref.kind in REFERENCE_KINDS
     assert ref.mean.shape == ref.standard_deviation.shape == (d,)
+    assert ref.mean.dtype == np.float64
+    assert np.all(np.isfinite(ref.mean))
     assert np.all(ref.standard_deviation > 0)
     assert np.all(ref.mean_standard_error >= 0)
     assert ref.provenance
     if ref.draws is not None:
         assert ref.draws.shape[1] == d and ref.draws.shape[0] >= 1000
+        assert np.all(np.isfinite(ref.draws))
+    if ref.kind == "analytic":
+        assert np.all(ref.mean_standard_error == 0)
+
+
+def test_reference_is_inside_the_support(model):
+    """The reference mean (and draws) map back to finite unconstrained points."""
+    inverse = model.default_event_space_bijector.inverse
+    points = model.reference.mean[None] if model.reference.draws is None else \
+        model.reference.draws[:100]
+    u = inverse(tf.constant(points, model.dtype)).numpy()
+    assert np.all(np.isfinite(u))
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(MODELS) if MODELS[n]().reference.draws
