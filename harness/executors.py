@@ -12,7 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 
-from harness.fit import FitResult, fit
+from harness.fit import FitResult, compile_key, fit, fit_group
 from harness.spec import Cell
 
 
@@ -42,47 +42,61 @@ def run_serial(cells: Sequence[Cell]) -> Iterator[FitResult]:
         yield fit(cell)
 
 
+def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
+    """Group cells that differ only in seed (they share a compiled loop in a worker), then
+    split the largest groups until there are at least ``workers`` tasks, so no core idles."""
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(compile_key(cell), []).append(cell)
+    tasks = list(groups.values())
+    while len(tasks) < workers and any(len(t) > 1 for t in tasks):
+        largest = max(tasks, key=len)
+        tasks.remove(largest)
+        half = len(largest) // 2
+        tasks += [largest[:half], largest[half:]]
+    return tasks
+
+
 def run_local(cells: Sequence[Cell], workers: int | None = None) -> Iterator[FitResult]:
     """Fit cells in a pool of ``workers`` spawned processes, yielding results as they finish.
 
     Each worker gets ``cores // workers`` TensorFlow threads (at least 1), so the pool never
     oversubscribes the machine; workers are reused across cells, so TensorFlow is imported once
-    per worker.  A worker that dies (e.g. killed by the OS) makes its cell an ``error`` result and
-    the pool is restarted for the cells that remain.
+    per worker.  Cells that differ only in seed go to one worker as one task and share its
+    compiled loop (:func:`group_cells`).  A worker that dies (e.g. killed by the OS) makes its
+    cell an ``error`` result and the pool is restarted for the cells that remain.
     """
     workers = max(1, min(workers or default_workers(), len(cells) or 1))
     threads = max(1, default_workers() // workers)
-    pending = list(cells)
+    pending = group_cells(cells, workers)
     while pending:
         context = multiprocessing.get_context("spawn")
+        broken: list[Cell] = []
         with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
                                          initargs=(threads,)) as pool:
-            submitted = {pool.submit(fit, cell): cell for cell in pending}
-            broken = []
+            submitted = {pool.submit(fit_group, group): group for group in pending}
             for future in futures.as_completed(submitted):
-                cell = submitted[future]
+                group = submitted[future]
                 try:
-                    result = future.result()
+                    results = future.result()
                 except futures.process.BrokenProcessPool:
-                    broken.append(cell)
+                    broken.extend(group)
                     continue
-                pending.remove(cell)
-                yield result
-        if broken:
-            # A dead worker breaks every unfinished future of the pool; run those cells one at a
-            # time so the one that kills its process is identified and the others still finish.
-            for cell in broken:
-                yield from _run_isolated(cell, threads)
-                pending.remove(cell)
+                yield from results
+        # A dead worker breaks every unfinished future of the pool; run those cells one at a
+        # time so the one that kills its process is identified and the others still finish.
+        pending = []
+        for cell in broken:
+            yield from _run_isolated(cell, threads)
 
 
-def _ray_fit(cell: Cell, threads: int) -> FitResult:
-    """Ray task body: configure TensorFlow once per worker process, then fit."""
+def _ray_fit(cells: list[Cell], threads: int) -> list[FitResult]:
+    """Ray task body: configure TensorFlow once per worker process, then fit the group."""
     global _RAY_WORKER_CONFIGURED
     if not _RAY_WORKER_CONFIGURED:
         _worker_init(threads)
         _RAY_WORKER_CONFIGURED = True
-    return fit(cell)
+    return fit_group(cells)
 
 
 _RAY_WORKER_CONFIGURED = False
@@ -92,7 +106,8 @@ def run_ray(cells: Sequence[Cell], *, address: str | None = None, cpus_per_task:
             gpus_per_task: float = 0) -> Iterator[FitResult]:
     """Fit cells as Ray tasks, yielding results as they finish.
 
-    Connects to the Ray cluster at ``address`` (``"auto"`` or ``host:port``), or starts a local
+    Cells that differ only in seed form one task (:func:`group_cells`).  Connects to the Ray
+    cluster at ``address`` (``"auto"`` or ``host:port``), or starts a local
     instance when ``address`` is None.  Each task asks for ``cpus_per_task`` CPUs and
     ``gpus_per_task`` GPUs; TensorFlow in a task uses that many threads.  Tasks are not retried:
     a task whose worker dies becomes that cell's ``error`` result and the others go on.  Only
@@ -111,15 +126,22 @@ def run_ray(cells: Sequence[Cell], *, address: str | None = None, cpus_per_task:
         remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(
             _ray_fit)
         threads = max(1, int(cpus_per_task))
-        pending = {remote.remote(cell, threads): cell for cell in cells}
+        total_cpus = int(ray.cluster_resources().get("CPU", 1))
+        groups = group_cells(cells, max(1, int(total_cpus // cpus_per_task)))
+        pending = {remote.remote(group, threads): group for group in groups}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                cell = pending.pop(ref)
+                group = pending.pop(ref)
                 try:
-                    yield ray.get(ref)
+                    yield from ray.get(ref)
                 except ray.exceptions.RayError as e:
-                    yield FitResult(cell=cell, status="error",
+                    if len(group) > 1:
+                        # Re-run the group's cells one per task to find the one that failed.
+                        pending.update({remote.remote([cell], threads): [cell]
+                                        for cell in group})
+                        continue
+                    yield FitResult(cell=group[0], status="error",
                                     reason=f"Ray task failed: {type(e).__name__}: "
                                            f"{str(e).splitlines()[0][:300]}")
     finally:

@@ -13,15 +13,15 @@ The steps are run in equal *chunks* of one compiled loop each, so that
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import resource
-import sys
 import time
 import traceback as traceback_module
 from typing import Any
 
 import numpy as np
 
+from harness.metrics import runtime
 from harness.spec import Cell
 
 # Aim for about this many chunks per fit: enough for a steady-state speed estimate and timely
@@ -49,6 +49,9 @@ class FitResult:
       device: Where TensorFlow ran (``CPU`` or the GPU's name).
       started_at: Unix time (s) at which the cell started.
       traceback: Formatted traceback for ``status = error``.
+      diverged_step: For ``status = diverged``: the first step whose loss was not finite, or
+        ``num_steps_run`` when the fit ended finite but the fitted surrogate's draws or log
+        densities were not; None otherwise.
     """
 
     cell: Cell
@@ -66,13 +69,21 @@ class FitResult:
     device: str = ""
     started_at: float = 0.0
     traceback: str = ""
+    diverged_step: int | None = None
 
 
-def fit(cell: Cell) -> FitResult:
-    """Fit one cell and compute its metrics; exceptions become ``status = error`` results."""
+def fit(cell: Cell, model=None) -> FitResult:
+    """Fit one cell and compute its metrics; exceptions become ``status = error`` results.
+
+    Args:
+      cell: The cell to fit.
+      model: The :class:`~harness.models.base.Model` to fit instead of building
+        ``cell.model`` from the registry (e.g. a model on simulated data, for VSBC).  Such a
+        fit neither reuses nor leaves behind a compiled loop for other cells.
+    """
     started = time.time()
     try:
-        return _fit(cell, started)
+        return _fit(cell, started, model)
     except Exception as e:  # noqa: BLE001 - a failing cell is a result, the sweep goes on
         return FitResult(cell=cell, status="error", reason=f"{type(e).__name__}: {e}",
                          started_at=started, traceback=traceback_module.format_exc(),
@@ -95,29 +106,94 @@ def chunk_plan(num_steps: int) -> list[int]:
     return chunks
 
 
-def _fit(cell: Cell, started: float) -> FitResult:
+def compile_key(cell: Cell) -> str:
+    """Everything that shapes a cell's compiled loop: its identity without the seed."""
+    identity = cell.identity
+    identity.pop("seed")
+    identity.pop("experiment")
+    return json.dumps(identity, sort_keys=True, default=str)
+
+
+@dataclasses.dataclass
+class _Compiled:
+    """The compiled fitting loop of the last cell fitted in this process, for reuse."""
+
+    key: str
+    model: Any
+    surrogate_posterior: Any
+    optimizer: Any
+    runners: dict
+    mode: str
+    fallback_reason: str
+
+    def reset(self, fresh_surrogate_posterior) -> None:
+        """Take the initial values of a freshly built surrogate and a zeroed optimizer."""
+        import tensorflow as tf
+
+        ours, theirs = self.surrogate_posterior.variables, fresh_surrogate_posterior.variables
+        if [v.shape for v in ours] != [v.shape for v in theirs]:
+            raise RuntimeError("surrogate variables differ between builds of one family")
+        for mine, fresh in zip(ours, theirs, strict=True):
+            mine.assign(fresh)
+        for variable in self.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+
+
+# One per process: the last compiled loop (cells that differ only in seed share it).
+_LAST_COMPILED: _Compiled | None = None
+
+
+def fit_group(cells: list[Cell]) -> list[FitResult]:
+    """Fit cells one after another in this process, reusing the compiled loop between cells
+    that differ only in seed (see :func:`compile_key`)."""
+    return [fit(cell) for cell in cells]
+
+
+def _fit(cell: Cell, started: float, model=None) -> FitResult:
     import tensorflow as tf
     import tensorflow_probability as tfp
 
     from harness.families import FAMILIES
     from harness.models import build_model
 
-    model = build_model(cell.model, **dict(cell.model_args))
+    global _LAST_COMPILED
+    # A model passed in (not rebuilt from the registry) has no key: its loop is not shared.
+    key = compile_key(cell) if model is None else None
+    cached = (_LAST_COMPILED if key is not None and _LAST_COMPILED is not None
+              and _LAST_COMPILED.key == key else None)
+    if model is None:
+        model = cached.model if cached is not None else build_model(cell.model,
+                                                                    **dict(cell.model_args))
     family = FAMILIES[cell.family]
     init_seed, fit_seed, eval_seed = tfp.random.split_seed(
         tf.constant(cell.stateless_seed, tf.int32), n=3)
     chunks = chunk_plan(cell.fit.num_steps)
     chunk_seeds = tfp.random.split_seed(fit_seed, n=len(chunks))
 
-    modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
-    fallback_reason = ""
+    if cached is not None:
+        # Same model, family, hyperparameters and fit settings as the previous cell in this
+        # process (typically another seed): reuse its compiled loop.  Re-initialising the
+        # variables from this seed's fresh build and zeroing the optimizer state makes the fit
+        # identical to a fresh one, without paying tracing and XLA compilation again.
+        fresh = family.build(model, seed=init_seed, **dict(cell.hyperparameters))
+        cached.reset(fresh)
+        surrogate_posterior, runners = cached.surrogate_posterior, cached.runners
+        mode, fallback_reason = cached.mode, cached.fallback_reason
+        t0 = time.perf_counter()
+        first = runners[chunks[0]](chunk_seeds[0]).numpy()
+        first_seconds = time.perf_counter() - t0
+    modes = [] if cached is not None else ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
+    fallback_reason = "" if cached is None else fallback_reason
     for mode in modes:
         surrogate_posterior = family.build(model, seed=init_seed, **dict(cell.hyperparameters))
-        runners = _chunk_runners(model, surrogate_posterior, cell, set(chunks), mode == "xla")
+        runners, optimizer = _chunk_runners(model, surrogate_posterior, cell, set(chunks),
+                                            mode == "xla")
         try:
             t0 = time.perf_counter()
             first = runners[chunks[0]](chunk_seeds[0]).numpy()
             first_seconds = time.perf_counter() - t0
+            _LAST_COMPILED = _Compiled(key, model, surrogate_posterior, optimizer, runners,
+                                       mode, fallback_reason)
             break
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
                 tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
@@ -126,9 +202,10 @@ def _fit(cell: Cell, started: float) -> FitResult:
             fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
     losses = [first]
     chunk_seconds = [first_seconds]
-    status, reason = "ok", ""
+    status, reason, diverged_step = "ok", "", None
     if not np.all(np.isfinite(first)):
         status, reason = "diverged", _divergence_reason(losses)
+        diverged_step = _divergence_step(losses)
     else:
         for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
             t0 = time.perf_counter()
@@ -137,6 +214,7 @@ def _fit(cell: Cell, started: float) -> FitResult:
             losses.append(chunk_losses)
             if not np.all(np.isfinite(chunk_losses)):
                 status, reason = "diverged", _divergence_reason(losses)
+                diverged_step = _divergence_step(losses)
                 break
 
     # Steady-state seconds per step from the chunks after the first; the first chunk's excess
@@ -161,34 +239,45 @@ def _fit(cell: Cell, started: float) -> FitResult:
 
     metrics: dict[str, float] = {
         "fit_seconds": fit_seconds,
-        "steps_per_second": num_steps_run / fit_seconds if fit_seconds > 0 else float("nan"),
+        "steps_per_second": runtime.steps_per_second(num_steps_run, fit_seconds),
         "num_steps_run": float(num_steps_run),
-        "num_gradient_evaluations": float(num_steps_run * cell.fit.sample_size),
+        "num_gradient_evaluations": runtime.num_gradient_evaluations(
+            num_steps_run, cell.fit.sample_size, getattr(cell.fit, "importance_sample_size", 1)),
     }
     if not math.isnan(compile_seconds):
         metrics["compile_seconds"] = compile_seconds
     draws = None
     if status == "ok":
-        converge = seconds_to_converge(losses, loss_seconds)
-        if not math.isnan(converge):
-            metrics["seconds_to_converge"] = converge
-        draws, log_weights = _evaluate(model, surrogate_posterior, cell, eval_seed)
+        t0 = time.perf_counter()
+        metrics["seconds_to_converge"] = runtime.seconds_to_converge(
+            losses, loss_seconds, cell.metrics.convergence_tolerance)
+        evaluation = _evaluate(model, surrogate_posterior, cell, eval_seed)
+        draws, log_weights = evaluation["draws"], evaluation["log_weights"]
         if not np.all(np.isfinite(draws)) or not np.all(np.isfinite(log_weights)):
             status = "diverged"
             reason = "surrogate produced non-finite draws or log densities after fitting"
+            diverged_step = num_steps_run
             draws = None
         else:
             from harness.metrics.summary import posterior_metrics
 
-            metrics.update(posterior_metrics(model, draws, log_weights,
-                                             gaussian=_gaussian_moments(surrogate_posterior)))
+            n = cell.fit.elbo_sample_size
+            metrics.update(posterior_metrics(
+                model, draws[:n], log_weights[:n],
+                gaussian=_gaussian_moments(surrogate_posterior),
+                importance_sample_size=cell.metrics.importance_sample_size,
+                iw_log_weights=log_weights, log_likelihood=evaluation["log_likelihood"],
+                kl_to_prior=evaluation["kl_to_prior"]))
             draws = draws[: cell.fit.num_draws_kept].astype(np.float32)
-    metrics["peak_memory_mb"] = _peak_memory_mb()
+        # Evaluation cost (draws, log densities and every metric), to compare with fit_seconds.
+        metrics["metrics_seconds"] = time.perf_counter() - t0
+    metrics["peak_memory_mb"] = runtime.peak_memory_mb()
     return FitResult(
         cell=cell, status=status, reason=reason, losses=losses, loss_seconds=loss_seconds,
         compile_seconds=compile_seconds, fit_seconds=fit_seconds, num_steps_run=num_steps_run,
         metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
-        fit_mode=mode, fallback_reason=fallback_reason, device=_device(), started_at=started)
+        fit_mode=mode, fallback_reason=fallback_reason, device=_device(), started_at=started,
+        diverged_step=diverged_step)
 
 
 def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit: bool):
@@ -211,16 +300,54 @@ def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit:
                 trainable_variables=variables)
         return run
 
-    return {size: make(size) for size in sizes}
+    return {size: make(size) for size in sizes}, optimizer
 
 
-def _evaluate(model, surrogate_posterior, cell: Cell, seed):
-    """Fresh draws from q with ``log p̃(z) − log q(z)`` for each (one batched call)."""
+def _evaluate(model, surrogate_posterior, cell: Cell, seed) -> dict[str, Any]:
+    """Fresh draws from q and the log densities the metrics need (one batched call each).
+
+    Returns ``draws`` ``[n, d]`` and ``log_weights`` ``log p̃(z) − log q(z)`` ``[n]`` with
+    ``n = iw_draws_needed(elbo_sample_size, K)`` (the first ``elbo_sample_size`` are the ELBO's),
+    and, when the model splits into prior and likelihood, ``log_likelihood`` ``log p(x | z)``
+    for the first ``elbo_sample_size`` draws and ``kl_to_prior`` (exact ``KL(q ‖ prior)``, or
+    None where TFP has no analytic form for the pair).
+    """
+    from harness.metrics.quality import iw_draws_needed
+
     # Eager on purpose: one call per cell, and a fresh tf.function per cell would retrace.
-    z, log_q = surrogate_posterior.experimental_sample_and_log_prob(
-        cell.fit.elbo_sample_size, seed=seed)
+    n = iw_draws_needed(cell.fit.elbo_sample_size, cell.metrics.importance_sample_size)
+    z, log_q = surrogate_posterior.experimental_sample_and_log_prob(n, seed=seed)
     log_weights = model.unnormalized_log_prob(z) - log_q
-    return z.numpy().astype(np.float64), log_weights.numpy().astype(np.float64)
+    out = {"draws": z.numpy().astype(np.float64),
+           "log_weights": log_weights.numpy().astype(np.float64),
+           "log_likelihood": None, "kl_to_prior": None}
+    if model.log_likelihood is not None and model.prior_distribution is not None:
+        out["kl_to_prior"] = _kl_to_prior(surrogate_posterior, model.prior_distribution)
+        if out["kl_to_prior"] is not None:
+            out["log_likelihood"] = np.asarray(
+                model.log_likelihood(z[: cell.fit.elbo_sample_size]), np.float64)
+    return out
+
+
+def _kl_to_prior(surrogate_posterior, prior) -> float | None:
+    """Exact ``KL(q ‖ prior)`` from TFP's registered analytic KLs, else None.
+
+    A q pushed through an identity bijector is compared through its base distribution, so a
+    Gaussian q and a Gaussian prior on the same space find TFP's Gaussian–Gaussian KL.
+    """
+    import tensorflow_probability as tfp
+
+    tfd, tfb = tfp.distributions, tfp.bijectors
+    candidates = [surrogate_posterior]
+    if (isinstance(surrogate_posterior, tfd.TransformedDistribution)
+            and isinstance(surrogate_posterior.bijector, tfb.Identity)):
+        candidates.append(surrogate_posterior.distribution)
+    for q in candidates:
+        try:
+            return float(tfd.kl_divergence(q, prior).numpy())
+        except (NotImplementedError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _gaussian_moments(surrogate_posterior):
@@ -236,33 +363,14 @@ def _gaussian_moments(surrogate_posterior):
     return None
 
 
+def _divergence_step(chunks: list[np.ndarray]) -> int:
+    """Index of the first non-finite loss."""
+    return int(np.argmax(~np.isfinite(np.concatenate(chunks))))
+
+
 def _divergence_reason(chunks: list[np.ndarray]) -> str:
-    losses = np.concatenate(chunks)
-    step = int(np.argmax(~np.isfinite(losses)))
-    return f"loss became {losses[step]} at step {step}"
-
-
-def seconds_to_converge(losses: np.ndarray, loss_seconds: np.ndarray,
-                        tolerance: float = 1.0) -> float:
-    """First fit time after which the smoothed loss stays within ``tolerance`` nats of its
-    final value.  Smoothing: moving average over 5 % of the steps (at least 1)."""
-    n = losses.size
-    if n == 0:
-        return float("nan")
-    window = max(1, n // 20)
-    smoothed = np.convolve(losses, np.ones(window) / window, mode="valid")
-    times = loss_seconds[window - 1:]
-    outside = np.abs(smoothed - smoothed[-1]) > tolerance
-    if not outside.any():
-        return float(times[0])
-    last_outside = int(np.nonzero(outside)[0][-1])
-    return float(times[min(last_outside + 1, times.size - 1)])
-
-
-def _peak_memory_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (ru_maxrss: KiB on Linux)."""
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    step = _divergence_step(chunks)
+    return f"loss became {np.concatenate(chunks)[step]} at step {step}"
 
 
 def describe(result: FitResult) -> dict[str, Any]:
