@@ -55,6 +55,17 @@ class FitSettings:
       jit_compile: Try to compile the fitting loop with XLA (falls back to graph mode).
       elbo_sample_size: Fresh draws for the final ELBO estimate and the calibration metrics.
       num_draws_kept: Posterior draws kept in the result for figures.
+      learning_rate_schedule: ``constant``, ``cosine`` (cosine decay to 0 at ``num_steps``) or
+        ``exponential`` (decay by 100× over ``num_steps``).
+      importance_sample_size: K of the training objective: 1 is the ELBO, K > 1 the
+        importance-weighted bound (IWAE, Burda et al., 2016); each step draws
+        ``sample_size × K`` particles.  (Not the ``[metrics]`` K of the reported ``iw_elbo``.)
+      gradient_estimator: ``reparameterization`` or ``sticking_the_landing`` (Roeder et al.,
+        2017: the score term of log q is dropped; with K > 1 its importance-weighted form,
+        DReG, Tucker et al., 2019).
+      early_stopping_tolerance: Stop once the mean loss of a chunk (a tenth of ``num_steps``)
+        changed by less than this, relative to ``max(1, |previous chunk mean|)``, for 2
+        chunks in a row; 0 never stops early.
     """
 
     num_steps: int = 1000
@@ -63,6 +74,10 @@ class FitSettings:
     jit_compile: bool = True
     elbo_sample_size: int = 4096
     num_draws_kept: int = 1000
+    learning_rate_schedule: str = "constant"
+    importance_sample_size: int = 1
+    gradient_estimator: str = "reparameterization"
+    early_stopping_tolerance: float = 0.0
 
 
 _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
@@ -73,6 +88,15 @@ _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
     "jit_compile": (bool, None),
     "elbo_sample_size": (int, 999),  # at least 1,000 fresh draws for the final ELBO
     "num_draws_kept": (int, 0),
+    "learning_rate_schedule": (str, None),
+    "importance_sample_size": (int, 0),
+    "gradient_estimator": (str, None),
+    "early_stopping_tolerance": (float, None),  # >= 0, checked in _fit_grid
+}
+# Allowed values of the string-valued fit settings.
+_FIT_CHOICES: dict[str, tuple[str, ...]] = {
+    "learning_rate_schedule": ("constant", "cosine", "exponential"),
+    "gradient_estimator": ("reparameterization", "sticking_the_landing"),
 }
 
 
@@ -259,16 +283,28 @@ def _check_type(value, t: type, where: str, key: str):
     return float(value) if t is float else value
 
 
+def check_experiment_name(name: Any, where: str) -> str:
+    """Return ``name`` if it is safe as an experiment name and a folder name under results/.
+
+    Letters, digits, ``_``, ``-`` and ``.``, at most 100, starting with a letter or digit, no
+    ``..``: no path separator, no absolute path, no way out of ``results/``.
+
+    Raises:
+      SpecError: ``"{where}: expected a name of ..., got ..."``.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
+        raise SpecError(f"{where}: expected a name of letters, digits, '_', '-', '.' "
+                        f"(no path separators), got {name!r}")
+    return name
+
+
 def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     """Validate a parsed spec mapping (see the module docstring for the format)."""
     where = str(path)
     for key in raw:
         if key not in _TOP_KEYS:
             raise SpecError(f"{where}: unknown key '{key}'{_suggest(key, _TOP_KEYS)}")
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
-        raise SpecError(f"{where}: key 'name': expected a name of letters, digits, '_', '-', '.' "
-                        f"(no path separators), got {name!r}")
+    name = check_experiment_name(raw.get("name", path.stem), f"{where}: key 'name'")
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise SpecError(f"{where}: key 'description': expected a string, got {description!r}")
@@ -374,6 +410,11 @@ def _fit_grid(fit, where):
             v = _check_type(v, t, where, f"fit.{key}")
             if lower is not None and v <= lower:
                 raise SpecError(f"{where}: key 'fit.{key}': must be > {lower:g}, got {v!r}")
+            if key in _FIT_CHOICES and v not in _FIT_CHOICES[key]:
+                raise SpecError(f"{where}: key 'fit.{key}': unknown value {v!r}"
+                                f"{_suggest(v, _FIT_CHOICES[key])}")
+            if key == "early_stopping_tolerance" and v < 0:
+                raise SpecError(f"{where}: key 'fit.{key}': must be >= 0, got {v!r}")
             checked.append(v)
         axes[key] = checked
     keys = list(axes)

@@ -8,18 +8,21 @@ result (``ok`` or ``diverged``), FAILED when it raised; resume skips cells with 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import io
 import json
 import os
 import platform
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -28,8 +31,9 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from harness.fit import FitResult
-from harness.spec import Cell, Spec
+if TYPE_CHECKING:  # only for annotations: `harness report` must not import TensorFlow
+    from harness.fit import FitResult
+    from harness.spec import Cell, Spec
 
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "results/mlartifacts"
@@ -40,16 +44,104 @@ _PACKAGES = ("tensorflow", "tensorflow-probability", "tf-keras", "inference-gym"
              "numpy", "pandas", "vi-harness")
 
 
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How calls to the tracking store are retried when they fail transiently.
+
+    Attributes:
+      attempts: Tries per call (the first included).
+      first_delay: Seconds slept after the first failure; doubled after each further one.
+      max_seconds: Bound on the total time one call may spend retrying; no new attempt starts
+        after it.
+      request_timeout: Seconds one HTTP request to a tracking server may take (MLflow's own
+        default, 120 s with 7 retries, would stall a sweep for minutes on a dead server).
+    """
+
+    attempts: int = 4
+    first_delay: float = 1.0
+    max_seconds: float = 30.0
+    request_timeout: int = 10
+
+
+RETRY = RetryPolicy()
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store kept failing after :data:`RETRY`'s attempts (one-line message)."""
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether a failed tracking call may succeed if tried again."""
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    if isinstance(error, mlflow.exceptions.MlflowException):
+        message = str(error)
+        # MLflow wraps connection failures as "API request to ... failed with exception ...";
+        # 5xx answers (and 429) are the server's trouble, 4xx are the request's.
+        return (message.startswith("API request to") or "database is locked" in message
+                or error.get_http_status_code() >= 500 or error.get_http_status_code() == 429)
+    return type(error).__module__.split(".")[0] in ("requests", "urllib3", "sqlalchemy")
+
+
+def with_retries(function, *args, **kwargs):
+    """Call ``function``, retrying transient tracking failures with exponential backoff.
+
+    Raises:
+      TrackingUnavailable: when every attempt failed transiently.  Other errors propagate at
+        once.
+    """
+    policy = RETRY
+    deadline = time.monotonic() + policy.max_seconds
+    delay = policy.first_delay
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return function(*args, **kwargs)
+        except Exception as e:
+            if not _transient(e):
+                raise
+            if attempt == policy.attempts or time.monotonic() + delay > deadline:
+                first_line = (str(e).splitlines() or [""])[0][:300]
+                raise TrackingUnavailable(
+                    f"tracking store failed {attempt} times "
+                    f"({getattr(function, '__name__', 'call')}): {type(e).__name__}: "
+                    f"{first_line}") from e
+            time.sleep(delay)
+            delay *= 2
+
+
+class _RetryingClient:
+    """An ``MlflowClient`` whose every method call goes through :func:`with_retries`."""
+
+    def __init__(self, client: MlflowClient):
+        self._client = client
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            return with_retries(attribute, *args, **kwargs)
+
+        call.__name__ = name
+        return call
+
+
 def tracking_uri(uri: str | None = None) -> str:
     """The tracking URI: the argument, else ``MLFLOW_TRACKING_URI``, else the local sqlite store."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def client_for(uri: str | None = None) -> MlflowClient:
+    """A client of the tracking store whose calls retry transient failures (:data:`RETRY`)."""
     uri = tracking_uri(uri)
     if uri == DEFAULT_TRACKING_URI:
         Path("results").mkdir(exist_ok=True)
-    return MlflowClient(tracking_uri=uri)
+    if uri.startswith(("http://", "https://")):
+        # Retries are ours (bounded, see RetryPolicy); a user's explicit settings win.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(RETRY.request_timeout))
+    return _RetryingClient(MlflowClient(tracking_uri=uri))
 
 
 @dataclasses.dataclass
@@ -84,6 +176,7 @@ def start_sweep(spec: Spec, uri: str | None, *, num_cells: int, num_skipped: int
         "harness.host": socket.gethostname(),
         "harness.driver_pid": str(os.getpid()),
         "harness.hardware": _hardware(),
+        "harness.accelerator": _accelerator(),
         **{f"harness.version.{p}": _version(p) for p in _PACKAGES},
     }
     commit = _git_commit()
@@ -112,6 +205,30 @@ def finished_cell_ids(sweep: Sweep) -> set[str]:
     return {r.data.tags["harness.cell_id"] for r in runs if "harness.cell_id" in r.data.tags}
 
 
+def journal_entry_ids(sweep: Sweep) -> set[str]:
+    """Journal entries already replayed: tags ``harness.journal_entry`` of terminated runs."""
+    runs = _search(sweep.client, sweep.experiment_id, "tags.`harness.journal_entry` != ''")
+    return {r.data.tags["harness.journal_entry"] for r in runs
+            if r.info.status in ("FINISHED", "FAILED")}
+
+
+def run_status(client: MlflowClient, run_id: str) -> str | None:
+    """A run's status (``RUNNING``, ``FINISHED``, ...), or None when there is no such run."""
+    if not run_id:
+        return None
+    try:
+        return client.get_run(run_id).info.status
+    except mlflow.exceptions.MlflowException as e:
+        if e.get_http_status_code() == 404 or "not found" in str(e).lower():
+            return None
+        raise
+
+
+def end_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """Terminate a run with ``status`` (a parent run whose end was journaled)."""
+    client.set_terminated(run_id, status)
+
+
 def mark_dead_runs_killed(client: MlflowClient, experiment_id: str) -> int:
     """Mark RUNNING runs whose driver process on this host no longer exists as KILLED.
 
@@ -130,12 +247,16 @@ def mark_dead_runs_killed(client: MlflowClient, experiment_id: str) -> int:
     return killed
 
 
-def log_cell(sweep: Sweep, result: FitResult) -> str:
-    """Write one cell's result as a nested run; returns its run id."""
+def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | None = None
+             ) -> str:
+    """Write one cell's result as a nested run; returns its run id.
+
+    ``extra_tags`` are added to the run's tags (a journal replay adds
+    ``harness.journal_entry``).  The run is terminated last, so a FINISHED run is complete.
+    """
     cell = result.cell
     client = sweep.client
     tags = {
-        MLFLOW_PARENT_RUN_ID: sweep.parent_run_id,
         MLFLOW_RUN_NAME: cell.run_name,
         "harness.cell_id": cell.cell_id,
         "harness.status": result.status,
@@ -146,8 +267,14 @@ def log_cell(sweep: Sweep, result: FitResult) -> str:
         "harness.fit_mode": result.fit_mode,
         "harness.device": result.device,
     }
+    if sweep.parent_run_id:
+        tags[MLFLOW_PARENT_RUN_ID] = sweep.parent_run_id
     if result.fallback_reason:
         tags["harness.jit_fallback_reason"] = result.fallback_reason[:5000]
+    if getattr(result, "diverged_step", None) is not None:
+        tags["harness.diverged_step"] = str(result.diverged_step)
+    tags.update(extra_tags or {})
+    tags.update(display_tags(cell))
     if "khat" in result.metrics:
         from harness.metrics.calibration import khat_band
 
@@ -172,16 +299,19 @@ def log_cell(sweep: Sweep, result: FitResult) -> str:
         client.log_text(run_id, loss_trace_csv(result), "loss_trace.csv")
     if result.traceback:
         client.log_text(run_id, result.traceback, "traceback.txt")
+    log_cell_artifacts(client, run_id, result)
     client.set_terminated(run_id, "FAILED" if result.status == "error" else "FINISHED")
     return run_id
 
 
 def cell_params(cell: Cell) -> dict[str, Any]:
-    """The params of a cell's run: model, family, seed, model args, hyperparameters, fit."""
+    """The params of a cell's run: model, family, seed, model args, hyperparameters, fit and
+    metric settings."""
     params: dict[str, Any] = {"model": cell.model, "family": cell.family, "seed": cell.seed}
     params.update({f"model.{k}": v for k, v in cell.model_args})
     params.update({f"family.{k}": v for k, v in cell.hyperparameters})
     params.update(dataclasses.asdict(cell.fit))
+    params.update({f"metrics.{k}": v for k, v in dataclasses.asdict(cell.metrics).items()})
     return params
 
 
@@ -201,13 +331,13 @@ def loss_trace_csv(result: FitResult) -> str:
 
 def search_cells(experiment: str, uri: str | None = None) -> pd.DataFrame:
     """All cell runs of an experiment as MLflow's DataFrame (``mlflow.search_runs``)."""
+    client_for(uri)  # the same HTTP settings as the driver's client
     mlflow.set_tracking_uri(tracking_uri(uri))
-    found = mlflow.search_experiments(filter_string=f"name = '{experiment}'")
+    found = with_retries(mlflow.search_experiments, filter_string=f"name = '{experiment}'")
     if not found:
         raise LookupError(f"no MLflow experiment named '{experiment}' at {tracking_uri(uri)}")
-    return mlflow.search_runs(experiment_ids=[found[0].experiment_id],
-                              filter_string="tags.`harness.cell_id` != ''",
-                              max_results=100_000)
+    return with_retries(mlflow.search_runs, experiment_ids=[found[0].experiment_id],
+                        filter_string="tags.`harness.cell_id` != ''", max_results=100_000)
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterable:
@@ -268,6 +398,157 @@ def _jsonable(value):
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
-__all__ = ["Sweep", "cell_params", "end_sweep", "finished_cell_ids",
+# --- per-cell figure and draws; reading them back for the report -------------------------------
+
+DRAWS_ARTIFACT = "draws.npz"
+CELL_FIGURE_ARTIFACT = "cell.png"
+MAX_LOGGED_DRAWS = 1000  # q draws and reference draws kept per cell (float32): enough for a
+# histogram overlay, small enough (≤ 4 kB per coordinate) that 500 runs stay cheap.
+
+
+@functools.lru_cache(maxsize=64)
+def _model(name: str, args: tuple):
+    """The registry's model of a cell (driver side, cached per sweep); None if it cannot be
+    built here (the cell's own error is then in its run)."""
+    try:
+        from harness.models import build_model
+
+        return build_model(name, **dict(args))
+    except Exception:  # noqa: BLE001 - figures are optional, the cell's result is not
+        return None
+
+
+def display_tags(cell: Cell) -> dict[str, str]:
+    """Labels the report needs without importing the registries (or TensorFlow): the model's and
+    family's pretty names, the family's kind and its registry position (fixes its colour)."""
+    from harness.families import FAMILIES
+
+    tags = {}
+    model = _model(cell.model, tuple(cell.model_args))
+    if model is not None:
+        tags["harness.model_pretty_name"] = model.pretty_name
+    if cell.family in FAMILIES:
+        family = FAMILIES[cell.family]
+        tags["harness.family_pretty_name"] = family.pretty_name
+        tags["harness.family_kind"] = family.kind
+        tags["harness.family_order"] = str(list(FAMILIES).index(cell.family))
+    return tags
+
+
+def log_cell_artifacts(client: MlflowClient, run_id: str, result: FitResult) -> None:
+    """Log ``draws.npz`` (≤ 1,000 q draws and the reference's mean, std and ≤ 1,000 draws, all
+    float32) and ``cell.png`` (q's marginals over the reference and the loss curve)."""
+    from harness import plots
+
+    cell = result.cell
+    model = _model(cell.model, tuple(cell.model_args))
+    ref = model.reference if model is not None else None
+    reference = None
+    arrays = {}
+    if ref is not None:
+        reference = {"mean": np.asarray(ref.mean, np.float32),
+                     "standard_deviation": np.asarray(ref.standard_deviation, np.float32),
+                     "draws": (None if ref.draws is None
+                               else np.asarray(ref.draws[:MAX_LOGGED_DRAWS], np.float32))}
+        arrays.update({f"reference_{k}": v for k, v in reference.items() if v is not None})
+    draws = None if result.draws is None else np.asarray(result.draws[:MAX_LOGGED_DRAWS],
+                                                         np.float32)
+    if draws is not None:
+        arrays["draws"] = draws
+    if draws is None and not result.losses.size:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        if draws is not None:
+            np.savez(Path(tmp) / DRAWS_ARTIFACT, **arrays)
+        title = f"{model.pretty_name if model is not None else cell.model} · {cell.family} · " \
+                f"seed {cell.seed}"
+        plots.cell_figure(Path(tmp) / CELL_FIGURE_ARTIFACT, draws=draws, losses=result.losses,
+                          loss_seconds=result.loss_seconds, reference=reference, title=title)
+        client.log_artifacts(run_id, tmp)
+
+
+def load_draws(run_id: str, uri: str | None = None) -> dict[str, np.ndarray] | None:
+    """A run's ``draws.npz`` as a dict (keys ``draws``, ``reference_mean``, …), or None."""
+    # MLflow draws a progress bar on stderr for every download; only cli.py prints.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    client = client_for(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, DRAWS_ARTIFACT, tmp)
+        except (mlflow.exceptions.MlflowException, OSError):
+            return None
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+
+
+def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int = 8
+                   ) -> pd.DataFrame:
+    """The ``loss`` metric history of runs, with fit time in seconds.
+
+    Args:
+      runs: Columns ``run_id`` and ``start_time`` (the run's start, as ``search_runs`` gives it).
+
+    Returns:
+      Columns ``run_id``, ``step``, ``seconds`` (fit time at that step: the metric's timestamp
+      minus the run's start, which :func:`log_cell` sets to the cell's start), ``loss``.
+    """
+    client = client_for(uri)
+    starts = dict(zip(runs["run_id"], _epoch_ms(runs["start_time"]), strict=True))
+
+    def one(run_id):
+        return run_id, with_retries(client.get_metric_history, run_id, "loss")
+
+    frames = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+        for run_id, history in pool.map(one, list(starts)):
+            if not history:
+                continue
+            timestamps = np.array([m.timestamp for m in history], dtype=np.int64)
+            start = starts[run_id] if starts[run_id] > 0 else timestamps.min()
+            frames.append(pd.DataFrame({
+                "run_id": run_id, "step": [m.step for m in history],
+                "seconds": (timestamps - start) / 1000.0,
+                "loss": [m.value for m in history]}))
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "step", "seconds", "loss"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _epoch_ms(values: pd.Series) -> np.ndarray:
+    """Milliseconds since the epoch of ``search_runs``' ``start_time`` (datetimes or numbers)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.fillna(0).astype("int64").to_numpy()
+    since = pd.to_datetime(values, utc=True) - pd.Timestamp(0, tz="UTC")
+    return (since // pd.Timedelta(1, "ms")).fillna(0).astype("int64").to_numpy()
+
+
+def _accelerator() -> str:
+    """The GPUs TensorFlow sees (by name), else ``CPU`` and the CPU model; TensorFlow is only
+    asked when the driver has already imported it."""
+    import sys
+
+    if "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            names = []
+            for gpu in gpus:
+                details = tf.config.experimental.get_device_details(gpu)
+                names.append(details.get("device_name", gpu.name))
+            return "GPU: " + ", ".join(names)
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU: {cpu or platform.machine()}"
+
+
+__all__ = ["RETRY", "RetryPolicy", "Sweep", "TrackingUnavailable", "cell_params", "end_run",
+           "display_tags", "load_draws", "log_cell_artifacts", "loss_histories",
+           "journal_entry_ids", "run_status", "with_retries", "end_sweep", "finished_cell_ids",
            "log_cell", "mark_dead_runs_killed", "search_cells", "start_sweep", "thin_steps",
            "tracking_uri"]

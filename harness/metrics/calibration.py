@@ -1,5 +1,10 @@
 """Calibration of a surrogate posterior against a reference: z-errors, std ratios, coverage,
-Wasserstein-1 and PSIS k̂.  Pure NumPy/SciPy functions on draws ``[n, d]``."""
+Wasserstein-1 and PSIS k̂.  Pure NumPy/SciPy functions on draws ``[n, d]``.
+
+Every function returns NaN (which :func:`harness.metrics.summary.posterior_metrics` drops, so the
+metric is absent) when its value is undefined: non-finite draws, too few draws, or a reference
+standard deviation that is not positive.  A one-dimensional ``[n]`` array is read as ``[n, 1]``.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +12,104 @@ import numpy as np
 from scipy import stats
 
 
+def _draws(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x.reshape(x.shape[0], -1) if x.ndim != 2 else x
+
+
+def _positive(std) -> np.ndarray | None:
+    std = np.atleast_1d(np.asarray(std, dtype=np.float64))
+    return std if np.all(np.isfinite(std)) and np.all(std > 0) else None
+
+
 def mean_z_error(q_draws: np.ndarray, reference_mean, reference_std) -> tuple[float, float]:
     """Standardized error of q's mean, ``(E_q[z] − mean_ref) / std_ref`` per coordinate.
+
+    An effect size in reference standard deviations (not a z-test): 0.1 means q's mean is a
+    tenth of a posterior sd off.
 
     Returns:
       ``(mean_z_error_max, mean_z_error_rms)`` over coordinates (max of absolute values).
     """
-    z = (np.mean(q_draws, axis=0) - reference_mean) / reference_std
+    q, std = _draws(q_draws), _positive(reference_std)
+    if std is None or q.shape[0] < 1 or not np.all(np.isfinite(q)):
+        return float("nan"), float("nan")
+    z = (np.mean(q, axis=0) - reference_mean) / std
     return float(np.max(np.abs(z))), float(np.sqrt(np.mean(z**2)))
 
 
 def std_ratio(q_draws: np.ndarray, reference_std) -> tuple[float, float]:
     """q's std ÷ reference std per coordinate: ``(geometric mean, minimum)``.
 
-    Below 1 means q understates uncertainty (mean-field's typical failure).
+    Below 1 means q understates uncertainty (mean-field's typical failure).  A coordinate on
+    which q has collapsed (constant draws) has ratio 0, which makes both values 0.
     """
-    ratio = np.std(q_draws, axis=0, ddof=1) / reference_std
-    return float(np.exp(np.mean(np.log(ratio)))), float(np.min(ratio))
+    q, std = _draws(q_draws), _positive(reference_std)
+    if std is None or q.shape[0] < 2 or not np.all(np.isfinite(q)):
+        return float("nan"), float("nan")
+    ratio = np.std(q, axis=0, ddof=1) / std
+    with np.errstate(divide="ignore"):  # log 0 = −inf → geometric mean 0, as it should be
+        geomean = np.exp(np.mean(np.log(ratio)))
+    return float(geomean), float(np.min(ratio))
 
 
 def coverage(q_draws: np.ndarray, level: float, *, reference_draws=None, reference_mean=None,
              reference_std=None) -> float:
     """Reference mass inside q's central ``level`` interval, averaged over coordinates.
 
-    Uses reference draws when given, else the Gaussian with the reference's mean and std.
-    A calibrated q gives ``level``; an overconfident q gives less.
+    q's interval is between its empirical ``(1 − level)/2`` and ``(1 + level)/2`` quantiles.
+    The reference mass is the fraction of reference draws inside it when draws are given, else
+    the mass of the Gaussian with the reference's mean and std (exact for Gaussian posteriors,
+    an approximation otherwise).  A calibrated q gives ``level``; an overconfident q gives less.
     """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"coverage level must be in (0, 1), got {level}")
+    q = _draws(q_draws)
+    if q.shape[0] < 2 or not np.all(np.isfinite(q)):
+        return float("nan")
     alpha = (1.0 - level) / 2.0
-    lower, upper = np.quantile(q_draws, [alpha, 1.0 - alpha], axis=0)
+    lower, upper = np.quantile(q, [alpha, 1.0 - alpha], axis=0)
     if reference_draws is not None:
-        inside = (reference_draws >= lower) & (reference_draws <= upper)
+        ref = _draws(reference_draws)
+        if not np.all(np.isfinite(ref)):
+            return float("nan")
+        inside = (ref >= lower) & (ref <= upper)
         return float(np.mean(inside))
-    mass = (stats.norm.cdf(upper, reference_mean, reference_std)
-            - stats.norm.cdf(lower, reference_mean, reference_std))
+    std = _positive(reference_std)
+    if std is None:
+        return float("nan")
+    mass = (stats.norm.cdf(upper, reference_mean, std) - stats.norm.cdf(lower, reference_mean, std))
     return float(np.mean(mass))
 
 
 def wasserstein_1(q_draws: np.ndarray, reference_draws: np.ndarray, reference_std) -> float:
     """Mean over coordinates of the 1-d Wasserstein-1 distance between q's and the reference's
     marginals, both divided by the reference std (so 0.1 means "a tenth of a posterior sd")."""
-    return float(np.mean([
-        stats.wasserstein_distance(q_draws[:, i] / s, reference_draws[:, i] / s)
-        for i, s in enumerate(np.asarray(reference_std))]))
+    q, ref, std = _draws(q_draws), _draws(reference_draws), _positive(reference_std)
+    if (std is None or q.shape[0] < 1 or ref.shape[0] < 1 or not np.all(np.isfinite(q))
+            or not np.all(np.isfinite(ref))):
+        return float("nan")
+    return float(np.mean([_w1_1d(q[:, i] / s, ref[:, i] / s) for i, s in enumerate(std)]))
+
+
+def _w1_1d(u: np.ndarray, v: np.ndarray) -> float:
+    """W1 between two 1-d empirical distributions: ∫ |F_u(x) − F_v(x)| dx.
+
+    The same integral as ``scipy.stats.wasserstein_distance`` (unweighted), several times
+    faster at the harness's draw counts.
+    """
+    u, v = np.sort(u), np.sort(v)
+    points = np.sort(np.concatenate([u, v]))
+    cdf_u = np.searchsorted(u, points[:-1], side="right") / u.size
+    cdf_v = np.searchsorted(v, points[:-1], side="right") / v.size
+    return float(np.sum(np.abs(cdf_u - cdf_v) * np.diff(points)))
 
 
 def khat(log_weights: np.ndarray) -> float:
     """PSIS Pareto k̂ of the importance ratios p̃/q (Vehtari et al., 2024), via arviz-stats.
 
-    < 0.5: q is good for importance sampling; 0.5–0.7: usable; > 0.7: unreliable.
+    < 0.5: q is good for importance sampling; 0.5–0.7: usable; > 0.7: unreliable.  NaN when the
+    weights are not finite, too few, or all equal in the tail (q exactly proportional to p̃).
     """
     from arviz_stats.base import array_stats
 
@@ -63,7 +118,11 @@ def khat(log_weights: np.ndarray) -> float:
         return float("nan")
     # arviz-stats' psislw is built for PSIS-LOO: it takes log *likelihoods* and smooths the
     # weights 1/likelihood, i.e. it negates its input.  Pass −log w so it smooths w itself.
-    _, k = array_stats.psislw(-w)
+    try:
+        _, k = array_stats.psislw(-w)
+    except ValueError:
+        # Too few draws for a tail (n < ~25), or identical tail weights: k̂ is undefined.
+        return float("nan")
     return float(np.asarray(k))
 
 
