@@ -1,4 +1,4 @@
-"""``harness run | report | list | ui``: parse, call, print.  The only module that prints."""
+"""``harness run | report | sync | list | ui``: parse, call, print.  The only module that prints."""
 
 from __future__ import annotations
 
@@ -52,7 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="output folder (default: results/<experiment>)")
     rep.add_argument("--metric", help="quality metric for the y axis (default: first defined of "
                      "wasserstein_1, mean_z_error_rms, kl_divergence, log_normalizer_error)")
+    rep.add_argument("--style", choices=("paper", "slides"), default="paper",
+                     help="figure sizes: paper (one/two-column journal widths) or slides")
+    rep.add_argument("--model", help="model of the marginal-overlay figure (default: the first)")
     rep.set_defaults(handler=_report)
+
+    syn = sub.add_parser("sync", help="replay results kept in the local journal into MLflow")
+    syn.add_argument("spec", nargs="?", type=Path, help="spec whose experiment to sync")
+    syn.add_argument("--experiment", help="experiment name (instead of a spec)")
+    syn.add_argument("--tracking-uri")
+    syn.add_argument("--results-dir", type=Path, default=Path("results"),
+                     help="where results/<experiment>/journal.jsonl is (default: results)")
+    syn.set_defaults(handler=_sync)
 
     lst = sub.add_parser("list", help="list registered models and families")
     lst.set_defaults(handler=_list)
@@ -107,63 +118,131 @@ def _run(args) -> int:
         print(f"[{p.done}/{p.total}] {r.cell.run_name:<36} {r.status:<8} {extra}  "
               f"(ETA {eta // 60}:{eta % 60:02d})", file=sys.stderr, flush=True)
 
+    from harness.tracking import TrackingUnavailable
+
     print(f"experiment {spec.name}: {len(cells)} cells", file=sys.stderr, flush=True)
-    outcome = sweep.run(spec, tracking_uri=args.tracking_uri, executor=args.executor,
-                        workers=args.workers, ray_address=args.ray_address, force=args.force,
-                        results_dir=args.results_dir,
-                        on_progress=progress)
+    try:
+        outcome = sweep.run(spec, tracking_uri=args.tracking_uri, executor=args.executor,
+                            workers=args.workers, ray_address=args.ray_address,
+                            force=args.force, results_dir=args.results_dir,
+                            on_progress=progress)
+    except TrackingUnavailable as e:
+        _error(f"nothing was run: {e}")
+        return EXIT_FAILED_CELLS
+    if outcome.replayed:
+        print(f"replayed {outcome.replayed} journaled results into MLflow", file=sys.stderr)
     if outcome.skipped:
         print(f"skipped {outcome.skipped} cells already FINISHED (use --force to re-run)",
               file=sys.stderr)
     _print_summary(outcome.table)
     print(f"\nMLflow parent run: {outcome.parent_run_id}")
-    print(f"cells: {outcome.report.cells_csv}")
-    for path in outcome.report.figures:
-        print(f"figure: {path}")
+    if outcome.report is not None:
+        print(f"cells: {outcome.report.cells_csv}")
+        for path in outcome.report.figures:
+            print(f"figure: {path}")
+    diverged = [r for r in outcome.results if r.status == "diverged"]
+    if diverged:
+        print(f"\n{len(diverged)} cells diverged (a result, not a failure):", file=sys.stderr)
+        for r in diverged:
+            print(f"  {r.cell.run_name}: {r.reason}", file=sys.stderr)
+    code = EXIT_OK
     if outcome.failed:
         print(f"\n{len(outcome.failed)} cells failed:", file=sys.stderr)
         for r in outcome.failed:
             print(f"  {r.cell.run_name}: {r.reason}", file=sys.stderr)
-        return EXIT_FAILED_CELLS
-    return EXIT_OK
+        code = EXIT_FAILED_CELLS
+    if outcome.journaled or outcome.report is None:
+        print(f"\ntracking store unavailable ({outcome.tracking_error}); "
+              f"{len(outcome.journaled)} results kept in {outcome.journal_path}: "
+              f"they are replayed by the next `harness run` of this spec or by "
+              f"`harness sync {args.spec}`", file=sys.stderr)
+        code = EXIT_FAILED_CELLS
+    return code
 
 
 def _print_summary(table) -> None:
     from harness import report
 
+    if table is None or table.empty:
+        return
     metrics = [m for m in ("elbo", "mean_z_error_rms", "std_ratio_geomean", "khat",
                            "fit_seconds") if m in table]
-    if table is None or table.empty or not metrics:
+    if not metrics:
         return
     s = report.summary(table, metrics)["mean"]
     print("\nmean over seeds (status ok):")
     print(s.to_string(float_format=lambda v: f"{v:.3g}"))
 
 
-def _report(args) -> int:
-    from harness import report, tracking
+def _experiment_name(args) -> str | None:
+    """The experiment of ``SPEC | --experiment NAME`` (None after printing an error)."""
+    from harness.spec import SpecError, check_experiment_name
 
     if args.experiment:
-        name = args.experiment
-    elif args.spec:
+        try:
+            # The name becomes a folder under results/: no path separators, no '..'.
+            return check_experiment_name(args.experiment, "--experiment")
+        except SpecError as e:
+            _error(str(e))
+            return None
+    if args.spec:
         spec = _load(args.spec, [])
-        if spec is None:
-            return EXIT_USAGE
-        name = spec.name
-    else:
-        return _error("report: give a SPEC or --experiment NAME")
+        return None if spec is None else spec.name
+    _error(f"{args.command}: give a SPEC or --experiment NAME")
+    return None
+
+
+def _report(args) -> int:
+    # Reads the spec's name only (no validation, no registries): the report never imports
+    # TensorFlow, so it starts in about a second.
+    from harness import report, tracking
+
+    try:
+        if args.experiment:
+            name = report.check_experiment_name(args.experiment)
+        elif args.spec:
+            name = report.experiment_name(args.spec)
+        else:
+            return _error("report: give a SPEC or --experiment NAME")
+    except report.ReportError as e:
+        return _error(str(e))
     try:
         table = report.tidy(tracking.search_cells(name, args.tracking_uri))
     except LookupError as e:
         return _error(str(e))
+    except tracking.TrackingUnavailable as e:
+        _error(str(e))
+        return EXIT_FAILED_CELLS
     if table.empty:
         return _error(f"experiment '{name}' has no cell runs")
-    files = report.write_report(table, args.out or Path("results") / name,
-                                quality_metric=args.metric)
+    try:
+        files = report.write_report(table, args.out or Path("results") / name,
+                                    quality_metric=args.metric, style=args.style,
+                                    model=args.model, tracking_uri=args.tracking_uri)
+    except report.ReportError as e:
+        return _error(str(e))
     print(f"cells: {files.cells_csv}")
+    for path in files.tables:
+        print(f"table: {path}")
     for path in files.figures:
         print(f"figure: {path}")
     return EXIT_OK
+
+
+def _sync(args) -> int:
+    from harness import sweep, tracking
+
+    name = _experiment_name(args)
+    if name is None:
+        return EXIT_USAGE
+    try:
+        outcome = sweep.sync(name, tracking_uri=args.tracking_uri, results_dir=args.results_dir)
+    except tracking.TrackingUnavailable as e:
+        _error(f"journal kept: {e}")
+        return EXIT_FAILED_CELLS
+    print(f"{outcome.path}: replayed {outcome.replayed}, already in MLflow "
+          f"{outcome.already_logged}, left {outcome.left}")
+    return EXIT_OK if outcome.left == 0 else EXIT_FAILED_CELLS
 
 
 def _list(args) -> int:

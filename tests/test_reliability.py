@@ -1,0 +1,279 @@
+"""Reliability: divergent fits and failing cells are results; the journal keeps results safe.
+
+Real fits, a real sqlite MLflow store; the test models below are registered with monkeypatch
+and run in-process (``--executor serial``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.tracking import MlflowClient
+
+from harness import cli, journal, tracking
+from harness.fit import FitResult
+from harness.models import MODELS
+from harness.models.base import Model, exact_reference
+from harness.spec import Cell, FitSettings
+
+# Posterior metrics that must be absent (never faked) when a fit diverged.
+POSTERIOR_METRICS = ("elbo", "elbo_standard_error", "khat", "mean_z_error_max",
+                     "mean_z_error_rms", "std_ratio_geomean", "coverage_90", "wasserstein_1")
+
+
+def _gaussian_test_model(name: str, log_prob_fn, mode: float) -> Model:
+    import tensorflow_probability as tfp
+
+    dimension = 2
+    return Model(
+        name=name, pretty_name=name, dimension=dimension, dtype=np.float32,
+        default_event_space_bijector=tfp.bijectors.Identity(),
+        unnormalized_log_prob=log_prob_fn,
+        reference=exact_reference(np.full(dimension, mode), np.eye(dimension),
+                                  provenance="closed form: N(mode·1, I)"))
+
+
+def nan_beyond_three() -> Model:
+    """Target N(10·1, I) whose log density is NaN wherever a coordinate exceeds 3.
+
+    A fit starting at q = N(0, 0.1²I) moves its mean towards 10 (about ``learning_rate`` per
+    Adam step), so its particles enter the NaN region after a few dozen steps: the loss becomes
+    NaN part-way through the fit.
+    """
+    import tensorflow as tf
+
+    def log_prob(x):
+        density = -0.5 * tf.reduce_sum(tf.square(x - 10.0), axis=-1)
+        return tf.where(tf.reduce_any(x > 3.0, axis=-1), tf.constant(np.nan, x.dtype), density)
+
+    return _gaussian_test_model("nan_beyond_three", log_prob, 10.0)
+
+
+def nan_on_large_batches() -> Model:
+    """Target N(0, I) whose log density is NaN on batches of more than 64 points.
+
+    The fit's batches (``sample_size`` particles) are finite, the evaluation's fresh draws
+    (``elbo_sample_size`` ≥ 1000) are not: the fitted surrogate's log weights are non-finite.
+    """
+    import tensorflow as tf
+
+    def log_prob(x):
+        density = -0.5 * tf.reduce_sum(tf.square(x), axis=-1)
+        return tf.where(tf.shape(x)[0] > 64, tf.constant(np.nan, x.dtype), density)
+
+    return _gaussian_test_model("nan_on_large_batches", log_prob, 0.0)
+
+
+def raises_on_build() -> Model:
+    """A model whose factory raises: its cell must end as ``error``."""
+    raise RuntimeError("this model cannot be built")
+
+
+@pytest.fixture
+def test_models(monkeypatch):
+    for factory in (nan_beyond_three, nan_on_large_batches, raises_on_build):
+        monkeypatch.setitem(MODELS, factory.__name__, factory)
+
+
+SPEC = """
+name = "reliability"
+models = [{models}]
+families = ["mean_field"]
+[fit]
+num_steps = 60
+sample_size = 4
+learning_rate = 0.1
+elbo_sample_size = 1000
+num_draws_kept = 10
+"""
+
+
+def _cell_runs(uri: str, experiment: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    return [r for r in runs if "harness.cell_id" in r.data.tags]
+
+
+def test_divergence_is_a_result_and_errors_end_the_sweep_with_exit_1(
+        test_models, write_spec, tracking_uri, tmp_path, capsys):
+    models = '"nan_beyond_three", "nan_on_large_batches", "correlated_gaussian"'
+    path = write_spec(SPEC.format(models=models))
+    args = ["run", str(path), "--tracking-uri", tracking_uri, "--executor", "serial",
+            "--results-dir", str(tmp_path / "results")]
+    assert cli.main(args) == 0, "diverged cells alone must exit 0"
+    assert "2 cells diverged" in capsys.readouterr().err
+    client = MlflowClient(tracking_uri)
+    runs = {r.data.tags["harness.model"]: r for r in _cell_runs(tracking_uri, "reliability")}
+    assert set(runs) == {"nan_beyond_three", "nan_on_large_batches", "correlated_gaussian"}
+
+    drift = runs["nan_beyond_three"]
+    tags = drift.data.tags
+    assert drift.info.status == "FINISHED"
+    assert tags["harness.status"] == "diverged"
+    step = int(tags["harness.diverged_step"])
+    assert 0 < step < 60
+    assert tags["harness.reason"] == f"loss became nan at step {step}"
+    history = client.get_metric_history(drift.info.run_id, "loss")
+    assert [m.step for m in history] == list(range(step)), "only finite losses are logged"
+    assert all(np.isfinite(m.value) for m in history)
+    for metric in POSTERIOR_METRICS:
+        assert metric not in drift.data.metrics, metric
+    assert drift.data.metrics["num_steps_run"] >= step + 1
+
+    evaluation = runs["nan_on_large_batches"]
+    tags = evaluation.data.tags
+    assert tags["harness.status"] == "diverged"
+    assert tags["harness.diverged_step"] == "60"
+    assert "non-finite draws or log densities" in tags["harness.reason"]
+    for metric in POSTERIOR_METRICS:
+        assert metric not in evaluation.data.metrics, metric
+    assert len(client.get_metric_history(evaluation.info.run_id, "loss")) == 60
+
+    ok = runs["correlated_gaussian"]
+    assert ok.data.tags["harness.status"] == "ok"
+    assert "harness.diverged_step" not in ok.data.tags
+    assert np.isfinite(ok.data.metrics["elbo"])
+
+    # The same experiment with a cell that raises: the finished cells are skipped, the new one
+    # ends as `error` with its traceback, the sweep still ends, and the exit code is 1.
+    models += ', "raises_on_build"'
+    path.write_text(SPEC.format(models=models))
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "skipped 3 cells" in err
+    assert "1 cells failed:" in err and "raises_on_build/mean_field/0" in err
+    assert "RuntimeError: this model cannot be built" in err
+    runs = _cell_runs(tracking_uri, "reliability")
+    assert len(runs) == 4
+    failed = next(r for r in runs if r.data.tags["harness.model"] == "raises_on_build")
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["harness.status"] == "error"
+    assert failed.data.tags["harness.reason"] == "RuntimeError: this model cannot be built"
+    trace = client.download_artifacts(failed.info.run_id, "traceback.txt", str(tmp_path))
+    text = open(trace).read()
+    assert "Traceback (most recent call last)" in text and "raise RuntimeError" in text
+    parents = [r for r in client.search_runs([failed.info.experiment_id])
+               if r.data.tags.get("harness.kind") == "sweep"]
+    assert sorted(p.info.status for p in parents) == ["FAILED", "FINISHED"]
+
+
+# --- journal -------------------------------------------------------------------------------------
+
+def _result(seed: int, status: str = "diverged") -> FitResult:
+    cell = Cell("journaled", "correlated_gaussian", (("dimension", 2),), "mean_field",
+                (("initial_scale", 0.1),), FitSettings(num_steps=4), seed)
+    return FitResult(cell=cell, status=status, reason="loss became nan at step 2",
+                     losses=np.array([1.5, 0.25, np.nan, np.inf]),
+                     loss_seconds=np.array([0.1, 0.2, 0.3, 0.4]), compile_seconds=float("nan"),
+                     fit_seconds=0.4, num_steps_run=4, metrics={"fit_seconds": 0.4},
+                     draws=np.arange(6, dtype=np.float32).reshape(3, 2), fit_mode="xla",
+                     device="CPU", started_at=1.7e9, traceback="", diverged_step=2)
+
+
+def _assert_same(a: FitResult, b: FitResult) -> None:
+    for field in dataclasses.fields(FitResult):
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True), field.name
+        elif isinstance(x, float) and np.isnan(x):
+            assert np.isnan(y), field.name
+        else:
+            assert x == y, field.name
+
+
+def test_journal_round_trip_is_exact_and_ignores_a_torn_last_line(tmp_path):
+    path = journal.journal_path(tmp_path, "journaled")
+    first = journal.append_result(path, _result(0), parent_run_id="p1")
+    journal.append_sweep_end(path, parent_run_id="p1", status="FINISHED")
+    with open(path, "a") as f:  # a crash in the middle of writing a line
+        f.write(json.dumps({"version": journal.FORMAT_VERSION, "entry_id": "x"})[:20])
+    entries = journal.read(path)
+    assert [e.kind for e in entries] == ["cell", "sweep_end"]
+    assert entries[0].entry_id == first.entry_id and entries[0].parent_run_id == "p1"
+    _assert_same(entries[0].result, _result(0))
+    assert entries[0].result.cell.cell_id == _result(0).cell.cell_id
+    for line in path.read_text().splitlines()[:2]:
+        json.loads(line)  # strict JSON: NaN and Inf are encoded, not written bare
+    assert journal.remove(path, [first.entry_id]) == 1
+    assert [e.kind for e in journal.read(path)] == ["sweep_end"]
+    assert journal.remove(path, [entries[1].entry_id]) == 0
+    assert not path.exists()
+
+
+def test_sync_replays_idempotently(tmp_path, tracking_uri, capsys):
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("journaled")
+    parent = client.create_run(experiment_id, tags={"harness.kind": "sweep"}).info.run_id
+    path = journal.journal_path(tmp_path / "results", "journaled")
+    for seed in range(2):
+        journal.append_result(path, _result(seed), parent_run_id=parent)
+    journal.append_result(path, _result(2, status="error"), parent_run_id="no-such-run")
+    journal.append_sweep_end(path, parent_run_id=parent, status="FINISHED")
+    saved = path.read_text()
+    args = ["sync", "--experiment", "journaled", "--tracking-uri", tracking_uri,
+            "--results-dir", str(tmp_path / "results")]
+    assert cli.main(args) == 0
+    assert "replayed 3, already in MLflow 0, left 0" in capsys.readouterr().out
+    assert not path.exists()
+    # A replay interrupted after writing to MLflow but before removing its lines: again.
+    path.write_text(saved)
+    assert cli.main(args) == 0
+    assert "replayed 0, already in MLflow 3, left 0" in capsys.readouterr().out
+    assert cli.main(args) == 0
+    runs = _cell_runs(tracking_uri, "journaled")
+    assert sorted(r.data.tags["harness.seed"] for r in runs) == ["0", "1", "2"]
+    by_seed = {r.data.tags["harness.seed"]: r for r in runs}
+    assert by_seed["0"].info.status == "FINISHED"
+    assert by_seed["0"].data.tags["mlflow.parentRunId"] == parent
+    assert by_seed["0"].data.tags["harness.diverged_step"] == "2"
+    assert by_seed["2"].info.status == "FAILED"
+    assert "mlflow.parentRunId" not in by_seed["2"].data.tags  # its parent never existed
+    history = client.get_metric_history(by_seed["0"].info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(0, 1.5), (1, 0.25)]
+    assert client.get_run(parent).info.status == "FINISHED"
+
+
+def test_sync_rejects_a_path_as_experiment_name(tmp_path, capsys):
+    for name in ("../x", "a/b", "/etc", ".."):
+        assert cli.main(["sync", "--experiment", name,
+                         "--results-dir", str(tmp_path / "results")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--experiment" in err and "no path" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_with_retries_backs_off_then_gives_up(monkeypatch):
+    monkeypatch.setattr(tracking, "RETRY", tracking.RetryPolicy(attempts=3, first_delay=0.05,
+                                                               max_seconds=5.0))
+    calls = []
+
+    def flaky(fail_times):
+        calls.append(time.monotonic())
+        if len(calls) <= fail_times:
+            raise mlflow.exceptions.MlflowException(
+                "API request to http://127.0.0.1:1/api failed with exception refused")
+        return "done"
+
+    assert tracking.with_retries(flaky, 2) == "done"
+    gaps = np.diff(calls)
+    assert len(calls) == 3 and gaps[0] >= 0.05 and gaps[1] >= 0.1  # doubling backoff
+    calls.clear()
+    with pytest.raises(tracking.TrackingUnavailable, match="failed 3 times"):
+        tracking.with_retries(flaky, 5)
+    assert len(calls) == 3
+    calls.clear()
+
+    def rejected():
+        calls.append(1)
+        raise mlflow.exceptions.MlflowException("bad value", error_code=INVALID_PARAMETER_VALUE)
+
+    with pytest.raises(mlflow.exceptions.MlflowException, match="bad value"):
+        tracking.with_retries(rejected)
+    assert len(calls) == 1, "a rejected request is not retried"
