@@ -216,6 +216,8 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
                 status, reason = "diverged", _divergence_reason(losses)
                 diverged_step = _divergence_step(losses)
                 break
+            if converged(losses, cell.fit.early_stopping_tolerance):
+                break
 
     # Steady-state seconds per step from the chunks after the first; the first chunk's excess
     # over that is compilation.  A single-chunk fit cannot separate the two: all of it counts
@@ -286,21 +288,92 @@ def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit:
     import tensorflow_probability as tfp
     import tf_keras
 
-    optimizer = tf_keras.optimizers.Adam(learning_rate=cell.fit.learning_rate)
+    # The optimizer's iteration counter persists across chunks, so a schedule decays over the
+    # whole fit (and _Compiled.reset zeroes it between cells).
+    optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate(cell.fit))
     variables = surrogate_posterior.trainable_variables
     # Create the optimizer's slot variables now, outside any compiled function.
     optimizer.build(variables)
+    fit_settings = cell.fit
+    estimator = tfp.vi.GradientEstimators.REPARAMETERIZATION
+    stopped = None
+    if fit_settings.gradient_estimator == "sticking_the_landing":
+        # TFP implements sticking-the-landing (K = 1) and DReG (K > 1) as
+        # DOUBLY_REPARAMETERIZED, which evaluates log q at the draws with q's parameters held
+        # constant.  Its stateless API builds that copy of q from stopped parameters;
+        # fit_surrogate_posterior (trainable variables) fixes the estimator to
+        # REPARAMETERIZATION.  _StoppedSurrogate gives the same log-density without copying q.
+        estimator = tfp.vi.GradientEstimators.DOUBLY_REPARAMETERIZED
+        stopped = _StoppedSurrogate(surrogate_posterior)
+
+    def loss_fn(seed=None):
+        return tfp.vi.monte_carlo_variational_loss(
+            model.unnormalized_log_prob, surrogate_posterior,
+            sample_size=fit_settings.sample_size,
+            importance_sample_size=fit_settings.importance_sample_size,
+            gradient_estimator=estimator, stopped_surrogate_posterior=stopped, seed=seed)
 
     def make(num_steps):
         @tf.function(jit_compile=jit, autograph=False)
         def run(seed):
-            return tfp.vi.fit_surrogate_posterior(
-                model.unnormalized_log_prob, surrogate_posterior, optimizer,
-                num_steps=num_steps, sample_size=cell.fit.sample_size, seed=seed,
-                trainable_variables=variables)
+            # tfp.vi.fit_surrogate_posterior is this same loop with the estimator fixed to
+            # REPARAMETERIZATION.
+            return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
+                                     trainable_variables=variables, seed=seed)
         return run
 
     return {size: make(size) for size in sizes}, optimizer
+
+
+# Consecutive chunks whose mean loss must change by less than the tolerance before a fit stops
+# early: one small change can be a plateau between two drops of a noisy loss.
+_STOPPING_PATIENCE = 2
+
+
+def converged(chunk_losses: list[np.ndarray], tolerance: float) -> bool:
+    """Early stopping: the chunk-mean loss changed by less than ``tolerance`` (relative to
+    ``max(1, |previous mean|)``, so absolute for losses near 0) between each of the last
+    ``_STOPPING_PATIENCE`` pairs of consecutive chunks.  ``tolerance = 0`` never stops."""
+    if tolerance <= 0 or len(chunk_losses) <= _STOPPING_PATIENCE:
+        return False
+    means = np.array([np.mean(c) for c in chunk_losses[-_STOPPING_PATIENCE - 1:]])
+    changes = np.abs(np.diff(means)) / np.maximum(1.0, np.abs(means[:-1]))
+    return bool(np.all(changes < tolerance))
+
+
+def learning_rate(fit_settings):
+    """The optimizer's learning rate: a float, or a tf_keras schedule over ``num_steps``."""
+    import tf_keras
+
+    schedules = tf_keras.optimizers.schedules
+    rate, steps = fit_settings.learning_rate, fit_settings.num_steps
+    if fit_settings.learning_rate_schedule == "cosine":
+        return schedules.CosineDecay(rate, decay_steps=steps)
+    if fit_settings.learning_rate_schedule == "exponential":
+        # Down to 1 % of the initial rate at the last step: enough decay to damp the
+        # stochastic-gradient noise, not so much that the last steps stop moving.
+        return schedules.ExponentialDecay(rate, decay_steps=steps, decay_rate=0.01)
+    return rate
+
+
+class _StoppedSurrogate:
+    """``log_prob`` of q with its parameters held constant but differentiable in the point.
+
+    ``log q(z) − log q(stop(z)) + stop(log q(stop(z)))`` has the value ``log q(z)``, the
+    gradient ``∇_z log q(z)`` in ``z`` and no direct gradient in q's parameters: what TFP's
+    doubly-reparameterized estimator asks of its ``stopped_surrogate_posterior``.  It costs two
+    extra evaluations of ``log q`` per draw.
+    """
+
+    def __init__(self, surrogate_posterior):
+        self.surrogate_posterior = surrogate_posterior
+
+    def log_prob(self, z):
+        import tensorflow as tf
+
+        q = self.surrogate_posterior
+        held = q.log_prob(tf.stop_gradient(z))
+        return q.log_prob(z) - held + tf.stop_gradient(held)
 
 
 def _evaluate(model, surrogate_posterior, cell: Cell, seed) -> dict[str, Any]:
@@ -357,7 +430,9 @@ def _gaussian_moments(surrogate_posterior):
     tfd, tfb = tfp.distributions, tfp.bijectors
     if (isinstance(surrogate_posterior, tfd.TransformedDistribution)
             and isinstance(surrogate_posterior.bijector, tfb.Identity)
-            and isinstance(surrogate_posterior.distribution, tfd.MultivariateNormalLinearOperator)):
+            and isinstance(surrogate_posterior.distribution,
+                           (tfd.MultivariateNormalLinearOperator,
+                            tfd.MultivariateNormalDiagPlusLowRankCovariance))):
         base = surrogate_posterior.distribution
         return (np.asarray(base.mean(), np.float64), np.asarray(base.covariance(), np.float64))
     return None

@@ -6,9 +6,15 @@ with its hyperparameters as keyword arguments with documented defaults, and add 
 
 from __future__ import annotations
 
+from harness.families.asvi import build_asvi, supports_asvi
 from harness.families.base import Family
-from harness.families.flows import build_iaf
-from harness.families.gaussian import build_full_rank, build_mean_field
+from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
+from harness.families.gaussian import build_full_rank, build_low_rank, build_mean_field
+
+
+def _at_least_2d(model) -> bool:
+    return model.dimension >= 2
+
 
 FAMILIES: dict[str, Family] = {
     "mean_field": Family("mean_field", "Mean-field", build_mean_field,
@@ -21,6 +27,27 @@ FAMILIES: dict[str, Family] = {
                   {"num_layers": 2, "hidden_units": 32, "num_hidden_layers": 1,
                    "initial_scale": 0.1},
                   "inverse autoregressive flow on a mean-field base"),
+    "low_rank": Family("low_rank", "Low-rank", build_low_rank,
+                       {"rank": 2, "initial_scale": 0.1},
+                       "normal with diagonal plus rank-r covariance (factor analysis)"),
+    "asvi": Family("asvi", "ASVI", build_asvi,
+                   {"mean_field": False, "initial_prior_weight": 0.5},
+                   "automatic structured VI: the prior's graph with trainable conditionals",
+                   supports=supports_asvi, requirement="a JointDistribution `prior`"),
+    "maf": Family("maf", "MAF", build_maf,
+                  {"num_layers": 2, "hidden_units": 32, "num_hidden_layers": 1,
+                   "initial_scale": 0.1},
+                  "masked autoregressive flow on a mean-field base (sequential sampling)"),
+    "real_nvp": Family("real_nvp", "RealNVP", build_real_nvp,
+                       {"num_layers": 4, "hidden_units": 32, "num_hidden_layers": 1,
+                        "initial_scale": 0.1},
+                       "affine coupling flow on a mean-field base",
+                       supports=_at_least_2d, requirement="dimension >= 2"),
+    "neural_spline": Family("neural_spline", "Neural spline", build_neural_spline,
+                            {"num_layers": 4, "hidden_units": 32, "num_hidden_layers": 1,
+                             "num_bins": 8, "spline_range": 5.0, "initial_scale": 0.1},
+                            "rational-quadratic spline coupling flow on a mean-field base",
+                            supports=_at_least_2d, requirement="dimension >= 2"),
 }
 
 __all__ = ["FAMILIES", "Family"]

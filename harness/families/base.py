@@ -23,8 +23,13 @@ class Family:
       build: ``build(model, *, seed, **hyperparameters) -> tfd.Distribution``.
       hyperparameters: Documented hyperparameters with their defaults.
       description: One line for ``harness list`` and the README table.
-      kind: ``svi`` for families fitted by stochastic gradient on the ELBO; baselines that
-        share the axes (NUTS, CAVI, Laplace) use their own kind and fitting routine.
+      kind: ``svi`` for families fitted by stochastic gradient on the ELBO (``build`` returns
+        the untrained surrogate); the baselines that share the axes have their own kind
+        (``mcmc``, ``cavi``, ``laplace``) and ``build`` runs the whole method and returns a
+        :class:`harness.baselines.BaselineFit`.
+      supports: ``supports(model) -> bool``: whether the family applies to the model.  A spec
+        skips the (model, family) cells it rejects, and fails if it rejects every listed model.
+      requirement: What ``supports`` asks of a model, for error messages and ``harness list``.
     """
 
     name: str
@@ -33,3 +38,12 @@ class Family:
     hyperparameters: Mapping[str, Any]
     description: str = ""
     kind: str = "svi"
+    supports: Callable[[Any], bool] = dataclasses.field(default=lambda model: True,
+                                                        compare=False)
+    requirement: str = ""
+
+    def check(self, model) -> None:
+        """Raise ``ValueError`` with a one-line reason when the family does not apply."""
+        if not self.supports(model):
+            raise ValueError(f"family '{self.name}' does not apply to model '{model.name}': "
+                             f"it needs {self.requirement or 'a different model'}")
