@@ -1,29 +1,40 @@
 """Figures: the only module that draws.  One visual language for every figure.
 
 * families in registry order, each with a fixed colour (Okabe–Ito, colour-blind safe) and a
-  fixed marker, so a family looks the same in every figure;
+  fixed marker, so a family looks the same in every figure; baselines (families whose kind is
+  not ``svi``: NUTS, CAVI, Laplace, …) are drawn with hollow markers and a dashed line, families
+  unknown to the registry in grey with a marker fixed by their name;
+* two sizes: ``paper`` (3.3 in one column, 6.9 in two columns, 8 pt) and ``slides`` (larger
+  type for a 16:9 slide);
 * PDF with embedded TrueType fonts (``pdf.fonttype = 42``, as journals ask) and PNG;
-* ``constrained_layout`` so no label is clipped; units on every time axis.
+* ``constrained_layout`` so no label is clipped; units on every axis.
+
+Every function takes the tidy table of :func:`harness.report.tidy` (or arrays), writes
+``stem.pdf`` and ``stem.png`` and returns their paths.  Nothing here reads MLflow or the registry.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-
-from harness.families import FAMILIES  # noqa: E402
+from matplotlib import colors, ticker  # noqa: E402
 
 # Okabe & Ito (2008) palette, black last.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
              "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
+UNKNOWN_COLOR = "#7F7F7F"
+REFERENCE_COLOR = "#BBBBBB"
 METRIC_LABELS = {
     "wasserstein_1": "W₁ to reference (reference sd units)",
     "mean_z_error_rms": "RMS mean error (reference sd units)",
@@ -33,93 +44,529 @@ METRIC_LABELS = {
     "elbo": "ELBO (nats)",
     "std_ratio_geomean": "std ratio q / reference (geometric mean)",
     "khat": "PSIS k̂",
+    "fit_seconds": "fit time (s)",
 }
+# Metrics where a larger value is better (all others: smaller is better).
+HIGHER_IS_BETTER = {"elbo", "iw_elbo"}
+# PSIS k̂ reliability thresholds (Vehtari et al. 2024, "Pareto smoothed importance sampling"):
+# below 0.5 the importance weights have finite variance, above 0.7 estimates are unreliable.
+KHAT_BANDS = (0.5, 0.7)
 STYLES = {
-    # name: (width inches per panel, height inches, font size)
-    "paper": (2.4, 2.2, 8),
-    "slides": (4.0, 3.2, 12),
+    # name: (one-column width, full width, height of one row of panels (inches), font size)
+    # 3.3 in / 6.9 in are the one- and two-column widths of most journals (e.g. JMLR, PMLR).
+    "paper": (3.3, 6.9, 2.3, 8),
+    "slides": (6.0, 12.0, 4.0, 14),
 }
+MAX_PANELS_PER_ROW = 3
+MAX_MARGINALS = 6
 
 
-def family_style(family: str) -> dict:
-    """Colour, marker and label of a family: fixed by its position in the registry."""
-    names = list(FAMILIES)
-    i = names.index(family) if family in names else len(names) + hash(family) % 4
-    label = FAMILIES[family].pretty_name if family in FAMILIES else family
-    return {"color": OKABE_ITO[i % len(OKABE_ITO)], "marker": MARKERS[i % len(MARKERS)],
-            "label": label}
+def family_styles(table: pd.DataFrame) -> dict[str, dict]:
+    """Colour, marker, label and kind of every family in a tidy table.
+
+    The colour and marker are fixed by the family's registry position (column
+    ``family_order``), so a family looks the same in every figure of every experiment.
+    """
+    info = _family_info(table)
+    return {f: _style(f, *info[f]) for f in info}
 
 
-def _log_time_axis(ax) -> None:
-    """Log-scale seconds axis with plain 1-2-5 labels (no crowded minor labels)."""
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+def _family_info(table: pd.DataFrame) -> dict[str, tuple[float, str, str]]:
+    info = {}
+    for family, rows in table.groupby("family", sort=False):
+        first = rows.iloc[0]
+        order = float(first.get("family_order", np.nan))
+        label = first.get("family_pretty_name") or family
+        kind = first.get("family_kind") or "svi"
+        info[family] = (order, label if isinstance(label, str) else family,
+                        kind if isinstance(kind, str) else "svi")
+    return dict(sorted(info.items(), key=lambda kv: (_order_key(kv[1][0]), kv[0])))
 
 
-def _family_order(families) -> list[str]:
-    names = list(FAMILIES)
-    return sorted(set(families), key=lambda f: (names.index(f) if f in names else len(names), f))
+def _order_key(order: float) -> float:
+    return order if np.isfinite(order) else math.inf
+
+
+def _style(family: str, order: float, label: str, kind: str) -> dict:
+    if np.isfinite(order):
+        i = int(order)
+        color, marker = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
+    else:  # not in the registry: grey, with a marker that depends on the name only
+        color = UNKNOWN_COLOR
+        marker = MARKERS[zlib.crc32(family.encode()) % len(MARKERS)]
+    baseline = kind != "svi"
+    return {"color": color, "marker": marker, "label": label, "kind": kind,
+            "baseline": baseline, "linestyle": "--" if baseline else "-",
+            "facecolor": "white" if baseline else color}
 
 
 def _rc(style: str) -> dict:
-    size = STYLES[style][2]
+    size = STYLES[style][3]
     return {"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": size, "axes.titlesize": size,
             "axes.labelsize": size, "legend.fontsize": size - 1, "xtick.labelsize": size - 1,
-            "ytick.labelsize": size - 1, "axes.spines.top": False, "axes.spines.right": False}
+            "ytick.labelsize": size - 1, "axes.spines.top": False, "axes.spines.right": False,
+            "figure.constrained_layout.use": True}
 
 
-def _save(fig, stem: Path) -> list[Path]:
+def _grid(n: int, style: str, *, max_cols: int = MAX_PANELS_PER_ROW, extra_height: float = 0.5):
+    """Figure with ``n`` panels (full page width when more than one), unused panels hidden."""
+    column, page, row_height, _ = STYLES[style]
+    ncols = min(max_cols, max(1, n))
+    nrows = max(1, math.ceil(n / ncols))
+    width = column if ncols == 1 else page
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, row_height * nrows + extra_height),
+                             squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)[:n]
+
+
+def _log_time_axis(ax, axis: str = "x") -> None:
+    """Log-scale seconds axis with plain labels: 1-2-5 within about a decade, else powers of
+    ten only (so labels never crowd); no minor labels.  Call after plotting."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    decades = math.log10(high / low) if low > 0 and high > low else 0.0
+    subs = (1.0, 2.0, 5.0) if decades <= 1.3 else (1.0,)
+    target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(ticker.NullFormatter())
+
+
+def _titles(table: pd.DataFrame) -> dict[str, str]:
+    if "model_pretty_name" not in table:
+        return {m: m for m in table["model"]}
+    out = {}
+    for model, name in zip(table["model"], table["model_pretty_name"], strict=True):
+        out.setdefault(model, name if isinstance(name, str) and name else model)
+    return out
+
+
+def _legend(fig, styles: Mapping[str, dict], families, extra=(), ncols: int = 4) -> None:
+    handles, labels = [], []
+    for family in families:
+        st = styles[family]
+        handles.append(plt.Line2D([], [], color=st["color"], marker=st["marker"],
+                                  markerfacecolor=st["facecolor"], linestyle=st["linestyle"]))
+        labels.append(st["label"])
+    for handle, label in extra:
+        handles.append(handle)
+        labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center",
+                   ncols=min(len(handles), ncols), frameon=False)
+
+
+def _save(fig, stem: Path, formats: tuple[str, ...] = ("pdf", "png"), dpi: int = 150
+          ) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext in ("pdf", "png"):
+    for ext in formats:
         path = stem.with_suffix(f".{ext}")
         tmp = path.with_name(path.stem + ".tmp." + ext)
-        fig.savefig(tmp, dpi=200)
+        fig.savefig(tmp, dpi=dpi)
+        # The layout solved for the first format holds for the next: skip solving it again.
+        fig.set_layout_engine("none")
         tmp.replace(path)
         paths.append(path)
     plt.close(fig)
     return paths
 
 
-def quality_vs_speed(table: pd.DataFrame, stem: Path, metric: str, *,
-                     style: str = "paper") -> list[Path]:
-    """Quality metric against ``fit_seconds`` (log x), one panel per model, one colour and
-    marker per family, one point per seed.  Writes ``stem.pdf`` and ``stem.png``."""
-    ok = table[(table["status"] == "ok")] if "status" in table else table
-    ok = ok[ok[metric].notna() & ok["fit_seconds"].notna()] if metric in ok else ok.iloc[0:0]
+def _ok(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["status"] == "ok"] if "status" in table else table
+
+
+def _wrap(label: str, width: int = 14) -> str:
+    return textwrap.fill(label, width, break_long_words=False)
+
+
+def _empty(ax, message: str) -> None:
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="0.5")
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points not dominated in (smaller ``x``, smaller ``y``), sorted by ``x``."""
+    order = np.lexsort((y, x))
+    front, best = [], math.inf
+    for i in order:
+        if y[i] < best:
+            front.append(i)
+            best = y[i]
+    return np.array(front, dtype=int)
+
+
+def quality_metric_for(table: pd.DataFrame, model: str, preferred: str,
+                       fallbacks: tuple[str, ...]) -> str | None:
+    """``preferred`` if some ok cell of ``model`` has it, else the first fallback that does."""
+    rows = _ok(table)
+    rows = rows[rows["model"] == model]
+    for metric in (preferred, *fallbacks):
+        if metric in rows and rows[metric].notna().any():
+            return metric
+    return None
+
+
+def quality_vs_speed(table: pd.DataFrame, stem: Path, metric: str, *, style: str = "paper",
+                     fallbacks: tuple[str, ...] = ()) -> list[Path]:
+    """Quality (lower is better) against ``fit_seconds`` (log x), one panel per model.
+
+    One small point per seed, one large point per family at the mean over seeds, and the
+    Pareto front of the family means (nothing both faster and better exists off it).  A model
+    without ``metric`` uses the first of ``fallbacks`` it has; the y label says which.
+    """
+    ok = _ok(table)
+    styles = family_styles(table)
+    titles = _titles(table)
     models = list(dict.fromkeys(table["model"]))
-    ncols = min(3, max(1, len(models)))
-    nrows = max(1, math.ceil(len(models) / ncols))
-    width, height, _ = STYLES[style]
     with plt.rc_context(_rc(style)):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + 0.4),
-                                 squeeze=False, constrained_layout=True)
-        handles = {}
-        for ax, model in zip(axes.flat, models, strict=False):
-            rows = ok[ok["model"] == model]
-            for family in _family_order(rows["family"]):
-                sub = rows[rows["family"] == family]
-                st = family_style(family)
-                h = ax.scatter(sub["fit_seconds"], sub[metric], s=22, color=st["color"],
-                               marker=st["marker"], label=st["label"], alpha=0.9,
-                               edgecolors="white", linewidths=0.4)
-                handles[family] = h
-            _log_time_axis(ax)
-            ax.set_title(model)
+        fig, axes = _grid(len(models), style, extra_height=0.6)
+        for ax, model in zip(axes, models, strict=True):
+            ax.set_title(titles[model])
             ax.set_xlabel("fit time (s, log scale)")
-            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-            if rows.empty:
-                ax.text(0.5, 0.5, f"no {metric}", transform=ax.transAxes, ha="center",
-                        va="center", color="0.5")
+            used = quality_metric_for(table, model, metric, fallbacks)
+            rows = ok[ok["model"] == model]
+            if used is None or "fit_seconds" not in rows:
+                ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+                _empty(ax, f"no {metric}")
+                continue
+            ax.set_ylabel(METRIC_LABELS.get(used, used))
+            rows = rows[rows[used].notna() & (rows["fit_seconds"] > 0)]
+            means = rows.groupby("family", sort=False)[["fit_seconds", used]].mean()
+            for family in [f for f in styles if f in means.index]:
+                st = styles[family]
+                sub = rows[rows["family"] == family]
+                ax.scatter(sub["fit_seconds"], sub[used], s=10, color=st["color"],
+                           marker=st["marker"], alpha=0.35, linewidths=0)
+                ax.scatter(means.loc[family, "fit_seconds"], means.loc[family, used], s=45,
+                           marker=st["marker"], facecolors=st["facecolor"],
+                           edgecolors=st["color"], linewidths=1.2, zorder=3)
+            if len(means) > 1:
+                front = pareto_front(means["fit_seconds"].to_numpy(), means[used].to_numpy())
+                ax.step(means["fit_seconds"].to_numpy()[front], means[used].to_numpy()[front],
+                        where="post", color="0.4", linestyle=":", linewidth=1, zorder=2)
+            _log_time_axis(ax)
+            values = rows[used].to_numpy()
+            if values.size and values.min() > 0 and values.max() / values.min() > 20:
+                ax.set_yscale("log")
             ax.grid(True, which="major", alpha=0.3)
-        for ax in list(axes.flat)[len(models):]:
-            ax.set_visible(False)
-        order = _family_order(handles)
-        fig.legend([handles[f] for f in order], [family_style(f)["label"] for f in order],
-                   loc="outside lower center", ncols=min(len(order), 5), frameon=False)
+        front_handle = plt.Line2D([], [], color="0.4", linestyle=":")
+        _legend(fig, styles, list(styles), [(front_handle, "Pareto front (family means)")])
         return _save(fig, stem)
 
 
-__all__ = ["MARKERS", "OKABE_ITO", "family_style", "quality_vs_speed"]
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (same length; the first points average what exists so far)."""
+    if window <= 1 or values.size == 0:
+        return values
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    index = np.arange(1, values.size + 1)
+    counts = np.minimum(index, window)
+    return (cumulative[index] - cumulative[index - counts]) / counts
+
+
+# Loss curves are smoothed over this fraction of their steps: the per-step loss is a
+# `sample_size`-particle estimate whose noise would hide the trend.
+SMOOTHING_FRACTION = 0.02
+GRID_POINTS = 200
+
+
+def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
+                 style: str = "paper") -> list[Path]:
+    """ELBO (−loss, smoothed) against fit time, one panel per model, one line per family.
+
+    Args:
+      histories: Columns ``run_id``, ``seconds`` (fit time at the step), ``loss``.
+      table: The tidy table (for model, family and seed of each run).
+
+    The line is the mean over seeds on a common log-spaced time grid, the band spans the seeds
+    (min to max).
+    """
+    styles = family_styles(table)
+    titles = _titles(table)
+    models = list(dict.fromkeys(table["model"]))
+    runs = table.set_index("run_id")[["model", "family"]]
+    by_run = {r: h for r, h in histories.groupby("run_id", sort=False)} if len(histories) else {}
+    with plt.rc_context(_rc(style)):
+        fig, axes = _grid(len(models), style, extra_height=0.6)
+        shown = []
+        for ax, model in zip(axes, models, strict=True):
+            ax.set_title(titles[model])
+            ax.set_xlabel("fit time (s, log scale)")
+            ax.set_ylabel("ELBO (nats)")
+            finals, tops = [], []
+            for family in styles:
+                ids = [r for r in runs.index[(runs["model"] == model) & (runs["family"] == family)]
+                       if r in by_run]
+                curves = [_curve(by_run[r]) for r in ids]
+                curves = [c for c in curves if c[0].size > 1]
+                if not curves:
+                    continue
+                lo = min(c[0][0] for c in curves)
+                hi = max(c[0][-1] for c in curves)
+                grid = np.geomspace(lo, hi, GRID_POINTS)
+                stacked = np.array([np.interp(grid, t, v, left=np.nan, right=np.nan)
+                                    for t, v in curves])
+                with np.errstate(all="ignore"):
+                    valid = np.isfinite(stacked).any(axis=0)
+                    mean = np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan)[:, valid],
+                                      axis=0)
+                    low = np.nanmin(stacked[:, valid], axis=0)
+                    high = np.nanmax(stacked[:, valid], axis=0)
+                st = styles[family]
+                ax.plot(grid[valid], mean, color=st["color"], linestyle=st["linestyle"],
+                        linewidth=1.2)
+                if len(curves) > 1:
+                    ax.fill_between(grid[valid], low, high, color=st["color"], alpha=0.2,
+                                    linewidth=0)
+                finals.append(mean[-1])
+                tops.append(np.nanmax(high))
+                if family not in shown:
+                    shown.append(family)
+            if not finals:
+                _empty(ax, "no loss history")
+                continue
+            _log_time_axis(ax)
+            # Show the approach to the final values, not the first steps' very low ELBO.
+            top, bottom = max(tops), min(finals)
+            span = max(top - bottom, 1.0)
+            ax.set_ylim(bottom - 3 * span, top + 0.1 * span)
+            ax.grid(True, which="major", alpha=0.3)
+        _legend(fig, styles, [f for f in styles if f in shown])
+        return _save(fig, stem)
+
+
+def _curve(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    history = history.sort_values("seconds")
+    history = history[np.isfinite(history["loss"]) & (history["seconds"] > 0)]
+    t = history["seconds"].to_numpy(float)
+    window = max(1, int(round(SMOOTHING_FRACTION * t.size)))
+    return t, -smooth(history["loss"].to_numpy(float), window)
+
+
+def khat_heatmap(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[Path]:
+    """Mean PSIS k̂ over seeds per model × family, annotated, coloured around 0.5 / 0.7.
+
+    Blue below 0.5 (importance weights reliable), white in between, red above 0.7
+    (unreliable): a diverging colormap centred on the band between the two thresholds.
+    """
+    ok = _ok(table)
+    styles = family_styles(table)
+    titles = _titles(table)
+    models = list(dict.fromkeys(table["model"]))
+    families = list(styles)
+    values = np.full((len(models), len(families)), np.nan)
+    if "khat" in ok:
+        means = ok.groupby(["model", "family"])["khat"].mean()
+        for (model, family), v in means.items():
+            values[models.index(model), families.index(family)] = v
+    column, page, row_height, _ = STYLES[style]
+    width = min(page, max(column, 2.6 + 0.7 * len(families)))
+    height = max(row_height * 0.8, 1.1 + 0.35 * len(models))
+    low, high = KHAT_BANDS
+    finite = values[np.isfinite(values)]
+    vmin = min(-0.2, finite.min()) if finite.size else -0.2
+    vmax = max(1.4, finite.max()) if finite.size else 1.4
+    norm = colors.TwoSlopeNorm(vmin=vmin, vcenter=(low + high) / 2, vmax=vmax)
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("#EEEEEE")
+    with plt.rc_context(_rc(style)):
+        fig, ax = plt.subplots(figsize=(width, height))
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+        for i in range(len(models)):
+            for j in range(len(families)):
+                v = values[i, j]
+                text = "–" if not np.isfinite(v) else f"{v:.2f}"
+                dark = np.isfinite(v) and abs(norm(v) - 0.5) > 0.3
+                ax.text(j, i, text, ha="center", va="center",
+                        color="white" if dark else "black")
+        ax.set_xticks(range(len(families)), [styles[f]["label"] for f in families],
+                      rotation=30 if len(families) > 4 else 0,
+                      ha="right" if len(families) > 4 else "center",
+                      rotation_mode="anchor")
+        ax.set_yticks(range(len(models)), [_wrap(titles[m]) for m in models])
+        ax.spines[:].set_visible(False)
+        ax.tick_params(length=0)
+        bar = fig.colorbar(image, ax=ax, shrink=0.9)
+        bar.set_label("PSIS k̂ (mean over seeds)")
+        for threshold in KHAT_BANDS:
+            bar.ax.axhline(threshold, color="black", linewidth=0.8, linestyle="--")
+        bar.set_ticks(sorted({round(vmin, 1), 0.0, low, high, 1.0, round(vmax, 1)}))
+        return _save(fig, stem)
+
+
+def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[Path]:
+    """q std ÷ reference std (geometric mean over coordinates) per model × family, log y.
+
+    Points are means over seeds with ± one standard error; 1 means calibrated widths, below 1
+    understated uncertainty.
+    """
+    ok = _ok(table)
+    styles = family_styles(table)
+    titles = _titles(table)
+    models = list(dict.fromkeys(table["model"]))
+    families = list(styles)
+    column, page, row_height, _ = STYLES[style]
+    width = min(page, max(column, 1.0 + 0.8 * len(models)))
+    with plt.rc_context(_rc(style)):
+        fig, ax = plt.subplots(figsize=(width, row_height + 1.2))
+        ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle="--")
+        shown = []
+        if "std_ratio_geomean" in ok:
+            rows = ok[ok["std_ratio_geomean"] > 0]
+            stats = rows.groupby(["model", "family"])["std_ratio_geomean"].agg(
+                ["mean", "std", "count"])
+            offsets = np.linspace(-0.3, 0.3, len(families)) if len(families) > 1 else [0.0]
+            for j, family in enumerate(families):
+                st = styles[family]
+                for i, model in enumerate(models):
+                    if (model, family) not in stats.index:
+                        continue
+                    s = stats.loc[(model, family)]
+                    se = s["std"] / math.sqrt(s["count"]) if s["count"] > 1 else 0.0
+                    x = i + offsets[j]
+                    seeds = rows[(rows["model"] == model) & (rows["family"] == family)]
+                    ax.scatter(np.full(len(seeds), x), seeds["std_ratio_geomean"], s=8,
+                               color=st["color"], alpha=0.35, linewidths=0)
+                    ax.errorbar(x, s["mean"], yerr=se, color=st["color"], marker=st["marker"],
+                                markerfacecolor=st["facecolor"], markersize=5, capsize=2,
+                                linewidth=1)
+                    if family not in shown:
+                        shown.append(family)
+        if not shown:
+            _empty(ax, "no std_ratio_geomean")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xticks(range(len(models)), [_wrap(titles[m]) for m in models],
+                      rotation=30 if len(models) > 2 else 0,
+                      ha="right" if len(models) > 2 else "center", rotation_mode="anchor")
+        ax.set_xlim(-0.6, len(models) - 0.4)
+        ax.set_ylabel("std ratio q / reference\n(geometric mean, log scale)")
+        ax.grid(True, axis="y", which="major", alpha=0.3)
+        ref = plt.Line2D([], [], color="0.3", linestyle="--", linewidth=0.8)
+        _legend(fig, styles, shown, [(ref, "calibrated (ratio 1)")],
+                ncols=2 if width < STYLES[style][1] else 4)
+        return _save(fig, stem)
+
+
+def _reference_density(ax, i: int, reference: Mapping | None, bins) -> None:
+    if reference is None:
+        return
+    draws = reference.get("draws")
+    if draws is not None and len(draws):
+        ax.hist(draws[:, i], bins=bins, density=True, color=REFERENCE_COLOR, linewidth=0)
+    elif reference.get("mean") is not None:
+        mean, std = float(reference["mean"][i]), float(reference["standard_deviation"][i])
+        x = np.linspace(bins[0], bins[-1], 200)
+        ax.fill_between(x, np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi)),
+                        color=REFERENCE_COLOR, linewidth=0)
+
+
+def _bins(arrays: list[np.ndarray], n: int = 30) -> np.ndarray:
+    values = np.concatenate([a[np.isfinite(a)] for a in arrays if a is not None and a.size])
+    lo, hi = np.quantile(values, [0.005, 0.995]) if values.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, n + 1)
+
+
+def _own_bins(values: np.ndarray, shared: np.ndarray, n: int = 30) -> np.ndarray:
+    """Bins over a sample's own central 99 % range (clipped to the shared axis range), so that
+    a narrow q is not drawn as one or two bars of the reference's grid."""
+    lo, hi = np.quantile(values[np.isfinite(values)], [0.005, 0.995])
+    lo, hi = max(lo, shared[0]), min(hi, shared[-1])
+    if hi <= lo:
+        return shared
+    return np.linspace(lo, hi, n + 1)
+
+
+def _reference_arrays(reference: Mapping | None, i: int) -> list[np.ndarray]:
+    if reference is None:
+        return []
+    if reference.get("draws") is not None and len(reference["draws"]):
+        return [reference["draws"][:, i]]
+    if reference.get("mean") is not None:
+        m, s = float(reference["mean"][i]), float(reference["standard_deviation"][i])
+        return [np.array([m - 3.5 * s, m + 3.5 * s])]
+    return []
+
+
+def marginals(draws: Mapping[str, np.ndarray], reference: Mapping | None, stem: Path, *,
+              table: pd.DataFrame, title: str, style: str = "paper") -> list[Path]:
+    """Marginals of q (one outline per family) over the reference, first 6 coordinates.
+
+    Args:
+      draws: Family → q draws ``[n, d]`` (one seed per family).
+      reference: ``draws`` ``[m, d]`` (drawn as a grey histogram) or ``mean`` and
+        ``standard_deviation`` (drawn as the grey normal density), or None.
+      table: The tidy table (for family colours and labels).
+      title: Figure title (the model's pretty name).
+    """
+    styles = family_styles(table)
+    dims = [a.shape[1] for a in draws.values()]
+    if reference is not None and reference.get("mean") is not None:
+        dims.append(len(reference["mean"]))
+    d = min(MAX_MARGINALS, max(dims) if dims else 0)
+    with plt.rc_context(_rc(style)):
+        fig, axes = _grid(max(d, 1), style, extra_height=0.8)
+        fig.suptitle(title)
+        if d == 0:
+            _empty(axes[0], "no draws")
+        for i, ax in enumerate(axes[:d]):
+            arrays = [a[:, i] for a in draws.values() if a.shape[1] > i]
+            bins = _bins(arrays + _reference_arrays(reference, i))
+            _reference_density(ax, i, reference, bins)
+            for family in styles:
+                if family in draws and draws[family].shape[1] > i:
+                    st = styles[family]
+                    ax.hist(draws[family][:, i], bins=_own_bins(draws[family][:, i], bins),
+                            density=True, histtype="step", color=st["color"],
+                            linestyle=st["linestyle"], linewidth=1.2)
+            ax.set_xlabel(f"z[{i}] (model scale)")
+            ax.set_ylabel("density")
+            ax.set_yticks([])
+        ref = plt.Rectangle((0, 0), 1, 1, color=REFERENCE_COLOR)
+        extra = [(ref, "reference")] if reference is not None else []
+        _legend(fig, styles, [f for f in styles if f in draws], extra)
+        return _save(fig, stem)
+
+
+def cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
+                loss_seconds: np.ndarray, reference: Mapping | None, title: str) -> Path:
+    """Small per-cell PNG for the MLflow run page: q's marginals (up to 6) over the reference,
+    and the loss curve.  Cheap on purpose (one figure, low dpi, no PDF)."""
+    d = 0 if draws is None else min(MAX_MARGINALS, draws.shape[1])
+    with plt.rc_context(_rc("paper")):
+        fig, axes = plt.subplots(1, d + 1, figsize=(1.6 * (d + 1) + 0.4, 1.9), squeeze=False)
+        axes = axes[0]
+        fig.suptitle(title)
+        for i, ax in enumerate(axes[:d]):
+            bins = _bins([draws[:, i], *_reference_arrays(reference, i)], n=25)
+            _reference_density(ax, i, reference, bins)
+            ax.hist(draws[:, i], bins=_own_bins(draws[:, i], bins, n=20), density=True,
+                    histtype="step", color=OKABE_ITO[0], linewidth=1.0)
+            ax.set_xlabel(f"z[{i}]")
+            ax.set_yticks([])
+        ax = axes[d]
+        finite = np.isfinite(losses)
+        if finite.any():
+            window = max(1, int(round(SMOOTHING_FRACTION * losses.size)))
+            ax.plot(loss_seconds[finite], losses[finite], color="0.75", linewidth=0.5)
+            ax.plot(loss_seconds[finite], smooth(losses[finite], window), color=OKABE_ITO[3],
+                    linewidth=1.0)
+            final = smooth(losses[finite], window)
+            tail = final[final.size // 5:]
+            span = max(float(np.ptp(tail)), 1.0)
+            ax.set_ylim(float(tail.min()) - 0.2 * span, float(tail.max()) + 0.5 * span)
+        else:
+            _empty(ax, "no loss")
+        ax.set_xlabel("fit time (s)")
+        ax.set_ylabel("loss (−ELBO, nats)")
+        return _save(fig, Path(path).with_suffix(""), formats=("png",), dpi=90)[0]
+
+
+__all__ = ["KHAT_BANDS", "MARKERS", "OKABE_ITO", "STYLES", "cell_figure", "elbo_vs_time",
+           "family_styles", "khat_heatmap", "marginals", "pareto_front", "quality_metric_for",
+           "quality_vs_speed", "smooth", "std_ratio"]

@@ -1,43 +1,121 @@
-"""Runs → one tidy pandas table → CSV (and, through :mod:`harness.plots`, figures).
+"""Runs → one tidy pandas table → CSV, Markdown and LaTeX tables and (through
+:mod:`harness.plots`) figures.
 
-Reads runs back from MLflow (``mlflow.search_runs`` via :mod:`harness.tracking`), never from
-local files, so the report of a sweep is the same wherever its tracking store lives.
+Reads runs back from MLflow (``mlflow.search_runs``, loss histories and per-cell draws via
+:mod:`harness.tracking`), never from local files, so the report of a sweep is the same wherever
+its tracking store lives.  Nothing here imports TensorFlow or the registries: labels, family
+kinds and colours come from the runs' own tags, so ``harness report`` starts in about a second.
+
+Output of :func:`write_report` in ``out_dir`` (``results/<experiment>/`` by default)::
+
+    cells.csv                      one row per cell (latest FINISHED run per cell id)
+    summary.csv                    mean, standard error and seed count per model × family
+    tables/summary.md, .tex        mean ± standard error over seeds, best per model in bold
+    figures/quality_vs_speed       quality against fit time, Pareto front of family means
+    figures/elbo_vs_time           ELBO against fit time, seeds as bands
+    figures/khat                   PSIS k̂ heatmap with the 0.5 / 0.7 bands
+    figures/std_ratio              q std ÷ reference std, reference line at 1
+    figures/marginals_<model>      q's marginals over the reference draws
+    (each figure as .pdf and .png)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from harness.families import FAMILIES
-
 # Columns every tidy table has, in this order, before the metric columns.
 ID_COLUMNS = ["model", "family", "seed", "status", "reason", "fit_mode", "cell_id", "run_id",
-              "start_time"]
-# Quality metrics a figure may put on its y axis, in order of preference.
+              "start_time", "model_pretty_name", "family_pretty_name", "family_kind",
+              "family_order"]
+# Quality metrics a figure may put on its y axis, in order of preference (lower is better).
 QUALITY_METRICS = ["wasserstein_1", "mean_z_error_rms", "kl_divergence", "log_normalizer_error"]
+STYLES = ("paper", "slides")
+# Direction of "best" in the summary tables.
+_HIGHER_IS_BETTER = {"elbo", "iw_elbo", "coverage_90", "steps_per_second"}
+_LABELS_MD = {
+    "elbo": "ELBO (nats)", "wasserstein_1": "W₁ (sd)", "mean_z_error_rms": "RMS z-error (sd)",
+    "mean_z_error_max": "max z-error (sd)", "kl_divergence": "KL(q‖p) (nats)",
+    "log_normalizer_error": "log Z − ELBO (nats)", "std_ratio_geomean": "std ratio",
+    "khat": "k̂", "fit_seconds": "fit time (s)",
+}
+_LABELS_TEX = {
+    "elbo": "ELBO (nats)", "wasserstein_1": "$W_1$ (sd)", "mean_z_error_rms": "RMS $z$-error (sd)",
+    "mean_z_error_max": "max $z$-error (sd)", "kl_divergence": r"KL$(q\|p)$ (nats)",
+    "log_normalizer_error": r"$\log Z - $ELBO (nats)", "std_ratio_geomean": "std ratio",
+    "khat": r"$\hat{k}$", "fit_seconds": "fit time (s)",
+}
+
+
+class ReportError(ValueError):
+    """A report that cannot be made; the message is one line."""
+
+
+def experiment_name(spec_path: Path) -> str:
+    """The experiment name of a spec file (its ``name`` key), without validating the rest.
+
+    Raises:
+      ReportError: the file is missing, not TOML, or has no string ``name``.
+    """
+    try:
+        raw = tomllib.loads(Path(spec_path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ReportError(f"{spec_path}: cannot read spec: {str(e).splitlines()[0]}") from None
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ReportError(f"{spec_path}: spec has no string 'name'")
+    return check_experiment_name(name, f"{spec_path}: name")
+
+
+# Same rule as spec names: the name becomes a folder under results/.
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_experiment_name(name: str, where: str = "--experiment") -> str:
+    """``name`` if it is a valid experiment name (a safe folder name), else ReportError."""
+    if not _NAME_PATTERN.match(name) or ".." in name:
+        raise ReportError(f"{where}: '{name}' is not an experiment name (letters, digits, "
+                          "'_', '.', '-'; no '..')")
+    return name
+
+
+def _tag(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
+    column = f"tags.{name}"
+    if column in runs:
+        return runs[column]
+    return pd.Series(default, index=runs.index, dtype=object)
 
 
 def tidy(runs: pd.DataFrame) -> pd.DataFrame:
     """MLflow's ``search_runs`` frame → one row per cell (latest FINISHED run per cell id).
 
-    Columns: :data:`ID_COLUMNS`, then one column per metric (NaN where undefined).
+    Columns: :data:`ID_COLUMNS`, then one column per metric (NaN where undefined).  Rows are
+    sorted by model, family (registry order, from the ``harness.family_order`` tag) and seed.
     """
     if runs.empty:
         return pd.DataFrame(columns=ID_COLUMNS)
+    model = runs["tags.harness.model"]
+    family = runs["tags.harness.family"]
     out = pd.DataFrame({
-        "model": runs["tags.harness.model"],
-        "family": runs["tags.harness.family"],
+        "model": model,
+        "family": family,
         "seed": pd.to_numeric(runs["tags.harness.seed"]).astype(int),
         "status": runs["tags.harness.status"],
-        "reason": runs.get("tags.harness.reason", pd.Series("", index=runs.index)).fillna(""),
-        "fit_mode": runs.get("tags.harness.fit_mode", pd.Series("", index=runs.index)),
+        "reason": _tag(runs, "harness.reason", "").fillna(""),
+        "fit_mode": _tag(runs, "harness.fit_mode", "").fillna(""),
         "cell_id": runs["tags.harness.cell_id"],
         "run_id": runs["run_id"],
         "start_time": runs["start_time"],
+        "model_pretty_name": _tag(runs, "harness.model_pretty_name").fillna(model),
+        "family_pretty_name": _tag(runs, "harness.family_pretty_name").fillna(family),
+        "family_kind": _tag(runs, "harness.family_kind", "svi").fillna("svi"),
+        "family_order": pd.to_numeric(_tag(runs, "harness.family_order"), errors="coerce"),
         "_finished": runs["status"] == "FINISHED",
     })
     metric_columns = sorted(c for c in runs.columns if c.startswith("metrics."))
@@ -45,9 +123,8 @@ def tidy(runs: pd.DataFrame) -> pd.DataFrame:
         out[column.removeprefix("metrics.")] = pd.to_numeric(runs[column], errors="coerce")
     out = out.sort_values(["_finished", "start_time"]).drop_duplicates("cell_id", keep="last")
     out = out.drop(columns="_finished")
-    order = {name: i for i, name in enumerate(FAMILIES)}
-    out["_family_order"] = out["family"].map(order).fillna(len(order))
-    out = out.sort_values(["model", "_family_order", "seed"]).drop(columns="_family_order")
+    out["_order"] = out["family_order"].fillna(math.inf)
+    out = out.sort_values(["model", "_order", "family", "seed"]).drop(columns="_order")
     return out.reset_index(drop=True)
 
 
@@ -63,35 +140,195 @@ def default_quality_metric(table: pd.DataFrame) -> str:
 
 
 def summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Mean and standard error over seeds per model × family for the given metrics."""
+    """Mean and standard error over seeds per model × family for the given metrics.
+
+    Only cells with ``status == "ok"`` count.  Columns: a ``(statistic, metric)`` MultiIndex with
+    statistics ``mean``, ``standard_error`` (sample sd / √n; NaN with one seed) and
+    ``num_seeds``.
+    """
     ok = table[table["status"] == "ok"]
     present = [m for m in metrics if m in ok]
     grouped = ok.groupby(["model", "family"], sort=False)[present]
     mean = grouped.mean()
     se = grouped.std(ddof=1) / np.sqrt(grouped.count())
-    return pd.concat({"mean": mean, "standard_error": se}, axis=1)
+    return pd.concat({"mean": mean, "standard_error": se, "num_seeds": grouped.count()}, axis=1)
+
+
+def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
+    """Columns of the summary tables: elbo, the quality metric, std ratio, k̂, fit time."""
+    wanted = ["elbo", quality_metric, "std_ratio_geomean", "khat", "fit_seconds"]
+    return [m for m in dict.fromkeys(wanted) if m in table]
+
+
+def best_mask(means: pd.DataFrame) -> pd.DataFrame:
+    """True where a family is the best of its model for a metric (ties: all of them).
+
+    Best is the largest ELBO, the std ratio closest to 1 (on the log scale) and the smallest
+    value of every other metric.
+    """
+    mask = pd.DataFrame(False, index=means.index, columns=means.columns)
+    for metric in means.columns:
+        values = means[metric]
+        if metric == "std_ratio_geomean":
+            score = np.abs(np.log(values.where(values > 0)))
+        elif metric in _HIGHER_IS_BETTER:
+            score = -values
+        else:
+            score = values
+        best = score.groupby(level="model").transform("min")
+        mask[metric] = (score == best) & score.notna()
+    return mask
+
+
+def format_mean_se(mean: float, se: float) -> str:
+    """``mean ± se`` with se to 2 significant digits and mean to the same decimal place."""
+    if not np.isfinite(mean):
+        return "–"
+    if not np.isfinite(se) or se <= 0:
+        return f"{mean:.3g}"
+    decimals = int(min(6, max(0, 1 - math.floor(math.log10(se)))))
+    return f"{mean:.{decimals}f} ± {se:.{decimals}f}"
+
+
+def summary_tables(table: pd.DataFrame, quality_metric: str) -> tuple[str, str]:
+    """The summary as (Markdown, LaTeX): one row per model × family, mean ± standard error over
+    seeds, the best family of each model in bold."""
+    metrics = table_metrics(table, quality_metric)
+    stats = summary(table, metrics)
+    means, ses = stats["mean"], stats["standard_error"]
+    bold = best_mask(means)
+    labels = table.drop_duplicates(["model", "family"]).set_index(["model", "family"])
+    cells = pd.DataFrame({m: [format_mean_se(means.loc[i, m], ses.loc[i, m]) for i in means.index]
+                          for m in metrics}, index=means.index)
+    names = [(labels.loc[i, "model_pretty_name"], labels.loc[i, "family_pretty_name"])
+             for i in means.index]
+
+    md_rows = ["| Model | Family | " + " | ".join(_LABELS_MD.get(m, m) for m in metrics) + " |",
+               "|---|---|" + "---:|" * len(metrics)]
+    for (model, family), i in zip(names, means.index, strict=True):
+        values = [f"**{cells.loc[i, m]}**" if bold.loc[i, m] else cells.loc[i, m]
+                  for m in metrics]
+        md_rows.append(f"| {model} | {family} | " + " | ".join(values) + " |")
+    markdown = "\n".join(md_rows) + "\n"
+
+    tex = cells.map(lambda s: s.replace("±", r"$\pm$").replace("–", "--"))
+    tex.index = pd.MultiIndex.from_tuples([(_tex_escape(a), _tex_escape(b)) for a, b in names],
+                                          names=["Model", "Family"])
+    tex.columns = [_LABELS_TEX.get(m, _tex_escape(m)) for m in metrics]
+    bold_tex = pd.DataFrame(bold.to_numpy(), index=tex.index, columns=tex.columns)
+    styler = tex.style.apply(
+        lambda column: np.where(bold_tex[column.name], "font-weight: bold;", ""), axis=0)
+    latex = styler.to_latex(convert_css=True, hrules=True, multirow_align="t",
+                            clines="skip-last;data", column_format="ll" + "r" * len(metrics))
+    return markdown, latex
+
+
+def _tex_escape(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"),
+                          ("$", r"\$"), ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, escaped)
+    return text
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportFiles:
+    """Paths written by :func:`write_report`."""
+
     cells_csv: Path
     figures: list[Path]
+    tables: list[Path] = dataclasses.field(default_factory=list)
 
 
-def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | None = None
-                 ) -> ReportFiles:
-    """Write ``cells.csv`` and the figures of a tidy table into ``out_dir``."""
-    from harness import plots
+def overlay_draws(table: pd.DataFrame, model: str, uri: str | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict | None]:
+    """q draws of ``model``'s lowest-seed ok run per family, and the reference logged with them
+    (``draws`` when present, else ``mean`` and ``standard_deviation``)."""
+    from harness import tracking
+
+    rows = table[(table["model"] == model) & (table["status"] == "ok")]
+    draws, reference = {}, None
+    for family, sub in rows.groupby("family", sort=False):
+        logged = tracking.load_draws(sub.sort_values("seed")["run_id"].iloc[0], uri)
+        if logged is None or "draws" not in logged:
+            continue
+        draws[family] = logged["draws"]
+        if reference is None and "reference_mean" in logged:
+            reference = {"mean": logged["reference_mean"],
+                         "standard_deviation": logged["reference_standard_deviation"],
+                         "draws": logged.get("reference_draws")}
+    return draws, reference
+
+
+def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | None = None,
+                 style: str = "paper", model: str | None = None,
+                 tracking_uri: str | None = None) -> ReportFiles:
+    """Write cells.csv, summary.csv, the tables and every figure of a tidy table.
+
+    Args:
+      table: The tidy table of :func:`tidy`.
+      out_dir: Output folder (created).
+      quality_metric: Quality metric of the tables and the y axis of the quality-vs-speed
+        figure (default: :func:`default_quality_metric`; per model, a model without it falls
+        back to the first of :data:`QUALITY_METRICS` it has).
+      style: ``paper`` (one/two-column journal sizes) or ``slides``.
+      model: Model of the marginal-overlay figure (default: the first in the table).
+      tracking_uri: Where the runs live (loss histories and draws are read from there).
+
+    Raises:
+      ReportError: unknown style, model or metric.
+    """
+    from harness import plots, tracking
+
+    if style not in STYLES:
+        raise ReportError(f"unknown style '{style}' (allowed: {', '.join(STYLES)})")
+    models = list(dict.fromkeys(table["model"]))
+    if model is not None and model not in models:
+        raise ReportError(f"model '{model}' has no runs here (models: {', '.join(models)})")
+    metrics = [c for c in table.columns if c not in ID_COLUMNS and c != "reason"]
+    if quality_metric is not None and quality_metric not in metrics:
+        raise ReportError(f"metric '{quality_metric}' was not logged (metrics: "
+                          f"{', '.join(sorted(metrics))})")
+    metric = quality_metric or default_quality_metric(table)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_csv = out_dir / "cells.csv"
-    _atomic_csv(table, cells_csv)
-    metric = quality_metric or default_quality_metric(table)
-    figures = plots.quality_vs_speed(table, out_dir / "figures" / "quality_vs_speed", metric)
-    return ReportFiles(cells_csv, figures)
+    _atomic_write(cells_csv, table.to_csv(index=False))
+    stats = summary(table, table_metrics(table, metric))
+    summary_csv = out_dir / "summary.csv"
+    flat = stats.copy()
+    flat.columns = [f"{m}_{s}" if s != "mean" else m for s, m in flat.columns]
+    _atomic_write(summary_csv, flat.reset_index().to_csv(index=False))
+    markdown, latex = summary_tables(table, metric)
+    tables = [out_dir / "tables" / "summary.md", out_dir / "tables" / "summary.tex"]
+    _atomic_write(tables[0], markdown)
+    _atomic_write(tables[1], latex)
+
+    figures_dir = out_dir / "figures"
+    # The figure is per model: each model gets the first quality metric it has.
+    preferred = quality_metric or QUALITY_METRICS[0]
+    fallbacks = tuple(m for m in QUALITY_METRICS if m != preferred)
+    figures = plots.quality_vs_speed(table, figures_dir / "quality_vs_speed", preferred,
+                                     style=style, fallbacks=fallbacks)
+    runs = table[table["status"] != "error"][["run_id", "start_time"]]
+    histories = tracking.loss_histories(runs, tracking_uri)
+    figures += plots.elbo_vs_time(histories, table, figures_dir / "elbo_vs_time", style=style)
+    figures += plots.khat_heatmap(table, figures_dir / "khat", style=style)
+    figures += plots.std_ratio(table, figures_dir / "std_ratio", style=style)
+    overlay_model = model or models[0]
+    draws, reference = overlay_draws(table, overlay_model, tracking_uri)
+    title = table.loc[table["model"] == overlay_model, "model_pretty_name"].iloc[0]
+    figures += plots.marginals(draws, reference, figures_dir / f"marginals_{overlay_model}",
+                               table=table, title=title, style=style)
+    return ReportFiles(cells_csv, figures, [summary_csv, *tables])
 
 
-def _atomic_csv(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    table.to_csv(tmp, index=False)
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+__all__ = ["ID_COLUMNS", "QUALITY_METRICS", "ReportError", "ReportFiles", "best_mask",
+           "check_experiment_name", "default_quality_metric", "experiment_name", "format_mean_se", "overlay_draws",
+           "summary", "summary_tables", "table_metrics", "tidy", "write_report"]
