@@ -12,7 +12,18 @@ from collections.abc import Callable
 from harness.models.base import Model, Reference
 from harness.models.conjugate_normal_mean import conjugate_normal_mean
 from harness.models.correlated_gaussian import correlated_gaussian
-from harness.models.gym import banana, eight_schools
+from harness.models.gym import (
+    banana,
+    brownian_motion,
+    brownian_motion_unknown_scales,
+    eight_schools,
+    ill_conditioned_gaussian,
+    item_response_theory,
+    log_gaussian_cox_process,
+    lorenz_bridge,
+    neals_funnel,
+    stochastic_volatility,
+)
 from harness.models.linear_regression import linear_regression
 from harness.models.linear_regression_unknown_noise import linear_regression_unknown_noise
 
@@ -23,6 +34,14 @@ MODELS: dict[str, Callable[..., Model]] = {
     "conjugate_normal_mean": conjugate_normal_mean,
     "linear_regression": linear_regression,
     "linear_regression_unknown_noise": linear_regression_unknown_noise,
+    "neals_funnel": neals_funnel,
+    "ill_conditioned_gaussian": ill_conditioned_gaussian,
+    "brownian_motion": brownian_motion,
+    "brownian_motion_unknown_scales": brownian_motion_unknown_scales,
+    "lorenz_bridge": lorenz_bridge,
+    "item_response_theory": item_response_theory,
+    "log_gaussian_cox_process": log_gaussian_cox_process,
+    "stochastic_volatility": stochastic_volatility,
 }
 
 __all__ = ["MODELS", "Model", "Reference", "build_model"]
