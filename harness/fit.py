@@ -165,8 +165,11 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         model = cached.model if cached is not None else build_model(cell.model,
                                                                     **dict(cell.model_args))
     family = FAMILIES[cell.family]
+    family.check(model)
     init_seed, fit_seed, eval_seed = tfp.random.split_seed(
         tf.constant(cell.stateless_seed, tf.int32), n=3)
+    if family.kind != "svi":
+        return _fit_baseline(cell, model, family, started, init_seed, eval_seed)
     chunks = chunk_plan(cell.fit.num_steps)
     chunk_seeds = tfp.random.split_seed(fit_seed, n=len(chunks))
 
@@ -280,6 +283,55 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
         fit_mode=mode, fallback_reason=fallback_reason, device=_device(), started_at=started,
         diverged_step=diverged_step)
+
+
+def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_seed) -> FitResult:
+    """A baseline (NUTS, CAVI, Laplace) as a FitResult with the variational fits' metrics.
+
+    A baseline with a density is evaluated exactly like a variational q (fresh draws, log
+    weights, every metric); NUTS's draws have no density, so its log-weight metrics are absent.
+    """
+    from harness.metrics.summary import posterior_metrics
+
+    outcome = family.build(model, seed=init_seed, **dict(cell.hyperparameters))
+    num_steps_run = outcome.num_steps_run
+    metrics: dict[str, float] = {
+        **outcome.metrics,
+        "fit_seconds": outcome.fit_seconds,
+        "num_steps_run": float(num_steps_run),
+        "num_gradient_evaluations": outcome.num_gradient_evaluations,
+    }
+    t0 = time.perf_counter()
+    if outcome.surrogate_posterior is not None:
+        evaluation = _evaluate(model, outcome.surrogate_posterior, cell, eval_seed)
+        draws, log_weights = evaluation["draws"], evaluation["log_weights"]
+        n = cell.fit.elbo_sample_size
+        extra = dict(gaussian=_gaussian_moments(outcome.surrogate_posterior),
+                     iw_log_weights=log_weights, log_likelihood=evaluation["log_likelihood"],
+                     kl_to_prior=evaluation["kl_to_prior"])
+        draws, log_weights = draws[:n], log_weights[:n]
+    else:
+        draws = np.asarray(outcome.draws, np.float64)
+        log_weights = np.full(draws.shape[0], np.nan)  # no density: log-weight metrics absent
+        extra = {}
+    status, reason = "ok", ""
+    if not np.all(np.isfinite(draws)) or (outcome.surrogate_posterior is not None
+                                          and not np.all(np.isfinite(log_weights))):
+        status, reason, draws = "diverged", f"{family.name} produced non-finite draws", None
+    else:
+        metrics.update(posterior_metrics(
+            model, draws, log_weights,
+            importance_sample_size=cell.metrics.importance_sample_size, **extra))
+        draws = draws[: cell.fit.num_draws_kept].astype(np.float32)
+    metrics["metrics_seconds"] = time.perf_counter() - t0
+    metrics["peak_memory_mb"] = runtime.peak_memory_mb()
+    losses = np.asarray(outcome.losses, np.float64)
+    return FitResult(
+        cell=cell, status=status, reason=reason, losses=losses,
+        loss_seconds=np.linspace(0.0, outcome.fit_seconds, losses.size + 1)[1:],
+        fit_seconds=outcome.fit_seconds, num_steps_run=num_steps_run,
+        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
+        fit_mode=outcome.mode, device=_device(), started_at=started)
 
 
 def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit: bool):

@@ -6,6 +6,9 @@ with its hyperparameters as keyword arguments with documented defaults, and add 
 
 from __future__ import annotations
 
+from harness.baselines.cavi import build_cavi, supports_cavi
+from harness.baselines.laplace import build_laplace
+from harness.baselines.mcmc import build_nuts
 from harness.families.asvi import build_asvi, supports_asvi
 from harness.families.base import Family
 from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
@@ -48,6 +51,22 @@ FAMILIES: dict[str, Family] = {
                              "num_bins": 8, "spline_range": 5.0, "initial_scale": 0.1},
                             "rational-quadratic spline coupling flow on a mean-field base",
                             supports=_at_least_2d, requirement="dimension >= 2"),
+    # Baselines on the same axes (kind != "svi": build runs the method; see harness.baselines).
+    "laplace": Family("laplace", "Laplace", build_laplace,
+                      {"max_iterations": 1000, "tolerance": 1e-8},
+                      "Gaussian at the mode, inverse-Hessian covariance (unconstrained scale)",
+                      kind="laplace"),
+    "cavi": Family("cavi", "CAVI", build_cavi,
+                   {"num_sweeps": 100, "tolerance": 1e-10, "factorize_weights": False},
+                   "coordinate-ascent VI, closed-form q(w) q(σ²) updates",
+                   kind="cavi", supports=supports_cavi,
+                   requirement="normal-inverse-gamma linear regression (Model.data with x, y, "
+                               "mean0, precision0, a0, b0)"),
+    "nuts": Family("nuts", "NUTS", build_nuts,
+                   {"num_chains": 4, "num_warmup": 500, "num_draws": 500,
+                    "target_accept_prob": 0.8},
+                   "No-U-Turn sampler at a fixed draw budget (draws only: no ELBO, no k̂)",
+                   kind="mcmc"),
 }
 
 __all__ = ["FAMILIES", "Family"]
