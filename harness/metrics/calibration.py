@@ -119,7 +119,10 @@ def khat(log_weights: np.ndarray) -> float:
     # arviz-stats' psislw is built for PSIS-LOO: it takes log *likelihoods* and smooths the
     # weights 1/likelihood, i.e. it negates its input.  Pass −log w so it smooths w itself.
     try:
-        _, k = array_stats.psislw(-w)
+        # Near-equal tail weights (q ≈ p̃, e.g. an exact Gaussian fit) make the tail fit divide
+        # by ~0; the result is then NaN (undefined), not a warning.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            _, k = array_stats.psislw(-w)
     except ValueError:
         # Too few draws for a tail (n < ~25), or identical tail weights: k̂ is undefined.
         return float("nan")
