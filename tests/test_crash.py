@@ -1,0 +1,136 @@
+"""Crash safety: ``kill -9`` of the driver at random moments loses nothing.
+
+A real ``harness run`` subprocess is killed with SIGKILL three times at random points (during
+start-up, during the sweep, right after a cell was logged), then run to the end.  Afterwards
+every cell has exactly one FINISHED run, the runs the dead drivers left RUNNING are KILLED, and
+the report covers every cell.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO
+
+SPEC = """
+name = "crash"
+seeds = [0, 1]
+models = ["correlated_gaussian"]
+families = ["mean_field", "full_rank"]
+[fit]
+num_steps = 20
+sample_size = 4
+elbo_sample_size = 1000
+num_draws_kept = 10
+"""
+NUM_CELLS = 2 * 2
+# Bounds on each wait, so that a hung driver fails the test instead of stalling the suite.
+WAIT_SECONDS = 120
+
+
+class Driver:
+    """A ``harness run`` subprocess in its own process group, its stderr collected by a thread."""
+
+    def __init__(self, args, cwd):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, prefix: str) -> bool:
+        """Wait until a stderr line starts with ``prefix``; False if the driver exited first."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if any(line.startswith(prefix) for line in self.lines):
+                return True
+            if self.process.poll() is not None:
+                return False
+            time.sleep(0.05)
+        raise AssertionError(f"no line starting with {prefix!r} after {WAIT_SECONDS} s: "
+                             f"{self.lines[-5:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (a spawn pool's workers too)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=WAIT_SECONDS)
+        self._reader.join(timeout=5)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_rerun_finishes_each_cell_once(tmp_path):
+    path = tmp_path / "crash.toml"
+    path.write_text(SPEC)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["run", str(path), "--executor", "serial", "--tracking-uri", uri,
+            "--results-dir", str(tmp_path / "results")]
+    MlflowClient(uri).search_experiments()  # the store exists, as after any earlier sweep
+    rng = random.Random()
+    seed = rng.randrange(2**32)
+    rng.seed(seed)  # printed below, so a failing schedule can be replayed
+    killed_pids, schedule = [], []
+    drivers = []
+    try:
+        # 1: anywhere in start-up (imports, store, experiment, first cell); 2: some time into
+        # the sweep; 3: just after a cell was logged (inside the next cell or its logging).
+        for wait_prefix, max_delay in ((None, 8.0), ("experiment crash:", 3.0), ("[", 1.0)):
+            driver = Driver(args, tmp_path)
+            drivers.append(driver)
+            reached = True if wait_prefix is None else driver.wait_for(wait_prefix)
+            delay = rng.uniform(0.0, max_delay)
+            schedule.append((wait_prefix, round(delay, 3)))
+            if reached:
+                time.sleep(delay)
+            if driver.process.poll() is None:
+                killed_pids.append(str(driver.process.pid))
+            driver.kill()
+        final = Driver(args, tmp_path)
+        drivers.append(final)
+        code = final.process.wait(timeout=WAIT_SECONDS * 2)
+        final._reader.join(timeout=5)
+    finally:
+        for driver in drivers:
+            if driver.process.poll() is None:
+                driver.kill()
+    context = f"seed {seed}, schedule {schedule}, last lines {final.lines[-5:]}"
+    assert code == 0, context
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("crash")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert not [r for r in runs if r.info.status == "RUNNING"], context
+    cells = [r for r in runs if "harness.cell_id" in r.data.tags]
+    finished = collections.Counter(r.data.tags["harness.cell_id"] for r in cells
+                                   if r.info.status == "FINISHED")
+    assert len(finished) == NUM_CELLS and set(finished.values()) == {1}, context
+    parents = {r.info.run_id: r for r in runs if r.data.tags.get("harness.kind") == "sweep"}
+    for run in runs:
+        if run.info.status == "KILLED":
+            owner = parents.get(run.data.tags.get("mlflow.parentRunId"), run)
+            assert owner.data.tags["harness.driver_pid"] in killed_pids, context
+    final_parent = [p for p in parents.values()
+                    if p.data.tags["harness.driver_pid"] == str(final.process.pid)]
+    assert [p.info.status for p in final_parent] == ["FINISHED"], context
+    table = pd.read_csv(tmp_path / "results" / "crash" / "cells.csv")
+    assert len(table) == NUM_CELLS and set(table["status"]) == {"ok"}, context
