@@ -1,4 +1,4 @@
-"""``harness run | report | sync | list | ui``: parse, call, print.  The only module that prints."""
+"""``harness run | report | sync | vsbc | list | ui``: parse, call, print.  The only module that prints."""
 
 from __future__ import annotations
 
@@ -64,6 +64,34 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--results-dir", type=Path, default=Path("results"),
                      help="where results/<experiment>/journal.jsonl is (default: results)")
     syn.set_defaults(handler=_sync)
+
+    vs = sub.add_parser("vsbc", help="variational simulation-based calibration of one model "
+                        "× family of a spec (fits the family on M simulated data sets)")
+    vs.add_argument("spec", type=Path, help="experiment spec (TOML): fit settings, model args, "
+                    "family hyperparameters and the MLflow experiment")
+    vs.add_argument("--model", required=True, help="a model of the spec with a simulator")
+    vs.add_argument("--family", required=True, help="a family of the spec")
+    vs.add_argument("--simulations", type=int, default=100,
+                    help="number of simulated data sets M (default 100)")
+    vs.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a spec value, e.g. --set fit.num_steps=500 (repeatable)")
+    vs.add_argument("--tracking-uri")
+    vs.add_argument("--results-dir", type=Path, default=Path("results"),
+                    help="where results/<experiment>/figures/ is written (default: results)")
+    vs.set_defaults(handler=_vsbc)
+
+    ref = sub.add_parser("reference", help="long NUTS run of a model; write its reference "
+                         "file if R-hat < 1.01 and bulk ESS > 1000 for every coordinate")
+    ref.add_argument("model", help="registered model name")
+    ref.add_argument("--chains", type=int, default=4, help="chains (default 4)")
+    ref.add_argument("--warmup", type=int, default=1000, help="warm-up steps per chain")
+    ref.add_argument("--draws", type=int, default=2500, help="kept draws per chain")
+    ref.add_argument("--seed", type=int, default=0)
+    ref.add_argument("--target-accept", type=float, default=0.8,
+                     help="dual-averaging target acceptance (default 0.8; 0.9-0.99 for funnels)")
+    ref.add_argument("--out", type=Path, help="output .npz (default: harness/data/references/"
+                     "MODEL.npz)")
+    ref.set_defaults(handler=_reference)
 
     lst = sub.add_parser("list", help="list registered models and families")
     lst.set_defaults(handler=_list)
@@ -243,6 +271,99 @@ def _sync(args) -> int:
     print(f"{outcome.path}: replayed {outcome.replayed}, already in MLflow "
           f"{outcome.already_logged}, left {outcome.left}")
     return EXIT_OK if outcome.left == 0 else EXIT_FAILED_CELLS
+
+
+def _vsbc(args) -> int:
+    spec = _load(args.spec, args.overrides)
+    if spec is None:
+        return EXIT_USAGE
+    if args.simulations < 2:
+        return _error(f"--simulations must be >= 2, got {args.simulations}")
+    models = {name: margs for name, margs in spec.models}
+    families = {name: hps for name, hps in spec.families}
+    if args.model not in models:
+        return _error(f"{spec.path}: --model {args.model!r} is not in the spec's models: "
+                      f"{', '.join(models)}")
+    if args.family not in families:
+        return _error(f"{spec.path}: --family {args.family!r} is not in the spec's families: "
+                      f"{', '.join(families)}")
+    if len(spec.fit_grid) > 1:
+        print(f"note: the spec has {len(spec.fit_grid)} fit settings; VSBC uses the first",
+              file=sys.stderr)
+    from harness import plots, tracking, vsbc
+    from harness.spec import Cell
+
+    cell = Cell(spec.name, args.model, models[args.model], args.family, families[args.family],
+                spec.fit_grid[0], spec.seeds[0], metrics=spec.metrics)
+
+    def progress(index, result):
+        print(f"[{index + 1}/{args.simulations}] {result.status:<8} "
+              f"{result.reason or f'fit {result.fit_seconds:.2f}s'}", file=sys.stderr, flush=True)
+
+    try:
+        result = vsbc.run(cell, args.simulations, on_progress=progress)
+    except ValueError as e:
+        return _error(str(e))
+    except RuntimeError as e:
+        print(f"harness: vsbc failed: {e}", file=sys.stderr)
+        return EXIT_FAILED_CELLS
+    stem = args.results_dir / spec.name / "figures" / f"vsbc_{args.model}_{args.family}"
+    figures = plots.vsbc_histogram(result.probabilities, result.pvalues, stem,
+                                   title=f"VSBC: {args.model} / {args.family}")
+    run_id = tracking.log_vsbc(result, args.tracking_uri, figures=figures)
+    s = result.summary
+    print(f"VSBC {args.model} / {args.family}: {int(s['num_simulations'])} fits "
+          f"({int(s['num_failed'])} failed)")
+    for i, pvalue in enumerate(result.pvalues):
+        print(f"  θ[{i}]  asymmetry p-value {pvalue:.3g}")
+    verdict = "symmetric" if s["vsbc_symmetric"] else "ASYMMETRIC (biased marginals)"
+    print(f"min p-value {s['vsbc_min_pvalue']:.3g}, Bonferroni {s['vsbc_bonferroni_pvalue']:.3g}"
+          f": {verdict}")
+    print(f"MLflow run: {run_id}")
+    for path in figures:
+        print(f"figure: {path}")
+    return EXIT_OK
+
+
+def _reference(args) -> int:
+    from harness.models import MODELS
+
+    if args.model not in MODELS:
+        from harness.spec import _suggest
+
+        return _error(f"reference: unknown model '{args.model}'{_suggest(args.model, MODELS)}")
+    for flag, value in (("--chains", args.chains), ("--warmup", args.warmup),
+                        ("--draws", args.draws)):
+        if value < 1:
+            return _error(f"reference: {flag} must be >= 1, got {value}")
+    if args.seed < 0:
+        return _error(f"reference: --seed must be >= 0, got {args.seed}")
+    if not 0.0 < args.target_accept < 1.0:
+        return _error(f"reference: --target-accept must be in (0, 1), got {args.target_accept}")
+    if args.out is not None and args.out.suffix != ".npz":
+        return _error(f"reference: --out must end in .npz, got {args.out}")
+    from harness import reference
+
+    command = " ".join(["harness", "reference", args.model, "--chains", str(args.chains),
+                        "--warmup", str(args.warmup), "--draws", str(args.draws), "--seed",
+                        str(args.seed), "--target-accept", str(args.target_accept)]
+                       + (["--out", str(args.out)] if args.out is not None else []))
+    print(f"NUTS on {args.model}: {args.chains} chains x ({args.warmup} warm-up + "
+          f"{args.draws} draws), seed {args.seed}", file=sys.stderr, flush=True)
+    outcome = reference.run(args.model, num_chains=args.chains, num_warmup=args.warmup,
+                            num_draws=args.draws, seed=args.seed,
+                            target_accept_prob=args.target_accept, command=command)
+    m = outcome.metadata
+    print(f"max R-hat {m['potential_scale_reduction_max']:.4f}, min bulk ESS "
+          f"{m['effective_sample_size_min']:.0f}, divergences {m['num_divergences']}, "
+          f"leapfrogs {m['num_leapfrog_steps']}, {m['wall_seconds']:.1f}s ({m['mode']})")
+    if not outcome.ok:
+        print("harness: reference NOT written: " + "; ".join(outcome.failures)
+              + " (run longer: more --warmup/--draws, or raise --target-accept)", file=sys.stderr)
+        return EXIT_FAILED_CELLS
+    path = reference.write(outcome, args.out)
+    print(f"reference: {path}")
+    return EXIT_OK
 
 
 def _list(args) -> int:

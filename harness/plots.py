@@ -369,8 +369,8 @@ def khat_heatmap(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> li
     vmin = min(-0.2, finite.min()) if finite.size else -0.2
     vmax = max(1.4, finite.max()) if finite.size else 1.4
     norm = colors.TwoSlopeNorm(vmin=vmin, vcenter=(low + high) / 2, vmax=vmax)
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("#EEEEEE")
+    # Cells without a k̂ (diverged, error) are grey.
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#EEEEEE")
     with plt.rc_context(_rc(style)):
         fig, ax = plt.subplots(figsize=(width, height))
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
@@ -567,6 +567,44 @@ def cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
         return _save(fig, Path(path).with_suffix(""), formats=("png",), dpi=90)[0]
 
 
+# VSBC figure: at most this many coordinates (those with the smallest p-values).
+MAX_VSBC_PANELS = 9
+
+
+def vsbc_histogram(probabilities: np.ndarray, pvalues: np.ndarray, stem: Path, *,
+                   title: str = "", style: str = "paper") -> list[Path]:
+    """VSBC: histogram of ``Pr_q(θ_i < θ_true_i)`` over simulations, one panel per coordinate.
+
+    The filled bars are p, the black outline is 1 − p (the mirror image the asymmetry test
+    compares against), the dashed line the uniform density of an exact posterior.  With more
+    than :data:`MAX_VSBC_PANELS` coordinates, those with the smallest p-values are shown.
+    Writes ``stem.pdf`` and ``stem.png``.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    pvalues = np.asarray(pvalues, dtype=np.float64)
+    shown = np.argsort(pvalues, kind="stable")[:MAX_VSBC_PANELS]
+    shown.sort()
+    # About 10 simulations per bin (5 to 20 bins), so bar heights are not mostly noise.
+    bins = np.linspace(0.0, 1.0, int(np.clip(probabilities.shape[0] // 10, 5, 20)) + 1)
+    with plt.rc_context(_rc(style)):
+        fig, axes = _grid(len(shown), style, extra_height=0.3)
+        for ax, i in zip(axes, shown, strict=True):
+            p = probabilities[:, i]
+            ax.hist(p, bins=bins, density=True, color=OKABE_ITO[0], alpha=0.7, label="p")
+            ax.hist(1.0 - p, bins=bins, density=True, histtype="step", color="black",
+                    linewidth=0.9, label="1 − p")
+            ax.axhline(1.0, color="0.4", linestyle="--", linewidth=0.8)
+            ax.set_xlim(0, 1)
+            ax.set_title(f"θ[{i}]: KS p = {pvalues[i]:.2g}")
+            ax.set_xlabel("Pr_q(θ < θ_true)")
+            ax.set_ylabel("density")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+        if title:
+            fig.suptitle(title)
+        return _save(fig, stem)
+
+
 __all__ = ["KHAT_BANDS", "MARKERS", "OKABE_ITO", "STYLES", "cell_figure", "elbo_vs_time",
            "family_styles", "khat_heatmap", "marginals", "pareto_front", "quality_metric_for",
-           "quality_vs_speed", "smooth", "std_ratio"]
+           "quality_vs_speed", "smooth", "std_ratio", "vsbc_histogram"]

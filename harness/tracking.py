@@ -547,8 +547,54 @@ def _accelerator() -> str:
     return f"CPU: {cpu or platform.machine()}"
 
 
+# --- VSBC runs ------------------------------------------------------------------------------
+
+
+def log_vsbc(result, uri: str | None = None, *, figures: Iterable[Path] = ()) -> str:
+    """Log a :class:`harness.vsbc.VsbcResult` as one run in the cell's experiment.
+
+    The run is tagged ``harness.kind = vsbc`` and has no ``harness.cell_id`` tag, so sweeps and
+    reports (which read cell runs) ignore it.  Params: the cell's params and
+    ``num_simulations``; metrics: the summary and ``vsbc_pvalue_<i>`` per coordinate;
+    artifacts: ``vsbc_probabilities.csv`` (one row per simulation: true parameters and
+    ``Pr_q(θ < θ_true)``) and the figures.  Returns the run id.
+    """
+    cell = result.cell
+    client = client_for(uri)
+    experiment_id = get_or_create_experiment(client, cell.experiment)
+    tags = {
+        MLFLOW_RUN_NAME: f"vsbc {cell.model}/{cell.family}",
+        "harness.kind": "vsbc",
+        "harness.model": cell.model,
+        "harness.family": cell.family,
+        "harness.vsbc_cell_id": cell.cell_id,
+        "harness.vsbc_failures": "; ".join(f"{i}: {r}" for i, r in result.failures)[:5000],
+        **{f"harness.version.{p}": _version(p) for p in _PACKAGES},
+    }
+    commit = _git_commit()
+    if commit:
+        tags[MLFLOW_GIT_COMMIT] = commit
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    now = int(time.time() * 1000)
+    params = {**cell_params(cell), "num_simulations": int(result.summary["num_simulations"])
+              + int(result.summary["num_failed"])}
+    metrics = [Metric(k, float(v), now, 0) for k, v in result.summary.items()]
+    metrics += [Metric(f"vsbc_pvalue_{i}", float(v), now, 0)
+                for i, v in enumerate(result.pvalues)]
+    client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS],
+                     params=[Param(k, str(v)) for k, v in params.items()][:_BATCH_PARAMS])
+    d = result.probabilities.shape[1]
+    table = pd.DataFrame(np.hstack([result.true_params, result.probabilities]),
+                         columns=[f"true_{i}" for i in range(d)] + [f"p_{i}" for i in range(d)])
+    client.log_text(run_id, table.to_csv(index_label="simulation"), "vsbc_probabilities.csv")
+    for path in figures:
+        client.log_artifact(run_id, str(path), "figures")
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
 __all__ = ["RETRY", "RetryPolicy", "Sweep", "TrackingUnavailable", "cell_params", "end_run",
            "display_tags", "load_draws", "log_cell_artifacts", "loss_histories",
            "journal_entry_ids", "run_status", "with_retries", "end_sweep", "finished_cell_ids",
-           "log_cell", "mark_dead_runs_killed", "search_cells", "start_sweep", "thin_steps",
-           "tracking_uri"]
+           "log_cell", "log_vsbc", "mark_dead_runs_killed", "search_cells", "start_sweep",
+           "thin_steps", "tracking_uri"]

@@ -62,7 +62,8 @@ def run(cell: Cell, num_simulations: int, *,
       on_progress: Called with ``(index, result)`` after each fit.
 
     Raises:
-      ValueError: when the model has no simulator, M < 2, or fewer than 2 fits succeed.
+      ValueError: when the model has no simulator or M < 2 (before anything is fitted).
+      RuntimeError: when fewer than 2 fits finish ``ok``.
     """
     from harness.models import build_model
 
@@ -85,7 +86,7 @@ def run(cell: Cell, num_simulations: int, *,
         truths.append(np.asarray(true_params, np.float64).ravel())
         probabilities.append(vsbc_metrics.probabilities(result.draws, true_params))
     if len(probabilities) < 2:
-        raise ValueError(f"only {len(probabilities)} of {num_simulations} VSBC fits succeeded: "
+        raise RuntimeError(f"only {len(probabilities)} of {num_simulations} VSBC fits succeeded: "
                          + "; ".join(reason for _, reason in failures[:3]))
     p = np.stack(probabilities)
     pvalues = vsbc_metrics.asymmetry_pvalues(p)
