@@ -12,6 +12,7 @@ from collections.abc import Callable
 from harness.models.base import Model, Reference
 from harness.models.conjugate_normal_mean import conjugate_normal_mean
 from harness.models.correlated_gaussian import correlated_gaussian
+from harness.models.eight_schools_noncentered import eight_schools_noncentered
 from harness.models.gym import (
     banana,
     brownian_motion,
@@ -24,8 +25,10 @@ from harness.models.gym import (
     neals_funnel,
     stochastic_volatility,
 )
+from harness.models.hierarchical_regression import hierarchical_regression_wine
 from harness.models.linear_regression import linear_regression
 from harness.models.linear_regression_unknown_noise import linear_regression_unknown_noise
+from harness.models.logistic_regression import logistic_regression_breast_cancer
 
 MODELS: dict[str, Callable[..., Model]] = {
     "correlated_gaussian": correlated_gaussian,
@@ -42,6 +45,9 @@ MODELS: dict[str, Callable[..., Model]] = {
     "item_response_theory": item_response_theory,
     "log_gaussian_cox_process": log_gaussian_cox_process,
     "stochastic_volatility": stochastic_volatility,
+    "eight_schools_noncentered": eight_schools_noncentered,
+    "logistic_regression_breast_cancer": logistic_regression_breast_cancer,
+    "hierarchical_regression_wine": hierarchical_regression_wine,
 }
 
 __all__ = ["MODELS", "Model", "Reference", "build_model"]

@@ -13,12 +13,16 @@ package, registered in :data:`harness.models.MODELS`).  inference_gym targets ar
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 REFERENCE_KINDS = ("analytic", "moments", "draws", "nuts")
+# Reference files written by ``harness reference`` (one ``<model>.npz`` per model, shipped).
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "references"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +85,45 @@ def exact_reference(mean, covariance, *, provenance: str, log_normalizer: float 
         standard_deviation_standard_error=np.zeros_like(mean),
         kind="analytic", provenance=provenance, covariance=covariance,
         draws=draws, log_normalizer=log_normalizer)
+
+
+def load_reference_file(path: str | Path) -> Reference:
+    """Load a reference file written by ``harness reference`` (see :mod:`harness.reference`).
+
+    The ``.npz`` holds ``mean``, ``standard_deviation``, their standard errors, thinned
+    ``draws`` and ``metadata`` (JSON: command line, seed, diagnostics, versions, date).
+
+    Raises:
+      FileNotFoundError: naming the missing file and the command that makes it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no reference file {path}: make it with "
+                                f"`harness reference {path.stem}`")
+    with np.load(path, allow_pickle=False) as f:
+        metadata = json.loads(str(f["metadata"]))
+        return Reference(
+            mean=f["mean"], standard_deviation=f["standard_deviation"],
+            mean_standard_error=f["mean_standard_error"],
+            standard_deviation_standard_error=f["standard_deviation_standard_error"],
+            draws=f["draws"].astype(np.float64), kind="nuts",
+            provenance=(f"{metadata['command']} (seed {metadata['seed']}, "
+                        f"{metadata['date']}, file {path.name})"))
+
+
+def nuts_reference(name: str, *, missing_ok: bool = False) -> Reference | None:
+    """The shipped NUTS reference of the registered model ``name``.
+
+    Args:
+      name: Registered model name (the file is ``REFERENCE_DIR/<name>.npz``).
+      missing_ok: Return None when the file does not exist yet (so that ``harness reference``
+        can build the model to make it); the registry's contract test requires every
+        shipped model to have its reference.
+    """
+    path = REFERENCE_DIR / f"{name}.npz"
+    if missing_ok and not path.is_file():
+        return None
+    return load_reference_file(path)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,6 +50,7 @@ def test_log_prob_in_each_dtype(name, dtype):
 
 def test_reference_shapes(model):
     ref = model.reference
+    assert ref is not None, f"{model.name} has no reference (harness reference {model.name})"
     d = model.dimension
     assert ref.kind in REFERENCE_KINDS
     assert ref.mean.shape == ref.standard_deviation.shape == (d,)
