@@ -53,8 +53,10 @@ def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
     for cell in cells:
         groups.setdefault(compile_key(cell), []).append(cell)
     tasks = list(groups.values())
-    while len(tasks) < workers and any(len(t) > 1 for t in tasks):
-        largest = max(tasks, key=len)
+    # Vectorized groups stay whole: their results depend on which seeds share the batch.
+    while len(tasks) < workers and any(len(t) > 1 and not t[0].fit.vectorize_seeds
+                                       for t in tasks):
+        largest = max((t for t in tasks if not t[0].fit.vectorize_seeds), key=len)
         tasks.remove(largest)
         half = len(largest) // 2
         tasks += [largest[:half], largest[half:]]

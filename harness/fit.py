@@ -144,9 +144,97 @@ _LAST_COMPILED: _Compiled | None = None
 
 
 def fit_group(cells: list[Cell]) -> list[FitResult]:
-    """Fit cells one after another in this process, reusing the compiled loop between cells
-    that differ only in seed (see :func:`compile_key`)."""
+    """Fit cells that differ only in seed: as one vectorized batch when their settings ask for
+    it and the family allows it (:func:`fit_replicates`), else one after another in this
+    process, reusing the compiled loop (see :func:`compile_key`)."""
+    from harness.families import FAMILIES
+
+    if (len(cells) > 1 and cells[0].fit.vectorize_seeds
+            and len({compile_key(c) for c in cells}) == 1
+            and getattr(FAMILIES.get(cells[0].family), "batchable", False)):
+        return fit_replicates(cells)
     return [fit(cell) for cell in cells]
+
+
+def fit_replicates(cells: list[Cell]) -> list[FitResult]:
+    """Fit cells that differ only in seed as one batch of independent surrogates.
+
+    One compiled loop trains ``len(cells)`` replicates (the family's ``batch_shape``); the
+    loss comes back per replicate.  Each replicate starts from the initial values its own seed
+    gives in a separate fit; the optimisation noise of the batch comes from one seed derived
+    from all the cells' ids.  Replicates are independent (separate variables, element-wise
+    Adam), so each seed's result equals a separate fit's in distribution.  A replicate whose
+    loss becomes non-finite is ``diverged`` at that step; the others go on.  Timings are the
+    batch's: ``fit_seconds`` is the wall time in which every replicate was fitted.
+    """
+    started = time.time()
+    try:
+        return _fit_replicates(cells, started)
+    except Exception as e:  # noqa: BLE001 - a failing batch is a result for each of its cells
+        return [FitResult(cell=cell, status="error", reason=f"{type(e).__name__}: {e}",
+                          started_at=started, traceback=traceback_module.format_exc(),
+                          device=_device()) for cell in cells]
+
+
+def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
+    import hashlib
+
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    from harness.families import FAMILIES
+    from harness.models import build_model
+
+    first_cell = cells[0]
+    model = build_model(first_cell.model, **dict(first_cell.model_args))
+    family = FAMILIES[first_cell.family]
+    family.check(model)
+    hyperparameters = dict(first_cell.hyperparameters)
+    cell_seeds = [tfp.random.split_seed(tf.constant(c.stateless_seed, tf.int32), n=3)
+                  for c in cells]
+    digest = hashlib.sha256("".join(c.cell_id for c in cells).encode()).digest()
+    batch_seed = tf.constant([int.from_bytes(digest[i:i + 4], "little") >> 1 for i in (0, 4)],
+                             tf.int32)
+    chunks = chunk_plan(first_cell.fit.num_steps)
+    chunk_seeds = tfp.random.split_seed(batch_seed, n=len(chunks))
+    singles = [family.build(model, seed=s[0], **hyperparameters) for s in cell_seeds]
+
+    modes = ["xla", "graph"] if first_cell.fit.jit_compile else ["graph"]
+    fallback_reason = ""
+    for mode in modes:
+        batched = family.build(model, seed=cell_seeds[0][0], batch_shape=(len(cells),),
+                               **hyperparameters)
+        for k, variable in enumerate(batched.variables):
+            variable.assign(tf.stack([single.variables[k] for single in singles]))
+        runners, _ = _chunk_runners(model, batched, first_cell, set(chunks), mode == "xla")
+        try:
+            t0 = time.perf_counter()
+            first = runners[chunks[0]](chunk_seeds[0]).numpy()
+            first_seconds = time.perf_counter() - t0
+            break
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
+            if mode != "xla":
+                raise
+            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    losses, chunk_seconds = [first], [first_seconds]
+    for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
+        if not np.any(np.all(np.isfinite(np.concatenate(losses)), axis=0)):
+            break  # every replicate diverged
+        t0 = time.perf_counter()
+        losses.append(runners[size](seed).numpy())
+        chunk_seconds.append(time.perf_counter() - t0)
+
+    results = []
+    for i, cell in enumerate(cells):
+        own = [chunk[:, i] for chunk in losses]
+        # A diverged replicate's trace ends with the chunk in which it diverged.
+        bad = [j for j, chunk in enumerate(own) if not np.all(np.isfinite(chunk))]
+        if bad:
+            own = own[: bad[0] + 1]
+        results.append(_result(cell, model, batched[i], own, chunk_seconds[: len(own)], mode,
+                               fallback_reason, started, cell_seeds[i][2]))
+    return results
 
 
 def _fit(cell: Cell, started: float, model=None) -> FitResult:
@@ -205,40 +293,56 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
             fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
     losses = [first]
     chunk_seconds = [first_seconds]
-    status, reason, diverged_step = "ok", "", None
-    if not np.all(np.isfinite(first)):
-        status, reason = "diverged", _divergence_reason(losses)
-        diverged_step = _divergence_step(losses)
-    else:
+    if np.all(np.isfinite(first)):
         for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
             t0 = time.perf_counter()
             chunk_losses = runners[size](seed).numpy()
             chunk_seconds.append(time.perf_counter() - t0)
             losses.append(chunk_losses)
             if not np.all(np.isfinite(chunk_losses)):
-                status, reason = "diverged", _divergence_reason(losses)
-                diverged_step = _divergence_step(losses)
                 break
             if converged(losses, cell.fit.early_stopping_tolerance):
                 break
+    return _result(cell, model, surrogate_posterior, losses, chunk_seconds, mode,
+                   fallback_reason, started, eval_seed)
 
-    # Steady-state seconds per step from the chunks after the first; the first chunk's excess
-    # over that is compilation.  A single-chunk fit cannot separate the two: all of it counts
-    # as fit time and compile_seconds is undefined (NaN, not logged).
-    steps = np.array([len(c) for c in losses])
-    if len(losses) > 1:
+
+def _timings(chunk_seconds: list[float], steps: np.ndarray):
+    """``(compile_seconds, fit_seconds per chunk, loss_seconds per step)`` from chunk times.
+
+    Steady-state seconds per step come from the chunks after the first; the first chunk's
+    excess over that is compilation.  A single-chunk fit cannot separate the two: all of it
+    counts as fit time and compile_seconds is undefined (NaN, not logged).
+    """
+    if len(chunk_seconds) > 1:
         per_step = float(np.sum(chunk_seconds[1:]) / np.sum(steps[1:]))
         compile_seconds = max(0.0, chunk_seconds[0] - per_step * steps[0])
     else:
-        per_step = chunk_seconds[0] / steps[0]
         compile_seconds = float("nan")
     first_fit = chunk_seconds[0] - (0.0 if math.isnan(compile_seconds) else compile_seconds)
-    per_chunk_fit = np.array([first_fit] + chunk_seconds[1:])
+    per_chunk_fit = np.array([first_fit] + list(chunk_seconds[1:]))
     loss_seconds = np.concatenate([
         start + (np.arange(1, n + 1) / n) * dur
         for start, n, dur in zip(np.cumsum(per_chunk_fit) - per_chunk_fit, steps, per_chunk_fit,
                                  strict=True)])
-    losses = np.concatenate(losses).astype(np.float64)
+    return compile_seconds, per_chunk_fit, loss_seconds
+
+
+def _result(cell: Cell, model, surrogate_posterior, chunk_losses: list[np.ndarray],
+            chunk_seconds: list[float], mode: str, fallback_reason: str, started: float,
+            eval_seed) -> FitResult:
+    """A fitted surrogate and its loss chunks → FitResult with every metric.
+
+    A non-finite loss makes the cell ``diverged`` at that step: its trace stops there (the
+    loop runs to the end of that chunk) and its posterior metrics are absent.
+    """
+    status, reason, diverged_step = "ok", "", None
+    if not np.all(np.isfinite(np.concatenate(chunk_losses))):
+        status, reason = "diverged", _divergence_reason(chunk_losses)
+        diverged_step = _divergence_step(chunk_losses)
+    steps = np.array([len(c) for c in chunk_losses])
+    compile_seconds, per_chunk_fit, loss_seconds = _timings(chunk_seconds, steps)
+    losses = np.concatenate(chunk_losses).astype(np.float64)
     fit_seconds = float(per_chunk_fit.sum())
     num_steps_run = int(losses.size)
 
@@ -253,6 +357,10 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         metrics["compile_seconds"] = compile_seconds
     draws = None
     if status == "ok":
+        # Imported before the clock starts: a one-off per process (SciPy, arviz-stats), not a
+        # per-cell cost.
+        from harness.metrics.summary import posterior_metrics
+
         t0 = time.perf_counter()
         metrics["seconds_to_converge"] = runtime.seconds_to_converge(
             losses, loss_seconds, cell.metrics.convergence_tolerance)
@@ -264,8 +372,6 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
             diverged_step = num_steps_run
             draws = None
         else:
-            from harness.metrics.summary import posterior_metrics
-
             n = cell.fit.elbo_sample_size
             metrics.update(posterior_metrics(
                 model, draws[:n], log_weights[:n],

@@ -66,6 +66,11 @@ class FitSettings:
       early_stopping_tolerance: Stop once the mean loss of a chunk (a tenth of ``num_steps``)
         changed by less than this, relative to ``max(1, |previous chunk mean|)``, for 2
         chunks in a row; 0 never stops early.
+      vectorize_seeds: Fit the seeds of a (model, family, settings) group as one batch of
+        independent surrogates in one compiled loop, where the family allows it (Gaussian
+        families).  Each seed keeps its own initial values; the Monte Carlo noise of the
+        batch comes from one seed derived from the whole group, so results equal separate
+        fits in distribution, not bit for bit, and depend on which seeds share the batch.
     """
 
     num_steps: int = 1000
@@ -78,6 +83,7 @@ class FitSettings:
     importance_sample_size: int = 1
     gradient_estimator: str = "reparameterization"
     early_stopping_tolerance: float = 0.0
+    vectorize_seeds: bool = False
 
 
 _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
@@ -92,6 +98,7 @@ _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
     "importance_sample_size": (int, 0),
     "gradient_estimator": (str, None),
     "early_stopping_tolerance": (float, None),  # >= 0, checked in _fit_grid
+    "vectorize_seeds": (bool, None),
 }
 # Allowed values of the string-valued fit settings.
 _FIT_CHOICES: dict[str, tuple[str, ...]] = {
@@ -160,7 +167,9 @@ class Cell:
 
     @property
     def run_name(self) -> str:
-        return f"{self.model}/{self.family}/{self.seed}"
+        # A user model's name is a path or module ("models/m.py:target"): made path-free.
+        model = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model)
+        return f"{model}/{self.family}/{self.seed}"
 
     @property
     def stateless_seed(self) -> tuple[int, int]:
@@ -184,12 +193,17 @@ class Spec:
     raw: Mapping[str, Any]
     resources: Resources = dataclasses.field(default_factory=lambda: Resources())
     metrics: MetricSettings = MetricSettings()
+    # (model entry, family entry) pairs whose family does not apply to the model
+    # (Family.supports): left out of the grid.
+    excluded: frozenset = frozenset()
 
     def cells(self) -> list[Cell]:
-        """Expand the grid: models × families × fit settings × seeds, in that order."""
+        """Expand the grid: models × families × fit settings × seeds, in that order, without
+        the (model, family) pairs in ``excluded``."""
         return [Cell(self.name, model, margs, family, hps, fit, seed, metrics=self.metrics)
                 for (model, margs), (family, hps), fit, seed
-                in itertools.product(self.models, self.families, self.fit_grid, self.seeds)]
+                in itertools.product(self.models, self.families, self.fit_grid, self.seeds)
+                if ((model, margs), (family, hps)) not in self.excluded]
 
 
 _TOP_KEYS = {"name", "description", "seeds", "models", "families", "fit", "resources",
@@ -325,7 +339,37 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     metrics = _metric_settings(raw.get("metrics", {}), where)
     return Spec(path=path, name=name, description=description, seeds=tuple(seeds),
                 models=models, families=families, fit_grid=fit_grid, raw=dict(raw),
-                resources=resources, metrics=metrics)
+                resources=resources, metrics=metrics,
+                excluded=_inapplicable(models, families, where))
+
+
+def _inapplicable(models, families, where) -> frozenset:
+    """(model, family) entries where the family does not apply to the model.
+
+    Only families with a ``requirement`` (e.g. ``cavi``, ``asvi``) are checked, by building each
+    listed model once.  A family that applies to none of the listed models is an error.
+    """
+    restricted = [(i, entry) for i, entry in enumerate(families)
+                  if FAMILIES[entry[0]].requirement]
+    if not restricted:
+        return frozenset()
+    from harness.models import build_model
+
+    built = {}
+    for j, entry in enumerate(models):
+        try:
+            built[entry] = build_model(entry[0], **dict(entry[1]))
+        except (ValueError, TypeError) as e:
+            raise SpecError(f"{where}: key 'models[{j}]': cannot build '{entry[0]}': {e}") from None
+    excluded = set()
+    for i, entry in restricted:
+        family = FAMILIES[entry[0]]
+        rejected = [m for m in models if not family.supports(built[m])]
+        if len(rejected) == len(models):
+            raise SpecError(f"{where}: key 'families[{i}]': '{entry[0]}' applies to none of the "
+                            f"listed models: it needs {family.requirement}")
+        excluded.update((m, entry) for m in rejected)
+    return frozenset(excluded)
 
 
 def _model_parameters(name: str) -> dict[str, Any]:
@@ -349,6 +393,13 @@ def _entries(raw, key, registry, parameters, where):
         if not isinstance(entry, dict) or "name" not in entry:
             raise SpecError(f"{where}: key '{item}': expected a name or a table with 'name'")
         name = entry["name"]
+        if key == "models" and _user_models().is_user_model(name):
+            ident = _user_model_entry(entry, item, where)
+            if ident in seen:
+                raise SpecError(f"{where}: key '{item}': duplicate entry {name!r}")
+            seen.add(ident)
+            yield ident
+            continue
         if name not in registry:
             raise SpecError(f"{where}: key '{item}': unknown {key[:-1].replace('ie', 'y')} "
                             f"'{name}'{_suggest(name, registry)}")
@@ -376,6 +427,29 @@ def _entries(raw, key, registry, parameters, where):
             raise SpecError(f"{where}: key '{item}': duplicate entry {name!r}")
         seen.add(ident)
         yield ident
+
+
+def _user_models():
+    from harness.models import user
+
+    return user
+
+
+def _user_model_entry(entry, item, where):
+    """A user model ``{name = "module:attr" | "file.py:attr", reference = "draws.npz"}``:
+    resolved against the spec's folder, imported, built and checked against the contract now,
+    before anything is fitted."""
+    user = _user_models()
+    for arg in entry:
+        if arg not in ("name", "reference"):
+            raise SpecError(f"{where}: key '{item}.{arg}': a user model takes only 'reference' "
+                            "(a .npz or .csv file of posterior draws)")
+    try:
+        args = user.resolve(entry["name"], Path(where).parent, entry.get("reference"))
+        user.load(entry["name"], **args)
+    except ValueError as e:
+        raise SpecError(f"{where}: key '{item}': {e}") from None
+    return entry["name"], tuple(sorted(args.items()))
 
 
 def _metric_settings(table, where) -> MetricSettings:

@@ -30,6 +30,8 @@ class Family:
       supports: ``supports(model) -> bool``: whether the family applies to the model.  A spec
         skips the (model, family) cells it rejects, and fails if it rejects every listed model.
       requirement: What ``supports`` asks of a model, for error messages and ``harness list``.
+      batchable: ``build`` takes ``batch_shape`` and returns independent replicates with
+        variables of shape ``batch_shape + (unbatched shape)`` (for vectorized seeds).
     """
 
     name: str
@@ -41,6 +43,7 @@ class Family:
     supports: Callable[[Any], bool] = dataclasses.field(default=lambda model: True,
                                                         compare=False)
     requirement: str = ""
+    batchable: bool = False
 
     def check(self, model) -> None:
         """Raise ``ValueError`` with a one-line reason when the family does not apply."""
