@@ -180,8 +180,6 @@ def bench_vectorized(repeats: int) -> list[dict]:
     """8 seeds as one batched fit vs 1 seed."""
     from harness import fit
 
-    if not hasattr(fit, "fit_replicates"):
-        raise SystemExit("vectorized replicates are not available in this version")
     _register_bench_model()
     rows = []
     for family in ("mean_field", "full_rank"):
