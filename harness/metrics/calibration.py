@@ -9,6 +9,7 @@ standard deviation that is not positive.  A one-dimensional ``[n]`` array is rea
 from __future__ import annotations
 
 import numpy as np
+from arviz_stats.base import array_stats
 from scipy import stats
 
 
@@ -111,8 +112,6 @@ def khat(log_weights: np.ndarray) -> float:
     < 0.5: q is good for importance sampling; 0.5–0.7: usable; > 0.7: unreliable.  NaN when the
     weights are not finite, too few, or all equal in the tail (q exactly proportional to p̃).
     """
-    from arviz_stats.base import array_stats
-
     w = np.asarray(log_weights, dtype=np.float64).ravel()
     if not np.all(np.isfinite(w)):
         return float("nan")
