@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.models import user
 from harness.models.base import Model, Reference
 from harness.models.conjugate_normal_mean import conjugate_normal_mean
 from harness.models.correlated_gaussian import correlated_gaussian
@@ -54,5 +55,9 @@ __all__ = ["MODELS", "Model", "Reference", "build_model"]
 
 
 def build_model(name: str, **args) -> Model:
-    """Build the registered model ``name`` with keyword ``args``."""
+    """Build the registered model ``name`` with keyword ``args``, or a user model
+    (``"module:attr"`` / ``"file.py:attr"``, with ``args`` from :func:`harness.models.user.resolve`).
+    """
+    if user.is_user_model(name):
+        return user.load(name, **args)
     return MODELS[name](**args)
