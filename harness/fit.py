@@ -351,7 +351,7 @@ def _result(cell: Cell, model, surrogate_posterior, chunk_losses: list[np.ndarra
         "steps_per_second": runtime.steps_per_second(num_steps_run, fit_seconds),
         "num_steps_run": float(num_steps_run),
         "num_gradient_evaluations": runtime.num_gradient_evaluations(
-            num_steps_run, cell.fit.sample_size, getattr(cell.fit, "importance_sample_size", 1)),
+            num_steps_run, cell.fit.sample_size, cell.fit.importance_sample_size),
     }
     if not math.isnan(compile_seconds):
         metrics["compile_seconds"] = compile_seconds
@@ -586,12 +586,13 @@ def _gaussian_moments(surrogate_posterior):
     import tensorflow_probability as tfp
 
     tfd, tfb = tfp.distributions, tfp.bijectors
-    if (isinstance(surrogate_posterior, tfd.TransformedDistribution)
-            and isinstance(surrogate_posterior.bijector, tfb.Identity)
-            and isinstance(surrogate_posterior.distribution,
-                           (tfd.MultivariateNormalLinearOperator,
-                            tfd.MultivariateNormalDiagPlusLowRankCovariance))):
-        base = surrogate_posterior.distribution
+    gaussians = (tfd.MultivariateNormalLinearOperator,
+                 tfd.MultivariateNormalDiagPlusLowRankCovariance)
+    base = surrogate_posterior
+    if (isinstance(base, tfd.TransformedDistribution)
+            and isinstance(base.bijector, tfb.Identity)):
+        base = base.distribution
+    if isinstance(base, gaussians) and base.batch_shape.ndims == 0:
         return (np.asarray(base.mean(), np.float64), np.asarray(base.covariance(), np.float64))
     return None
 
