@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 
 import mlflow
 import numpy as np
@@ -279,3 +285,116 @@ def test_with_retries_backs_off_then_gives_up(monkeypatch):
     with pytest.raises(mlflow.exceptions.MlflowException, match="bad value"):
         tracking.with_retries(rejected)
     assert len(calls) == 1, "a rejected request is not retried"
+
+
+# --- a real tracking server that goes down mid-sweep ---------------------------------------------
+
+class TrackingServer:
+    """``mlflow server`` on 127.0.0.1 (sqlite backend) in its own process group."""
+
+    START_SECONDS = 180  # bound on start-up (imports are slow on a loaded machine)
+
+    def __init__(self, folder):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.folder = folder
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+             "--artifacts-destination", str(self.folder / "artifacts")],
+            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        deadline = time.monotonic() + self.START_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "mlflow server exited during start-up"
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError(f"mlflow server not up after {self.START_SECONDS} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = TrackingServer(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_server_down_mid_sweep_results_journaled_then_synced_once(
+        server, monkeypatch, write_spec, tmp_path, capsys):
+    # Fail fast: two attempts 0.2 s apart, 5 s per request (the defaults take ~10 s per call).
+    monkeypatch.setattr(tracking, "RETRY", tracking.RetryPolicy(
+        attempts=2, first_delay=0.2, max_seconds=3.0, request_timeout=5))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def stops_server(dimension: int = 2) -> Model:
+        """correlated_gaussian, but building it stops the tracking server (the 2nd cell)."""
+        server.stop()
+        return MODELS["correlated_gaussian"](dimension=dimension)
+
+    monkeypatch.setitem(MODELS, "stops_server", stops_server)
+    server.start()
+    path = write_spec(SPEC.format(models='"correlated_gaussian", "stops_server", "banana"'))
+    args = ["run", str(path), "--tracking-uri", server.uri, "--executor", "serial",
+            "--results-dir", str(tmp_path / "results")]
+    journal_file = journal.journal_path(tmp_path / "results", "reliability")
+
+    assert cli.main(args) == 1, "results that are only in the journal exit 1"
+    err = capsys.readouterr().err
+    assert "2 results kept in" in err and str(journal_file) in err and "harness sync" in err
+    entries = journal.read(journal_file)
+    assert [e.kind for e in entries] == ["cell", "cell", "sweep_end"]
+    assert [e.result.cell.model for e in entries[:2]] == ["stops_server", "banana"]
+    assert all(e.result.status == "ok" and e.result.draws is not None for e in entries[:2])
+
+    # Still down: a new sweep refuses to start (nothing fitted), the journal is kept.
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "nothing was run" in err and "[1/" not in err
+    assert len(journal.read(journal_file)) == 3
+
+    server.start()
+    sync = ["sync", str(path), "--tracking-uri", server.uri,
+            "--results-dir", str(tmp_path / "results")]
+    assert cli.main(sync) == 0
+    assert "replayed 2, already in MLflow 0, left 0" in capsys.readouterr().out
+    assert not journal_file.exists()
+    assert cli.main(sync) == 0  # nothing left: a no-op
+    assert cli.main(args) == 0
+    assert "skipped 3 cells" in capsys.readouterr().err
+
+    client = MlflowClient(server.uri)
+    experiment = client.get_experiment_by_name("reliability")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    cells = [r for r in runs if "harness.cell_id" in r.data.tags]
+    assert sorted(r.data.tags["harness.model"] for r in cells) == [
+        "banana", "correlated_gaussian", "stops_server"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    first_parent = entries[2].parent_run_id
+    assert all(r.data.tags["mlflow.parentRunId"] == first_parent for r in cells)
+    replayed = [r for r in cells if "harness.journal_entry" in r.data.tags]
+    assert len(replayed) == 2
+    for run in replayed:
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert "loss_trace.csv" in artifacts
+        assert len(client.get_metric_history(run.info.run_id, "loss")) == 60
+        assert np.isfinite(run.data.metrics["elbo"])
