@@ -91,3 +91,17 @@ def test_dry_run_prints_plan(write_spec, capsys, tracking_uri, tmp_path):
     assert "= 16 cells" in out
     assert "banana/iaf/1" in out
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_metrics_table_is_validated_and_part_of_the_cell_identity(write_spec):
+    default = spec.load(write_spec(GOOD)).cells()[0]
+    assert default.metrics == spec.MetricSettings()
+    custom = spec.load(write_spec(GOOD + "[metrics]\nimportance_sample_size = 16\n",
+                                  "k16.toml")).cells()[0]
+    assert custom.metrics.importance_sample_size == 16
+    assert custom.cell_id != default.cell_id  # other metrics: another cell, not a resumed one
+    for bad, message in [("importance_sample_size = 0", "must be > 0"),
+                         ("importance_sample_size = [8, 16]", "expected an integer"),
+                         ("imporance_sample_size = 8", "did you mean 'importance_sample_size'")]:
+        with pytest.raises(spec.SpecError, match=message):
+            spec.load(write_spec(GOOD + f"[metrics]\n{bad}\n", "bad.toml"))
