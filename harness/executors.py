@@ -70,30 +70,26 @@ def run_local(cells: Sequence[Cell], workers: int | None = None) -> Iterator[Fit
     oversubscribes the machine; workers are reused across cells, so TensorFlow is imported once
     per worker.  Cells that differ only in seed go to one worker as one task and share its
     compiled loop (:func:`group_cells`).  A worker that dies (e.g. killed by the OS) makes its
-    cell an ``error`` result and the pool is restarted for the cells that remain.
+    cell an ``error`` result; the cells it took down with it are fitted again, one at a time.
     """
     workers = max(1, min(workers or default_workers(), len(cells) or 1))
     threads = max(1, default_workers() // workers)
-    pending = group_cells(cells, workers)
-    while pending:
-        context = multiprocessing.get_context("spawn")
-        broken: list[Cell] = []
-        with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                         initargs=(threads,)) as pool:
-            submitted = {pool.submit(fit_group, group): group for group in pending}
-            for future in futures.as_completed(submitted):
-                group = submitted[future]
-                try:
-                    results = future.result()
-                except futures.process.BrokenProcessPool:
-                    broken.extend(group)
-                    continue
-                yield from results
-        # A dead worker breaks every unfinished future of the pool; run those cells one at a
-        # time so the one that kills its process is identified and the others still finish.
-        pending = []
-        for cell in broken:
-            yield from _run_isolated(cell, threads)
+    context = multiprocessing.get_context("spawn")
+    broken: list[Cell] = []
+    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                     initargs=(threads,)) as pool:
+        submitted = {pool.submit(fit_group, group): group
+                     for group in group_cells(cells, workers)}
+        for future in futures.as_completed(submitted):
+            try:
+                results = future.result()
+            except futures.process.BrokenProcessPool:
+                broken.extend(submitted[future])
+                continue
+            yield from results
+    # A dead worker breaks every unfinished future of the pool; run those cells one at a time
+    # so the one that kills its process is identified and the others still finish.
+    yield from _run_isolated(broken, threads)
 
 
 def _ray_fit(cells: list[Cell], threads: int) -> list[FitResult]:
@@ -155,12 +151,18 @@ def run_ray(cells: Sequence[Cell], *, address: str | None = None, cpus_per_task:
             ray.shutdown()
 
 
-def _run_isolated(cell: Cell, threads: int) -> Iterator[FitResult]:
+def _run_isolated(cells: Sequence[Cell], threads: int) -> Iterator[FitResult]:
+    """Fit cells one at a time in a one-worker pool, replaced only when a cell kills it."""
     context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(1, mp_context=context, initializer=_worker_init,
-                                     initargs=(threads,)) as pool:
-        try:
-            yield pool.submit(fit, cell).result()
-        except futures.process.BrokenProcessPool as e:
-            yield FitResult(cell=cell, status="error",
-                            reason=f"worker process died while fitting this cell ({e})")
+    remaining = list(cells)
+    while remaining:
+        with futures.ProcessPoolExecutor(1, mp_context=context, initializer=_worker_init,
+                                         initargs=(threads,)) as pool:
+            while remaining:
+                cell = remaining.pop(0)
+                try:
+                    yield pool.submit(fit, cell).result()
+                except futures.process.BrokenProcessPool as e:
+                    yield FitResult(cell=cell, status="error",
+                                    reason=f"worker process died while fitting this cell ({e})")
+                    break

@@ -107,3 +107,44 @@ def test_vectorize_seeds_falls_back_to_one_by_one_for_families_without_batches()
     fit._LAST_COMPILED = None
     results = fit.fit_group(cells)
     np.testing.assert_array_equal(results[1].losses, fit.fit(cells[1]).losses)
+
+
+KILLER = '''
+"""A model that kills any worker process that builds it (the driver's contract check passes)."""
+import multiprocessing
+import os
+
+from harness.models.correlated_gaussian import correlated_gaussian
+
+
+def model():
+    if multiprocessing.parent_process() is not None:
+        os._exit(9)
+    return correlated_gaussian(dimension=2)
+'''
+
+
+def test_worker_crash_is_that_cells_failure_and_the_pool_carries_on(write_spec, tracking_uri,
+                                                                     tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from harness import cli
+
+    (tmp_path / "killer.py").write_text(KILLER)
+    spec = write_spec('name = "crash"\nseeds = [0, 1]\n'
+                      'models = ["banana", "killer.py:model"]\nfamilies = ["mean_field"]\n'
+                      "[fit]\nnum_steps = 10\nelbo_sample_size = 1000\n")
+    code = cli.main(["run", str(spec), "--workers", "2", "--tracking-uri", tracking_uri,
+                     "--results-dir", str(tmp_path / "results")])
+    assert code == 1
+    assert "worker process died" in capsys.readouterr().err
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
+    cells = {r.data.tags["mlflow.runName"]: r for r in runs if "harness.cell_id" in r.data.tags}
+    assert len(cells) == 4
+    for seed in (0, 1):
+        assert cells[f"banana/mean_field/{seed}"].data.tags["harness.status"] == "ok"
+        killed = [r for name, r in cells.items() if name.endswith(f"mean_field/{seed}")
+                  and not name.startswith("banana")]
+        assert killed[0].data.tags["harness.status"] == "error"
+        assert killed[0].info.status == "FAILED"
