@@ -371,10 +371,11 @@ def _list(args) -> int:
     from harness.models import MODELS
 
     print("models:")
-    print(f"  {'name':<22} {'dimension':>9}  {'reference':<9}  pretty name")
+    print(f"  {'name':<34} {'dimension':>9}  {'reference':<9}  description")
     for name, factory in MODELS.items():
         model = factory()
-        print(f"  {name:<22} {model.dimension:>9}  {model.reference_kind:<9}  {model.pretty_name}")
+        print(f"  {name:<34} {model.dimension:>9}  {model.reference_kind:<9}  "
+              f"{model.description or model.pretty_name}")
     print("\nfamilies:")
     for name, family in FAMILIES.items():
         hps = ", ".join(f"{k}={v}" for k, v in family.hyperparameters.items()) or "-"
@@ -386,13 +387,16 @@ def _ui(args) -> int:
     from harness import tracking
 
     uri = tracking.tracking_uri(args.tracking_uri)
-    command = ["mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
-               "--port", str(args.port)]
-    if uri == tracking.DEFAULT_TRACKING_URI:
-        Path(tracking.DEFAULT_ARTIFACT_ROOT).mkdir(parents=True, exist_ok=True)
-        command += ["--default-artifact-root", tracking.DEFAULT_ARTIFACT_ROOT]
+    # This interpreter's MLflow: the venv's bin/ need not be on PATH.
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port)]
+    if uri.startswith("sqlite:///"):
+        # Artifacts next to the database, as tracking.get_or_create_experiment puts them.
+        root = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+        root.mkdir(parents=True, exist_ok=True)
+        command += ["--default-artifact-root", str(root)]
     print(f"MLflow dashboard of {uri} on http://{args.host}:{args.port}", file=sys.stderr)
-    os.execvp(command[0], command)
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":

@@ -169,8 +169,7 @@ def _build(x, y, prior_scale, a0, b0, dtype) -> Model:
                                                    block_sizes=[p, 1]),
         unnormalized_log_prob=unnormalized_log_prob,
         reference=reference,
-        description=(f"linear regression, normal-inverse-gamma prior, n={n}; exact marginals "
-                     "(Student-t weights, inverse-gamma variance) and log Z"),
+        description=f"linear regression, unknown noise (NIG prior), n={n}; exact marginals, log Z",
         log_likelihood=log_likelihood,
         prior_distribution=prior,
         simulate=simulate,
