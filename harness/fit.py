@@ -199,24 +199,17 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
     chunk_seeds = tfp.random.split_seed(batch_seed, n=len(chunks))
     singles = [family.build(model, seed=s[0], **hyperparameters) for s in cell_seeds]
 
-    modes = ["xla", "graph"] if first_cell.fit.jit_compile else ["graph"]
-    fallback_reason = ""
-    for mode in modes:
+    def build_batched():
         batched = family.build(model, seed=cell_seeds[0][0], batch_shape=(len(cells),),
                                **hyperparameters)
         for k, variable in enumerate(batched.variables):
             variable.assign(tf.stack([single.variables[k] for single in singles]))
-        runners, _ = _chunk_runners(model, batched, first_cell, set(chunks), mode == "xla")
-        try:
-            t0 = time.perf_counter()
-            first = runners[chunks[0]](chunk_seeds[0]).numpy()
-            first_seconds = time.perf_counter() - t0
-            break
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
-                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
-            if mode != "xla":
-                raise
-            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        return batched
+
+    compiled = _compile(build_batched, model, first_cell, chunks, chunk_seeds[0])
+    batched, runners, mode, fallback_reason = (compiled.surrogate_posterior, compiled.runners,
+                                               compiled.mode, compiled.fallback_reason)
+    first, first_seconds = compiled.first_losses, compiled.first_seconds
     losses, chunk_seconds = [first], [first_seconds]
     for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
         if not np.any(np.all(np.isfinite(np.concatenate(losses)), axis=0)):
@@ -273,24 +266,16 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         t0 = time.perf_counter()
         first = runners[chunks[0]](chunk_seeds[0]).numpy()
         first_seconds = time.perf_counter() - t0
-    modes = [] if cached is not None else ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
-    fallback_reason = "" if cached is None else fallback_reason
-    for mode in modes:
-        surrogate_posterior = family.build(model, seed=init_seed, **dict(cell.hyperparameters))
-        runners, optimizer = _chunk_runners(model, surrogate_posterior, cell, set(chunks),
-                                            mode == "xla")
-        try:
-            t0 = time.perf_counter()
-            first = runners[chunks[0]](chunk_seeds[0]).numpy()
-            first_seconds = time.perf_counter() - t0
-            _LAST_COMPILED = _Compiled(key, model, surrogate_posterior, optimizer, runners,
-                                       mode, fallback_reason)
-            break
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
-                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
-            if mode != "xla":
-                raise
-            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    else:
+        compiled = _compile(
+            lambda: family.build(model, seed=init_seed, **dict(cell.hyperparameters)),
+            model, cell, chunks, chunk_seeds[0])
+        surrogate_posterior, runners = compiled.surrogate_posterior, compiled.runners
+        mode, fallback_reason = compiled.mode, compiled.fallback_reason
+        first, first_seconds = compiled.first_losses, compiled.first_seconds
+        if key is not None:
+            _LAST_COMPILED = _Compiled(key, model, surrogate_posterior, compiled.optimizer,
+                                       runners, mode, fallback_reason)
     losses = [first]
     chunk_seconds = [first_seconds]
     if np.all(np.isfinite(first)):
@@ -305,6 +290,47 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
                 break
     return _result(cell, model, surrogate_posterior, losses, chunk_seconds, mode,
                    fallback_reason, started, eval_seed)
+
+
+@dataclasses.dataclass
+class _FirstChunk:
+    """A built surrogate with its compiled chunk loops, after running the first chunk."""
+
+    surrogate_posterior: Any
+    runners: dict
+    optimizer: Any
+    mode: str
+    fallback_reason: str
+    first_losses: np.ndarray
+    first_seconds: float
+
+
+def _compile(build_surrogate, model, cell: Cell, chunks: list[int], first_seed) -> _FirstChunk:
+    """Build the surrogate, compile its loop with XLA (else graph mode) and run the first chunk.
+
+    XLA compiles at the first call, so that call is the test: when it fails, the surrogate is
+    built afresh (its variables untouched by the failed call) and run in graph mode, and the
+    reason is recorded.
+    """
+    import tensorflow as tf
+
+    modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
+    fallback_reason = ""
+    for mode in modes:
+        surrogate_posterior = build_surrogate()
+        runners, optimizer = _chunk_runners(model, surrogate_posterior, cell, set(chunks),
+                                            mode == "xla")
+        try:
+            t0 = time.perf_counter()
+            first = runners[chunks[0]](first_seed).numpy()
+            return _FirstChunk(surrogate_posterior, runners, optimizer, mode, fallback_reason,
+                               first, time.perf_counter() - t0)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
+            if mode != "xla":
+                raise
+            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    raise AssertionError("unreachable: graph mode either runs or raises")
 
 
 def _timings(chunk_seconds: list[float], steps: np.ndarray):
