@@ -4,7 +4,7 @@ The surrogate has the prior's own graphical structure: every conditional ``p(z_i
 of the prior ``JointDistribution`` becomes ``q(z_i | parents)`` of the same family, with
 parameters ``α_i ⊙ prior_parameters(parents) + (1 − α_i) ⊙ λ_i`` where ``α_i`` and ``λ_i`` are
 trainable (TFP's ``tfp.experimental.vi.build_asvi_surrogate_posterior``).  It needs the model's
-``prior``; distributions with no ASVI rule get TFP's fallback (a trainable distribution of the
+prior as a JointDistribution; distributions with no ASVI rule get TFP's fallback (a trainable distribution of the
 same support).
 """
 
@@ -17,9 +17,27 @@ tfb = tfp.bijectors
 tfd = tfp.distributions
 
 
+def _joint_prior(model):
+    """``(JointDistribution, bijector to the flat vector)`` of the model's prior, or None.
+
+    Either ``model.prior`` is a JointDistribution (flattened by :func:`_flatten_bijector`), or
+    ``model.prior_distribution`` is a JointDistribution pushed through a bijector onto the
+    model's flat vector (that bijector is reused).
+    """
+    prior = getattr(model, "prior", None)
+    if isinstance(prior, tfd.JointDistribution):
+        return prior, _flatten_bijector(prior, model.dimension)
+    vector_prior = getattr(model, "prior_distribution", None)
+    if (isinstance(vector_prior, tfd.TransformedDistribution)
+            and isinstance(vector_prior.distribution, tfd.JointDistribution)):
+        return vector_prior.distribution, vector_prior.bijector
+    return None
+
+
 def supports_asvi(model) -> bool:
-    """ASVI applies to models whose ``prior`` is a ``tfd.JointDistribution``."""
-    return isinstance(getattr(model, "prior", None), tfd.JointDistribution)
+    """ASVI applies to models whose prior is a ``tfd.JointDistribution`` (``model.prior``, or
+    the base of ``model.prior_distribution``)."""
+    return _joint_prior(model) is not None
 
 
 def _flatten_bijector(prior, dimension: int):
@@ -47,7 +65,8 @@ def build_asvi(model, *, seed, mean_field: bool = False, initial_prior_weight: f
 
     Args:
       model: A :class:`harness.models.base.Model` whose ``prior`` is a JointDistribution over
-        the same variables as its flat vector (parts in ``tf.nest.flatten`` order).
+        the same variables as its flat vector (parts in ``tf.nest.flatten`` order), or whose
+        ``prior_distribution`` is a JointDistribution pushed onto that vector by a bijector.
       seed: Stateless seed (shape ``[2]`` int32) for the initial parameters.
       mean_field: Drop the dependence on parents (every ``α_i = 0``): a mean-field surrogate in
         the prior's families.
@@ -57,11 +76,11 @@ def build_asvi(model, *, seed, mean_field: bool = False, initial_prior_weight: f
     Raises:
       ValueError: when the model has no JointDistribution prior.
     """
-    if not supports_asvi(model):
-        raise ValueError(f"asvi needs a model with a JointDistribution `prior`; {model.name} "
+    found = _joint_prior(model)
+    if found is None:
+        raise ValueError(f"asvi needs a model whose prior is a JointDistribution; {model.name} "
                          "has none")
-    prior = model.prior
+    prior, to_vector = found
     q = tfp.experimental.vi.build_asvi_surrogate_posterior(
         prior, mean_field=mean_field, initial_prior_weight=initial_prior_weight, seed=seed)
-    return tfd.TransformedDistribution(q, _flatten_bijector(prior, model.dimension),
-                                       name="asvi_surrogate")
+    return tfd.TransformedDistribution(q, to_vector, name="asvi_surrogate")

@@ -56,13 +56,9 @@ def _on_gaussian_base(model, layers, *, seed, initial_scale: float, name: str):
     # Chain applies right to left: flow layers first, then the affine base, then the support.
     bijector = tfb.Chain([model.default_event_space_bijector, tfb.Shift(loc), tfb.Scale(scale)]
                          + list(reversed(layers)))
-    q = tfd.TransformedDistribution(
+    return tfd.TransformedDistribution(
         tfd.Sample(tfd.Normal(tf.constant(0.0, dtype), 1.0), sample_shape=[dim]), bijector,
         name=name)
-    # Keras builds MADE weights lazily at the first call: build them now so the fit sees every
-    # trainable variable from step 0 (and XLA can compile the loop).
-    q.sample(seed=seed)
-    return q
 
 
 def _alternate(layers_fn, num_layers: int, dim: int):
@@ -98,9 +94,12 @@ def _autoregressive(model, *, seed, num_layers, hidden_units, num_hidden_layers,
     int_seeds = _int_seeds(layer_seed, num_layers)
 
     def layer(k):
-        maf = tfb.MaskedAutoregressiveFlow(
-            shift_and_log_scale_fn=_made(dim, hidden_units, num_hidden_layers, int_seeds[k],
-                                         model.dtype))
+        made = _made(dim, hidden_units, num_hidden_layers, int_seeds[k], model.dtype)
+        # Keras builds MADE weights lazily at the first call: build them now so the fit sees
+        # every trainable variable from step 0 (and XLA can compile the loop).  One call on a
+        # point, not a draw: drawing from a MAF costs d passes.
+        made(tf.zeros([1, dim], model.dtype))
+        maf = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made)
         return tfb.Invert(maf) if inverse else maf
 
     return _on_gaussian_base(model, _alternate(layer, num_layers, dim), seed=base_seed,
