@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import urllib.request
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.tracking import MlflowClient
@@ -398,3 +400,50 @@ def test_server_down_mid_sweep_results_journaled_then_synced_once(
         assert "loss_trace.csv" in artifacts
         assert len(client.get_metric_history(run.info.run_id, "loss")) == 60
         assert np.isfinite(run.data.metrics["elbo"])
+
+
+# --- determinism -----------------------------------------------------------------------------------
+
+DETERMINISM_SPEC = """
+name = "determinism"
+seeds = [0, 1]
+models = ["banana"]
+families = ["mean_field", { name = "iaf", num_layers = 1, hidden_units = 8 }]
+[fit]
+num_steps = 30
+sample_size = 4
+elbo_sample_size = 1000
+num_draws_kept = 10
+"""
+# Wall-clock and memory measurements differ between runs by nature; everything else must not.
+TIMING_COLUMNS = re.compile(r"seconds|per_second|memory|start_time")
+
+
+def _sweep_table_and_losses(path, folder, executor_args):
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    assert cli.main(["run", str(path), "--tracking-uri", uri,
+                     "--results-dir", str(folder / "results"), *executor_args]) == 0
+    table = pd.read_csv(folder / "results" / "determinism" / "cells.csv")
+    table = table.sort_values("cell_id").reset_index(drop=True)
+    client = MlflowClient(uri)
+    losses = {cell_id: [m.value for m in sorted(client.get_metric_history(run_id, "loss"),
+                                                key=lambda m: m.step)]
+              for cell_id, run_id in zip(table["cell_id"], table["run_id"], strict=True)}
+    return table, losses
+
+
+@pytest.mark.slow
+def test_same_spec_gives_bit_identical_results_serial_and_through_the_pool(write_spec, tmp_path):
+    path = write_spec(DETERMINISM_SPEC)
+    serial, serial_losses = _sweep_table_and_losses(path, tmp_path / "a", ["--executor", "serial"])
+    pooled, pooled_losses = _sweep_table_and_losses(path, tmp_path / "b", ["--workers", "2"])
+    assert len(serial) == 4 and list(serial["cell_id"]) == list(pooled["cell_id"])
+    assert set(serial["status"]) == {"ok"}
+    numeric = [c for c in serial.select_dtypes("number").columns
+               if not TIMING_COLUMNS.search(c) and c in pooled]
+    assert {"elbo", "khat", "mean_z_error_rms", "seed"} <= set(numeric)
+    for column in numeric:
+        np.testing.assert_array_equal(serial[column].to_numpy(), pooled[column].to_numpy(),
+                                      err_msg=column)
+    assert serial_losses == pooled_losses
+    assert all(len(v) == 30 for v in serial_losses.values())
