@@ -451,11 +451,15 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
         return _save(fig, stem)
 
 
-def _reference_density(ax, i: int, reference: Mapping | None, bins) -> None:
+def _reference_density(ax, i: int, reference: Mapping | None, bins, *,
+                       stairs: bool = False) -> None:
     if reference is None:
         return
     draws = reference.get("draws")
-    if draws is not None and len(draws):
+    if draws is not None and len(draws) and stairs:
+        counts, edges = np.histogram(draws[:, i], bins=bins, density=True)
+        ax.stairs(counts, edges, fill=True, color=REFERENCE_COLOR, linewidth=0)
+    elif draws is not None and len(draws):
         ax.hist(draws[:, i], bins=bins, density=True, color=REFERENCE_COLOR, linewidth=0)
     elif reference.get("mean") is not None:
         mean, std = float(reference["mean"][i]), float(reference["standard_deviation"][i])
@@ -538,33 +542,46 @@ def cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
     """Small per-cell PNG for the MLflow run page: q's marginals (up to 6) over the reference,
     and the loss curve.  Cheap on purpose (one figure, low dpi, no PDF)."""
     d = 0 if draws is None else min(MAX_MARGINALS, draws.shape[1])
-    with plt.rc_context(_rc("paper")):
-        fig, axes = plt.subplots(1, d + 1, figsize=(1.6 * (d + 1) + 0.4, 1.9), squeeze=False)
-        axes = axes[0]
+    # Fixed margins instead of constrained_layout, and one patch per histogram (``stairs``):
+    # this figure is drawn for every cell, so it must cost well under 0.3 s.
+    rc = {**_rc("paper"), "figure.constrained_layout.use": False}
+    panel, loss_panel, height = 1.5, 2.4, 1.9  # inches
+    width = panel * d + loss_panel
+    with plt.rc_context(rc):
+        fig = plt.figure(figsize=(width, height))
+        grid = fig.add_gridspec(1, d + 1, width_ratios=[panel] * d + [loss_panel],
+                                left=0.15 / width, right=1 - 0.65 / width, bottom=0.24,
+                                top=0.84, wspace=0.25)
+        axes = [fig.add_subplot(grid[0, i]) for i in range(d + 1)]
         fig.suptitle(title)
         for i, ax in enumerate(axes[:d]):
             bins = _bins([draws[:, i], *_reference_arrays(reference, i)], n=25)
-            _reference_density(ax, i, reference, bins)
-            ax.hist(draws[:, i], bins=_own_bins(draws[:, i], bins, n=20), density=True,
-                    histtype="step", color=OKABE_ITO[0], linewidth=1.0)
+            _reference_density(ax, i, reference, bins, stairs=True)
+            counts, edges = np.histogram(draws[:, i], bins=_own_bins(draws[:, i], bins, n=20),
+                                         density=True)
+            ax.stairs(counts, edges, color=OKABE_ITO[0], linewidth=1.0)
             ax.set_xlabel(f"z[{i}]")
             ax.set_yticks([])
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(3))
         ax = axes[d]
         finite = np.isfinite(losses)
         if finite.any():
             window = max(1, int(round(SMOOTHING_FRACTION * losses.size)))
             ax.plot(loss_seconds[finite], losses[finite], color="0.75", linewidth=0.5)
-            ax.plot(loss_seconds[finite], smooth(losses[finite], window), color=OKABE_ITO[3],
-                    linewidth=1.0)
             final = smooth(losses[finite], window)
+            ax.plot(loss_seconds[finite], final, color=OKABE_ITO[3], linewidth=1.0)
             tail = final[final.size // 5:]
             span = max(float(np.ptp(tail)), 1.0)
             ax.set_ylim(float(tail.min()) - 0.2 * span, float(tail.max()) + 0.5 * span)
         else:
             _empty(ax, "no loss")
         ax.set_xlabel("fit time (s)")
-        ax.set_ylabel("loss (−ELBO, nats)")
-        return _save(fig, Path(path).with_suffix(""), formats=("png",), dpi=90)[0]
+        ax.set_ylabel("loss (nats)")
+        ax.yaxis.set_label_position("right")
+        ax.yaxis.tick_right()
+        ax.spines["right"].set_visible(True)
+        ax.spines["left"].set_visible(False)
+        return _save(fig, Path(path).with_suffix(""), formats=("png",), dpi=80)[0]
 
 
 # VSBC figure: at most this many coordinates (those with the smallest p-values).
@@ -595,8 +612,8 @@ def vsbc_histogram(probabilities: np.ndarray, pvalues: np.ndarray, stem: Path, *
                     linewidth=0.9, label="1 − p")
             ax.axhline(1.0, color="0.4", linestyle="--", linewidth=0.8)
             ax.set_xlim(0, 1)
-            ax.set_title(f"θ[{i}]: KS p = {pvalues[i]:.2g}")
-            ax.set_xlabel("Pr_q(θ < θ_true)")
+            ax.set_title(f"$\\theta_{{{i}}}$: KS p = {pvalues[i]:.2g}")
+            ax.set_xlabel(r"$\Pr_q(\theta < \theta_\mathrm{true})$")
             ax.set_ylabel("density")
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)

@@ -22,6 +22,7 @@ Output of :func:`write_report` in ``out_dir`` (``results/<experiment>/`` by defa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import re
 import tomllib
@@ -317,9 +318,24 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
     overlay_model = model or models[0]
     draws, reference = overlay_draws(table, overlay_model, tracking_uri)
     title = table.loc[table["model"] == overlay_model, "model_pretty_name"].iloc[0]
-    figures += plots.marginals(draws, reference, figures_dir / f"marginals_{overlay_model}",
+    figures += plots.marginals(draws, reference,
+                               figures_dir / f"marginals_{file_stem(overlay_model)}",
                                table=table, title=title, style=style)
     return ReportFiles(cells_csv, figures, [summary_csv, *tables])
+
+
+def file_stem(name: str) -> str:
+    """A model, family or run name made safe as one file-name component.
+
+    Names may carry path syntax (a user model ``"path/to/file.py:attr"``, a run name
+    ``model/family/seed``): every character outside ``[A-Za-z0-9_.-]`` becomes ``_`` and leading
+    dots are dropped, so the result never leaves its folder (no ``/``, ``..`` or absolute path).
+    When anything was replaced, a short hash of the name keeps different names apart.
+    """
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".")[:80]
+    if stem != name:
+        stem = f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return stem
 
 
 def _atomic_write(path: Path, text: str) -> None:

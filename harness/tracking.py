@@ -162,6 +162,10 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     artifact_location = None
     if client.tracking_uri == DEFAULT_TRACKING_URI:
         artifact_location = Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri()
+    elif client.tracking_uri.startswith("sqlite:///"):
+        # Artifacts next to the database (MLflow's default is ./mlruns in the current folder).
+        database = Path(client.tracking_uri.removeprefix("sqlite:///"))
+        artifact_location = (database.parent / "mlartifacts").resolve().as_uri()
     return client.create_experiment(name, artifact_location=artifact_location)
 
 

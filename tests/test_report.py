@@ -1,0 +1,290 @@
+"""``harness report``: MLflow runs → tidy table → CSV, Markdown/LaTeX tables, figures.
+
+One tiny real sweep (2 models × 2 families × 2 seeds, serial, 30 steps) into a real sqlite
+store feeds the end-to-end tests; every number the report writes is checked against what
+``MlflowClient`` reads from the same store.  Resume is checked on a sweep interrupted in three
+ways (seeds added, a run deleted, a run FAILED).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import cli, plots, report
+from tests.conftest import REPO
+
+SPEC = """\
+name = "tiny_report"
+seeds = [0, 1]
+models = ["correlated_gaussian", "eight_schools"]
+families = ["mean_field", "full_rank"]
+[fit]
+num_steps = 30
+elbo_sample_size = 1000
+num_draws_kept = 300
+jit_compile = false  # graph mode: no XLA compilation, the cheapest fit per cell
+"""
+FIGURES = ("quality_vs_speed", "elbo_vs_time", "khat", "std_ratio",
+           "marginals_correlated_gaussian")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A finished tiny sweep and its report (written by ``harness report``)."""
+    tmp = tmp_path_factory.mktemp("report")
+    spec = tmp / "tiny_report.toml"
+    spec.write_text(SPEC)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    assert cli.main(["run", str(spec), "--tracking-uri", uri, "--executor", "serial",
+                     "--results-dir", str(tmp / "results")]) == 0
+    out = tmp / "report"
+    code = cli.main(["report", str(spec), "--tracking-uri", uri, "--out", str(out)])
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny_report")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return {"code": code, "uri": uri, "out": out, "spec": spec, "client": client,
+            "cells": [r for r in runs if "harness.cell_id" in r.data.tags],
+            "parent": next(r for r in runs if r.data.tags.get("harness.kind") == "sweep")}
+
+
+def _png_size(path) -> tuple[int, int]:
+    with open(path, "rb") as f:
+        header = f.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_report_writes_every_file(sweep):
+    assert sweep["code"] == 0
+    out = sweep["out"]
+    for path in ("cells.csv", "summary.csv", "tables/summary.md", "tables/summary.tex"):
+        assert (out / path).stat().st_size > 100, path
+    for name in FIGURES:
+        pdf = (out / "figures" / f"{name}.pdf").read_bytes()
+        # Fonts embedded as TrueType (fonttype 42), never as Type 3.
+        assert b"/FontFile2" in pdf and b"/Type3" not in pdf, name
+        width, height = _png_size(out / "figures" / f"{name}.png")
+        assert width >= 300 and height >= 200, name
+    assert not list(out.rglob("*.tmp*"))
+
+
+def test_cells_csv_is_one_row_per_cell_with_mlflow_numbers(sweep):
+    table = pd.read_csv(sweep["out"] / "cells.csv")
+    assert len(table) == 8 == len(sweep["cells"])
+    for run in sweep["cells"]:
+        row = table[table["run_id"] == run.info.run_id].iloc[0]
+        for metric in ("elbo", "khat", "std_ratio_geomean", "fit_seconds", "mean_z_error_rms"):
+            assert row[metric] == pytest.approx(run.data.metrics[metric], rel=1e-12)
+        assert row["model_pretty_name"] == run.data.tags["harness.model_pretty_name"]
+
+
+def test_summary_matches_mean_and_standard_error_from_mlflow(sweep):
+    summary = pd.read_csv(sweep["out"] / "summary.csv")
+    assert len(summary) == 4
+    assert set(zip(summary["model"], summary["family"], strict=True)) == {
+        (m, f) for m in ("correlated_gaussian", "eight_schools")
+        for f in ("mean_field", "full_rank")}
+    for metric in ("elbo", "khat", "std_ratio_geomean", "fit_seconds"):
+        for (model, family), row in summary.set_index(["model", "family"]).iterrows():
+            values = np.array([r.data.metrics[metric] for r in sweep["cells"]
+                               if r.data.tags["harness.model"] == model
+                               and r.data.tags["harness.family"] == family])
+            assert len(values) == 2
+            assert row[metric] == pytest.approx(values.mean(), rel=1e-12)
+            assert row[f"{metric}_standard_error"] == pytest.approx(
+                values.std(ddof=1) / np.sqrt(2), rel=1e-9)
+
+
+def test_markdown_and_latex_tables_bold_the_best_family_per_model(sweep):
+    markdown = (sweep["out"] / "tables" / "summary.md").read_text().splitlines()
+    rows = [line for line in markdown[2:] if line.startswith("|")]
+    assert len(rows) == 4
+    summary = pd.read_csv(sweep["out"] / "summary.csv")
+    for model, pretty in (("correlated_gaussian", "Correlated Gaussian"),
+                          ("eight_schools", "Eight schools")):
+        sub = summary[summary["model"] == model]
+        best = sub.loc[sub["elbo"].idxmax(), "family"]
+        worst = sub.loc[sub["elbo"].idxmin(), "family"]
+        label = {"mean_field": "Mean-field", "full_rank": "Full-rank"}
+        best_row = next(r for r in rows if pretty in r and f"| {label[best]} |" in r)
+        worst_row = next(r for r in rows if pretty in r and f"| {label[worst]} |" in r)
+        assert best_row.split("|")[3].strip().startswith("**")
+        assert not worst_row.split("|")[3].strip().startswith("**")
+    latex = (sweep["out"] / "tables" / "summary.tex").read_text()
+    assert latex.count(r"\bfseries") >= 2 and r"$\pm$" in latex
+    assert r"\begin{tabular}" in latex and r"\bottomrule" in latex
+
+
+def test_each_cell_run_has_its_figure_draws_and_labels(sweep):
+    client = sweep["client"]
+    for run in sweep["cells"]:
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"cell.png", "draws.npz", "loss_trace.csv"} <= artifacts
+        tags = run.data.tags
+        assert tags["harness.family_pretty_name"] in ("Mean-field", "Full-rank")
+        assert tags["harness.family_kind"] == "svi"
+        assert tags["harness.model_pretty_name"].startswith(("Correlated", "Eight"))
+    draws = report.overlay_draws(report.tidy(_search(sweep)), "correlated_gaussian",
+                                 sweep["uri"])
+    q, reference = draws
+    assert set(q) == {"mean_field", "full_rank"}
+    assert all(a.dtype == np.float32 and a.shape == (300, 5) for a in q.values())
+    # correlated_gaussian has exact reference draws; at most 1,000 are logged.
+    assert reference["draws"].shape == (1000, 5)
+
+
+def _search(sweep):
+    from harness import tracking
+
+    return tracking.search_cells("tiny_report", sweep["uri"])
+
+
+def test_parent_run_records_spec_config_commit_versions_and_hardware(sweep):
+    parent = sweep["parent"]
+    tags = parent.data.tags
+    for key in ("harness.hardware", "harness.accelerator", "harness.version.tensorflow",
+                "harness.version.mlflow", "harness.host"):
+        assert tags[key], key
+    assert tags["harness.accelerator"].startswith(("CPU: ", "GPU: "))
+    assert len(tags.get("mlflow.source.git.commit", "")) == 40
+    artifacts = {a.path for a in sweep["client"].list_artifacts(parent.info.run_id, "spec")}
+    assert {"spec/tiny_report.toml", "spec/resolved_spec.json"} <= artifacts
+
+
+def test_report_styles_change_figure_size(sweep, tmp_path):
+    assert cli.main(["report", "--experiment", "tiny_report", "--tracking-uri", sweep["uri"],
+                     "--out", str(tmp_path), "--style", "slides", "--model", "eight_schools",
+                     "--metric", "mean_z_error_max"]) == 0
+    paper = _png_size(sweep["out"] / "figures" / "khat.png")
+    slides = _png_size(tmp_path / "figures" / "khat.png")
+    assert slides[0] > paper[0]
+    assert (tmp_path / "figures" / "marginals_eight_schools.png").is_file()
+    assert "max z-error" in (tmp_path / "tables" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--experiment", "no_such_experiment"], "no MLflow experiment"),
+    (["--experiment", "../escape"], "not an experiment name"),
+    (["--model", "no_such_model"], "no runs here"),
+    (["--metric", "no_such_metric"], "was not logged"),
+    ([], "give a SPEC"),
+])
+def test_report_bad_input_is_one_line_and_exit_2(sweep, tmp_path, capsys, args, message):
+    if "--experiment" not in args and args:
+        args = [str(sweep["spec"]), *args]
+    code = cli.main(["report", *args, "--tracking-uri", sweep["uri"], "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def _cell_runs(client, name):
+    experiment = client.get_experiment_by_name(name)
+    return [r for r in client.search_runs([experiment.experiment_id], max_results=1000)
+            if "harness.cell_id" in r.data.tags]
+
+
+def test_interrupted_sweep_resumes_without_duplicate_finished_runs(tmp_path, write_spec,
+                                                                   tracking_uri, capsys):
+    text = ('name = "resume"\nseeds = {seeds}\nmodels = ["correlated_gaussian"]\n'
+            'families = ["mean_field", "full_rank"]\n'
+            "[fit]\nnum_steps = 10\nelbo_sample_size = 1000\njit_compile = false\n")
+    base = ["--tracking-uri", tracking_uri, "--executor", "serial", "--results-dir",
+            str(tmp_path / "results")]
+    one = write_spec(text.format(seeds="[0]"), "one.toml")
+    two = write_spec(text.format(seeds="[0, 1]"), "two.toml")
+    client = MlflowClient(tracking_uri)
+
+    assert cli.main(["run", str(one), *base]) == 0
+    first = {r.data.tags["harness.cell_id"]: r.info.run_id for r in _cell_runs(client, "resume")}
+    assert len(first) == 2
+    # The sweep "stopped" after seed 0: running it with both seeds fits only seed 1.
+    capsys.readouterr()
+    assert cli.main(["run", str(two), *base]) == 0
+    assert "skipped 2 cells" in capsys.readouterr().err
+    runs = _cell_runs(client, "resume")
+    assert len(runs) == 4 and len({r.data.tags["harness.cell_id"] for r in runs}) == 4
+    assert {r.info.run_id for r in runs} >= set(first.values())
+
+    # A run lost (deleted) and a run FAILED: both cells are fitted again, the others skipped.
+    lost, failed = sorted(r.info.run_id for r in runs if r.data.tags["harness.seed"] == "1")
+    lost_cell = client.get_run(lost).data.tags["harness.cell_id"]
+    failed_cell = client.get_run(failed).data.tags["harness.cell_id"]
+    client.delete_run(lost)
+    client.set_terminated(failed, "FAILED")
+    assert cli.main(["run", str(two), *base]) == 0
+    assert "skipped 2 cells" in capsys.readouterr().err
+    runs = _cell_runs(client, "resume")
+    finished = [r.data.tags["harness.cell_id"] for r in runs if r.info.status == "FINISHED"]
+    assert sorted(finished) == sorted(set(finished)) and len(finished) == 4
+    assert {lost_cell, failed_cell} <= set(finished)
+    # The report keeps the FINISHED run of the cell that also has a FAILED one.
+    table = pd.read_csv(tmp_path / "results" / "resume" / "cells.csv")
+    assert len(table) == 4 and failed not in set(table["run_id"])
+
+    # --force fits every cell again; the report still has one row per cell.
+    assert cli.main(["run", str(two), *base, "--force"]) == 0
+    assert len([r for r in _cell_runs(client, "resume") if r.info.status == "FINISHED"]) == 8
+    assert len(pd.read_csv(tmp_path / "results" / "resume" / "cells.csv")) == 4
+
+
+def test_report_path_never_imports_tensorflow():
+    code = ("import sys, harness.cli, harness.report, harness.plots, harness.tracking; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 2.5])
+    y = np.array([5.0, 3.0, 4.0, 1.0, 2.0])
+    # (3, 4) is dominated by (2, 3); every other point is on the front.
+    assert list(plots.pareto_front(x, y)) == [0, 1, 4, 3]
+
+
+def test_format_mean_se_rounds_mean_to_the_standard_error():
+    assert report.format_mean_se(1.23456, 0.0123) == "1.235 ± 0.012"
+    assert report.format_mean_se(-1234.5, 12.0) == "-1234 ± 12"
+    assert report.format_mean_se(0.5, float("nan")) == "0.5"
+    assert report.format_mean_se(float("nan"), 0.1) == "–"
+
+
+def test_best_mask_uses_each_metrics_direction():
+    index = pd.MultiIndex.from_tuples([("m", "a"), ("m", "b"), ("n", "a")],
+                                      names=["model", "family"])
+    means = pd.DataFrame({"elbo": [-3.0, -1.0, 0.0], "khat": [0.4, 0.9, 1.0],
+                          "std_ratio_geomean": [0.5, 1.5, 2.0]}, index=index)
+    mask = report.best_mask(means)
+    assert list(mask["elbo"]) == [False, True, True]
+    assert list(mask["khat"]) == [True, False, True]
+    # |log 1.5| < |log 0.5|: 1.5 is closer to calibrated widths.
+    assert list(mask["std_ratio_geomean"]) == [False, True, True]
+
+
+def test_smooth_is_a_trailing_moving_average():
+    values = np.array([1.0, 3.0, 5.0, 7.0])
+    assert np.allclose(plots.smooth(values, 2), [1.0, 2.0, 4.0, 6.0])
+    assert np.allclose(plots.smooth(values, 1), values)
+
+
+def test_tidy_keeps_the_latest_finished_run_per_cell():
+    runs = pd.DataFrame({
+        "run_id": ["r1", "r2", "r3"], "status": ["FINISHED", "FAILED", "FINISHED"],
+        "start_time": pd.to_datetime([1, 3, 2], unit="s", utc=True),
+        "tags.harness.model": "m", "tags.harness.family": ["a", "a", "b"],
+        "tags.harness.seed": "0", "tags.harness.status": ["ok", "error", "ok"],
+        "tags.harness.cell_id": ["c1", "c1", "c2"], "tags.harness.family_order": ["1", "1", "0"],
+        "metrics.elbo": [1.0, np.nan, 2.0]})
+    table = report.tidy(runs)
+    assert list(table["run_id"]) == ["r3", "r1"]  # family b has registry position 0
+    assert list(table["family_pretty_name"]) == ["b", "a"]  # no tag: the name itself
+    assert io.StringIO(table.to_csv(index=False)).getvalue().count("\n") == 3

@@ -1,0 +1,143 @@
+"""Against a real ``mlflow server``: a sweep logs through HTTP, MlflowClient and ``harness
+report`` read it back (artifacts proxied by the server); ``harness ui`` serves /health.
+
+Servers listen on 127.0.0.1 on a free port, are waited for with a bounded poll of /health and
+are always stopped (their whole process group) in teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import cli, report
+
+BIN = Path(sys.executable).parent
+START_SECONDS = 120  # an MLflow server starts in ~5 s; a loaded 2-core machine needs more
+SPEC = """\
+name = "served"
+seeds = [0, 1]
+models = ["correlated_gaussian"]
+families = ["mean_field"]
+[fit]
+num_steps = 10
+elbo_sample_size = 1000
+jit_compile = false  # graph mode: no XLA compilation, the cheapest fit per cell
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read().decode()
+
+
+@contextlib.contextmanager
+def _serving(command: list[str], port: int, log: Path, cwd: Path, env=None):
+    """Start ``command`` in its own process group; yield its base URL once /health answers."""
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                                   env=env, start_new_session=True)
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while True:
+                if process.poll() is not None:
+                    raise AssertionError(f"server exited with {process.returncode}: "
+                                         f"{log.read_text()[-2000:]}")
+                try:
+                    if _get(url + "/health") == (200, "OK"):
+                        break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no /health after {START_SECONDS} s: "
+                                         f"{log.read_text()[-2000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    command = [str(BIN / "mlflow"), "server",
+               "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
+               "--artifacts-destination", str(tmp / "artifacts"),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with _serving(command, port, tmp / "server.log", tmp) as url:
+        yield url, tmp
+
+
+def test_sweep_and_report_round_trip_through_a_tracking_server(server):
+    url, tmp = server
+    spec = tmp / "served.toml"
+    spec.write_text(SPEC)
+    assert cli.main(["run", str(spec), "--tracking-uri", url, "--executor", "serial",
+                     "--results-dir", str(tmp / "results")]) == 0
+
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("served")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    cells = [r for r in runs if "harness.cell_id" in r.data.tags]
+    assert len(cells) == 2 and all(r.info.status == "FINISHED" for r in cells)
+    for run in cells:
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"cell.png", "draws.npz", "loss_trace.csv"} <= artifacts
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == \
+            list(range(10))
+    # Artifacts went through the server into its own artifact folder, not a local one.
+    assert list((tmp / "artifacts").rglob("cell.png"))
+
+    out = tmp / "report"
+    assert cli.main(["report", "--experiment", "served", "--tracking-uri", url,
+                     "--out", str(out)]) == 0
+    table = pd.read_csv(out / "cells.csv")
+    assert sorted(table["run_id"]) == sorted(r.info.run_id for r in cells)
+    for run in cells:
+        row = table[table["run_id"] == run.info.run_id].iloc[0]
+        assert row["elbo"] == pytest.approx(run.data.metrics["elbo"], rel=1e-12)
+    q, reference = report.overlay_draws(table, "correlated_gaussian", url)
+    assert q["mean_field"].shape[1] == 5 and reference["draws"].shape[1] == 5
+    for name in ("quality_vs_speed", "elbo_vs_time", "khat", "std_ratio",
+                 "marginals_correlated_gaussian"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
+
+
+def test_harness_ui_serves_the_local_default_store(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    command = [str(BIN / "harness"), "ui", "--port", str(port)]
+    with _serving(command, port, tmp_path / "ui.log", tmp_path, env) as url:
+        status, body = _get(url + "/api/2.0/mlflow/experiments/get-by-name"
+                                  "?experiment_name=Default")
+        assert status == 200 and '"name": "Default"' in body.replace('":"', '": "')
+    # The default store is results/mlflow.db under the folder it was started in.
+    assert (tmp_path / "results" / "mlflow.db").is_file()
+    assert (tmp_path / "results" / "mlartifacts").is_dir()
