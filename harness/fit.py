@@ -246,6 +246,10 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         model = cached.model if cached is not None else build_model(cell.model,
                                                                     **dict(cell.model_args))
     family = FAMILIES[cell.family]
+    if family.kind == "amortized" or getattr(model, "kind", "posterior") == "amortized":
+        from harness.vae import fit_vae  # a VAE: encoder family × amortized model
+
+        return fit_vae(cell, model, family, started)
     family.check(model)
     init_seed, fit_seed, eval_seed = tfp.random.split_seed(
         tf.constant(cell.stateless_seed, tf.int32), n=3)

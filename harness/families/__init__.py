@@ -13,6 +13,14 @@ from harness.families.asvi import build_asvi, supports_asvi
 from harness.families.base import Family
 from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
 from harness.families.gaussian import build_full_rank, build_low_rank, build_mean_field
+from harness.vae import (
+    build_encoder_diagonal,
+    build_encoder_full_covariance,
+    build_encoder_iaf,
+    supports_amortized,
+)
+
+_AMORTIZED = "an amortized model (Model.kind == 'amortized', e.g. vae_digits)"
 
 
 def _at_least_2d(model) -> bool:
@@ -68,6 +76,21 @@ FAMILIES: dict[str, Family] = {
                     "target_accept_prob": 0.8},
                    "No-U-Turn sampler at a fixed draw budget (draws only: no ELBO, no k̂)",
                    kind="mcmc"),
+    # Encoder families of amortized models (a VAE's q(z | x); fitted by harness.vae.fit_vae).
+    "encoder_diagonal": Family("encoder_diagonal", "Diagonal Gaussian", build_encoder_diagonal,
+                               {"hidden_units": 64}, "VAE encoder: diagonal Gaussian q(z | x)",
+                               kind="amortized", supports=supports_amortized,
+                               requirement=_AMORTIZED),
+    "encoder_full_covariance": Family(
+        "encoder_full_covariance", "Full-covariance Gaussian", build_encoder_full_covariance,
+        {"hidden_units": 64}, "VAE encoder: full-covariance Gaussian q(z | x)",
+        kind="amortized", supports=supports_amortized, requirement=_AMORTIZED),
+    "encoder_iaf": Family("encoder_iaf", "IAF encoder", build_encoder_iaf,
+                          {"hidden_units": 64, "num_layers": 2, "flow_hidden_units": 32,
+                           "context_size": 16},
+                          "VAE encoder: Gaussian and context, then IAF steps (Kingma et al. 2016)",
+                          kind="amortized", supports=supports_amortized,
+                          requirement=_AMORTIZED),
 }
 
 __all__ = ["FAMILIES", "Family"]

@@ -30,6 +30,7 @@ from harness.models.hierarchical_regression import hierarchical_regression_wine
 from harness.models.linear_regression import linear_regression
 from harness.models.linear_regression_unknown_noise import linear_regression_unknown_noise
 from harness.models.logistic_regression import logistic_regression_breast_cancer
+from harness.models.vae_digits import vae_digits
 
 MODELS: dict[str, Callable[..., Model]] = {
     "correlated_gaussian": correlated_gaussian,
@@ -49,6 +50,7 @@ MODELS: dict[str, Callable[..., Model]] = {
     "eight_schools_noncentered": eight_schools_noncentered,
     "logistic_regression_breast_cancer": logistic_regression_breast_cancer,
     "hierarchical_regression_wine": hierarchical_regression_wine,
+    "vae_digits": vae_digits,  # amortized (Model.kind): fitted by encoder families
 }
 
 __all__ = ["MODELS", "Model", "Reference", "build_model"]

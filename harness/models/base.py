@@ -153,6 +153,9 @@ class Model:
         arrays (for baselines with closed-form updates, e.g. CAVI).  Each model documents its
         keys; the conjugate regression models use ``x`` (design matrix ``[n, p]``), ``y``
         (``[n]``), ``mean0``, ``precision0`` and, where the noise is unknown, ``a0``, ``b0``.
+      kind: ``posterior`` (one target density, the contract above) or ``amortized`` (a
+        generative model with learned weights over a data set, fitted by an encoder family:
+        see :mod:`harness.vae`; its ``unnormalized_log_prob`` raises and it has no reference).
     """
 
     name: str
@@ -168,6 +171,7 @@ class Model:
     prior_distribution: Any = None
     simulate: Callable[[Any], tuple[np.ndarray, Model]] | None = None
     data: Mapping[str, np.ndarray] | None = None
+    kind: str = "posterior"
 
     @property
     def event_shape(self) -> tuple[int]:

@@ -1,0 +1,566 @@
+"""Amortized VI: fit a variational autoencoder cell, ``fit_vae(cell, model, family) -> FitResult``.
+
+A VAE is variational inference with one network, the *encoder*, mapping each data point ``x``
+to its approximate posterior ``q(z | x)``.  Here the encoder family is the grid axis (the
+``encoder_*`` families, ``Family.kind == "amortized"``) and the model (an
+:class:`~harness.models.vae_digits.AmortizedModel`) fixes the data and the Bernoulli MLP decoder.
+The cell is fitted like any other: full-batch Adam (``tf_keras``) on the training −ELBO with
+``fit.sample_size`` reparameterized draws per image, ``fit.num_steps`` steps in chunks of one
+XLA-compiled loop each (graph mode where XLA fails, recorded in ``fit_mode``), seeds from the
+cell's identity; the result is a plain :class:`~harness.fit.FitResult`.
+
+Encoder families (one encoder MLP ``x → relu(hidden_units) → local parameters``):
+
+* ``diagonal``: ``q(z | x) = Normal(μ(x), diag σ(x)²)``;
+* ``full_covariance``: ``Normal(μ(x), L(x) L(x)ᵀ)`` with ``L`` lower triangular;
+* ``iaf``: inverse autoregressive flow of Kingma et al. (2016): the encoder outputs a diagonal
+  Gaussian ``(μ, σ)`` *and a context* ``h``; ``num_layers`` IAF steps
+  ``z ← s ⊙ z + (1 − s) ⊙ m``, ``(m, logit s) = MADE(z, h)`` (their numerically stable
+  form, eq. 14), with the order of ``z`` reversed between steps.  The MADE weights are shared
+  by all images (they are global parameters, like the encoder's); only ``μ, σ, h`` are per
+  image.
+
+Metrics (besides the fit timings every cell has), on the fixed test set, with K =
+``cell.metrics.importance_sample_size`` draws of ``q(z | x)`` per test image:
+
+* ``test_elbo``: mean over test images of ``E_q[log p(x, z) − log q(z | x)]`` (Monte Carlo);
+* ``test_elbo_likelihood_kl``: the same bound as ``E_q[log p(x | z)] − KL(q(z | x) ‖ p(z))``
+  with the KL analytic (Gaussian encoders only; absent for IAF);
+* ``test_iw_elbo``: the importance-weighted bound ``E log (1/K) Σ_k p(x, z_k)/q(z_k | x)``
+  (Burda et al., 2016), the estimate of the test log-likelihood ``log p(x)``;
+* ``amortization_gap``: on the first ``model.gap_num_points`` test images, the ELBO of a q
+  optimized for each image alone (its local parameters, started at the encoder's output,
+  ``model.gap_num_steps`` Adam steps; for IAF the shared flow weights stay fixed, so the
+  optimum is over what the encoder could output) minus the encoder's ELBO (Cremer, Li &
+  Duvenaud, 2018, "Inference suboptimality in variational autoencoders");
+
+each with ``_standard_error``: the Monte Carlo error for this fitted model and test set.
+``FitResult.draws`` holds images as pixel probabilities (rows: see :data:`DRAW_ROWS`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+# Layout of FitResult.draws for a VAE cell ([sum, 64] pixel probabilities, float32): the first
+# test images, their reconstructions (Bernoulli means at one z ~ q(z | x)), and decoded prior
+# draws (Bernoulli means at z ~ p(z)).  16 of each fill a 2 × 8 grid per figure panel.
+DRAW_ROWS = {"test_images": 16, "reconstructions": 16, "prior_samples": 16}
+# Test images per evaluation batch: K × batch × 64 pixel logits stay around 16 MB at K = 1000.
+_EVAL_BATCH = 64
+# Smallest scale of a Gaussian encoder (added to a softplus): keeps log q finite when the
+# optimizer drives a scale towards 0.
+_MIN_SCALE = 1e-4
+# Initial logit of the IAF gate s (Kingma et al. 2016, sec. 4: "initialize ... so that s is
+# close to 1"): sigmoid(2) ≈ 0.88, so each step starts close to the identity.
+_IAF_GATE_BIAS = 2.0
+
+
+# --- networks ------------------------------------------------------------------------------------
+
+def _dense(shape, seed, name):
+    """A Glorot-uniform weight and a zero bias, as variables (created now, never lazily)."""
+    import tensorflow as tf
+
+    limit = math.sqrt(6.0 / (shape[0] + shape[1]))
+    w = tf.Variable(tf.random.stateless_uniform(shape, seed, -limit, limit), name=f"{name}_w")
+    b = tf.Variable(tf.zeros(shape[1:]), name=f"{name}_b")
+    return w, b
+
+
+def _split_seeds(seed, n):
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    return tfp.random.split_seed(tf.convert_to_tensor(seed, tf.int32), n=n)
+
+
+class Decoder:
+    """``p(x | z)``: Bernoulli over 64 pixels with logits from a one-hidden-layer relu MLP."""
+
+    def __init__(self, latent_size: int, hidden_units: int, num_pixels: int, *, seed):
+        s = _split_seeds(seed, 2)
+        self.w1, self.b1 = _dense((latent_size, hidden_units), s[0], "decoder_1")
+        self.w2, self.b2 = _dense((hidden_units, num_pixels), s[1], "decoder_2")
+        self.trainable_variables = (self.w1, self.b1, self.w2, self.b2)
+
+    def logits(self, z):
+        import tensorflow as tf
+
+        return tf.nn.relu(z @ self.w1 + self.b1) @ self.w2 + self.b2
+
+    def log_likelihood(self, x, z):
+        """``log p(x | z)``: ``x`` ``[N, 64]``, ``z`` ``[..., N, d]`` → ``[..., N]``."""
+        import tensorflow_probability as tfp
+
+        tfd = tfp.distributions
+        return tfd.Independent(tfd.Bernoulli(logits=self.logits(z), dtype=x.dtype),
+                               1).log_prob(x)
+
+
+class Encoder:
+    """``q(z | x)`` of one encoder family: an MLP to local parameters, and what they mean.
+
+    Args:
+      kind: ``diagonal``, ``full_covariance`` or ``iaf``.
+      latent_size: Dimension of z.
+      num_pixels: Dimension of x.
+      hidden_units: Width of the encoder's hidden layer.
+      seed: Stateless seed of the initial weights.
+      num_layers, flow_hidden_units, context_size: IAF steps, width of each MADE's hidden
+        layer, and size of the context ``h`` (``iaf`` only).
+    """
+
+    def __init__(self, kind: str, latent_size: int, num_pixels: int, *, hidden_units: int,
+                 seed, num_layers: int = 0, flow_hidden_units: int = 0, context_size: int = 0):
+        d = latent_size
+        self.kind, self.latent_size = kind, d
+        self.context_size = context_size if kind == "iaf" else 0
+        self.num_local_parameters = {
+            "diagonal": 2 * d, "full_covariance": d + d * (d + 1) // 2,
+            "iaf": 2 * d + self.context_size}[kind]
+        s = _split_seeds(seed, 3 + num_layers)
+        self.w1, self.b1 = _dense((num_pixels, hidden_units), s[0], "encoder_1")
+        self.w2, self.b2 = _dense((hidden_units, self.num_local_parameters), s[1], "encoder_2")
+        variables = [self.w1, self.b1, self.w2, self.b2]
+        self.flows = []
+        if kind == "iaf":
+            for k in range(num_layers):
+                layer = _made(d, flow_hidden_units, self.context_size, s[3 + k], f"iaf_{k}")
+                self.flows.append(layer)
+                variables += [v for v in layer.values() if hasattr(v, "assign")]
+        self.trainable_variables = tuple(variables)
+
+    def local_parameters(self, x):
+        """The encoder's output for images ``x`` ``[N, 64]``: ``[N, num_local_parameters]``."""
+        import tensorflow as tf
+
+        return tf.nn.relu(x @ self.w1 + self.b1) @ self.w2 + self.b2
+
+    def base_distribution(self, params):
+        """The Gaussian part of ``q(z | x)`` (batch ``[N]``, event ``[d]``)."""
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+
+        tfd, tfb = tfp.distributions, tfp.bijectors
+        d = self.latent_size
+        loc = params[..., :d]
+        if self.kind == "full_covariance":
+            scale_tril = tfb.FillScaleTriL(diag_shift=_MIN_SCALE)(params[..., d:])
+            return tfd.MultivariateNormalTriL(loc, scale_tril)
+        return tfd.MultivariateNormalDiag(loc, tf.nn.softplus(params[..., d:2 * d]) + _MIN_SCALE)
+
+    def sample_and_log_prob(self, params, sample_size: int, seed):
+        """``z ~ q(z | x)`` ``[sample_size, N, d]`` and ``log q(z | x)`` ``[sample_size, N]``."""
+        import tensorflow as tf
+
+        z, log_q = self.base_distribution(params).experimental_sample_and_log_prob(
+            sample_size, seed=seed)
+        if self.kind != "iaf":
+            return z, log_q
+        context = params[..., 2 * self.latent_size:]
+        for layer in self.flows:
+            m, gate_logit = _made_apply(layer, z, context)
+            gate = tf.sigmoid(gate_logit)
+            z = gate * z + (1.0 - gate) * m
+            # log |det ∂z'/∂z| = Σ log s: the Jacobian is triangular with diagonal s.
+            log_q = log_q - tf.reduce_sum(tf.math.log_sigmoid(gate_logit), axis=-1)
+            z = tf.reverse(z, axis=[-1])
+        return z, log_q
+
+    def kl_to_prior(self, params):
+        """Analytic ``KL(q(z | x) ‖ Normal(0, I))`` ``[N]`` (Gaussian encoders), else None."""
+        if self.kind == "iaf":
+            return None
+        import tensorflow_probability as tfp
+
+        return tfp.distributions.kl_divergence(self.base_distribution(params),
+                                               prior(self.latent_size))
+
+
+def _made(d: int, hidden_units: int, context_size: int, seed, name: str) -> dict:
+    """Weights and autoregressive masks of a one-hidden-layer MADE (Germain et al., 2015) with
+    an unmasked context input; outputs ``m`` and ``logit s``, each ``[d]``.
+
+    Output ``i`` depends on ``z_j`` for ``j < i`` only (degrees: inputs 1..d, hidden units
+    cycling through 1..d−1, an output of degree i sees hidden units of degree < i).  The output
+    weights start at zero, so each step starts as ``z ← sigmoid(2) z + (1 − sigmoid(2)) · 0``.
+    """
+    import tensorflow as tf
+
+    s = _split_seeds(seed, 2)
+    input_degrees = np.arange(1, d + 1)
+    hidden_degrees = np.arange(hidden_units) % max(1, d - 1) + 1
+    w_in, b_in = _dense((d, hidden_units), s[0], f"{name}_in")
+    layer = {} if not context_size else {
+        "w_context": _dense((context_size, hidden_units), s[1], f"{name}_context")[0]}
+    return layer | {
+        "w_in": w_in, "b_in": b_in,
+        "mask_in": tf.constant(hidden_degrees[None, :] >= input_degrees[:, None], tf.float32),
+        "w_m": tf.Variable(tf.zeros((hidden_units, d)), name=f"{name}_m_w"),
+        "b_m": tf.Variable(tf.zeros(d), name=f"{name}_m_b"),
+        "w_s": tf.Variable(tf.zeros((hidden_units, d)), name=f"{name}_s_w"),
+        "b_s": tf.Variable(tf.fill([d], _IAF_GATE_BIAS), name=f"{name}_s_b"),
+        "mask_out": tf.constant(input_degrees[None, :] > hidden_degrees[:, None], tf.float32),
+    }
+
+
+def _made_apply(layer: dict, z, context):
+    import tensorflow as tf
+
+    hidden = z @ (layer["w_in"] * layer["mask_in"]) + layer["b_in"]
+    if "w_context" in layer:
+        hidden = hidden + context @ layer["w_context"]
+    hidden = tf.nn.relu(hidden)
+    m = hidden @ (layer["w_m"] * layer["mask_out"]) + layer["b_m"]
+    gate_logit = hidden @ (layer["w_s"] * layer["mask_out"]) + layer["b_s"]
+    return m, gate_logit
+
+
+def prior(latent_size: int):
+    """``p(z) = Normal(0, I)``."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    return tfp.distributions.MultivariateNormalDiag(tf.zeros(latent_size), tf.ones(latent_size))
+
+
+# --- family builders (registered in harness.families) ---------------------------------------------
+
+def supports_amortized(model) -> bool:
+    """Whether ``model`` is an amortized model (the encoder families apply to nothing else)."""
+    return getattr(model, "kind", "posterior") == "amortized"
+
+
+def build_encoder_diagonal(model, *, seed, hidden_units: int = 64) -> Encoder:
+    """Diagonal-Gaussian encoder: ``q(z | x) = Normal(μ(x), diag σ(x)²)``.
+
+    Args:
+      hidden_units: Width of the encoder MLP's hidden layer.
+    """
+    return Encoder("diagonal", model.dimension, _num_pixels(model), hidden_units=hidden_units,
+                   seed=seed)
+
+
+def build_encoder_full_covariance(model, *, seed, hidden_units: int = 64) -> Encoder:
+    """Full-covariance Gaussian encoder: ``Normal(μ(x), L(x) L(x)ᵀ)``, ``L`` lower triangular
+    with a softplus diagonal.
+
+    Args:
+      hidden_units: Width of the encoder MLP's hidden layer.
+    """
+    return Encoder("full_covariance", model.dimension, _num_pixels(model),
+                   hidden_units=hidden_units, seed=seed)
+
+
+def build_encoder_iaf(model, *, seed, hidden_units: int = 64, num_layers: int = 2,
+                      flow_hidden_units: int = 32, context_size: int = 16) -> Encoder:
+    """IAF encoder (Kingma et al., 2016): diagonal Gaussian and context from the encoder MLP,
+    then ``num_layers`` context-conditioned IAF steps with shared weights.
+
+    Args:
+      hidden_units: Width of the encoder MLP's hidden layer.
+      num_layers: IAF steps.
+      flow_hidden_units: Width of each step's MADE hidden layer.
+      context_size: Size of the per-image context ``h`` fed to every step.
+    """
+    return Encoder("iaf", model.dimension, _num_pixels(model), hidden_units=hidden_units,
+                   seed=seed, num_layers=num_layers, flow_hidden_units=flow_hidden_units,
+                   context_size=context_size)
+
+
+def _num_pixels(model) -> int:
+    if not supports_amortized(model):
+        raise ValueError(f"encoder families apply to amortized models only, not '{model.name}'")
+    return int(np.shape(model.data["x_train"])[1])
+
+
+# --- fitting ----------------------------------------------------------------------------------------
+
+def fit_vae(cell, model, family, started: float):
+    """Fit a VAE cell: encoder ``family`` × amortized ``model``; see the module docstring.
+
+    Raises:
+      ValueError: the model is not amortized or the family is not an encoder family.
+    """
+    import tensorflow as tf
+
+    from harness import fit as fit_module
+    from harness.metrics import runtime
+
+    if not supports_amortized(model):
+        raise ValueError(f"family '{family.name}' does not apply to model '{model.name}': "
+                         "it needs an amortized model (e.g. vae_digits)")
+    if family.kind != "amortized":
+        raise ValueError(f"family '{family.name}' does not apply to model '{model.name}': "
+                         "an amortized model needs an encoder family (encoder_diagonal, "
+                         "encoder_full_covariance, encoder_iaf)")
+    init_seed, fit_seed, eval_seed = _split_seeds(cell.stateless_seed, 3)
+    decoder_seed, encoder_seed = _split_seeds(init_seed, 2)
+    x_train = tf.constant(model.data["x_train"], tf.float32)
+    x_test = tf.constant(model.data["x_test"], tf.float32)
+    chunks = fit_module.chunk_plan(cell.fit.num_steps)
+    chunk_seeds = _split_seeds(fit_seed, len(chunks))
+
+    modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
+    fallback_reason = ""
+    for mode in modes:
+        # Fresh weights per attempt: a failed XLA attempt may have run some steps.
+        encoder = family.build(model, seed=encoder_seed, **dict(cell.hyperparameters))
+        decoder = Decoder(model.dimension, model.decoder_hidden_units, x_train.shape[1],
+                          seed=decoder_seed)
+        runners = _training_runners(encoder, decoder, x_train, cell, set(chunks), mode == "xla")
+        try:
+            t0 = time.perf_counter()
+            first = runners[chunks[0]](chunk_seeds[0]).numpy()
+            first_seconds = time.perf_counter() - t0
+            break
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
+            if mode != "xla":
+                raise
+            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    losses, chunk_seconds = [first], [first_seconds]
+    if np.all(np.isfinite(first)):
+        for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
+            t0 = time.perf_counter()
+            losses.append(runners[size](seed).numpy())
+            chunk_seconds.append(time.perf_counter() - t0)
+            if not np.all(np.isfinite(losses[-1])):
+                break
+            if fit_module.converged(losses, cell.fit.early_stopping_tolerance):
+                break
+
+    steps = np.array([len(c) for c in losses])
+    compile_seconds, per_chunk_fit, loss_seconds = fit_module._timings(chunk_seconds, steps)
+    all_losses = np.concatenate(losses).astype(np.float64)
+    fit_seconds = float(per_chunk_fit.sum())
+    num_steps_run = int(all_losses.size)
+    metrics: dict[str, float] = {
+        "fit_seconds": fit_seconds,
+        "steps_per_second": runtime.steps_per_second(num_steps_run, fit_seconds),
+        "num_steps_run": float(num_steps_run),
+        "num_gradient_evaluations": runtime.num_gradient_evaluations(
+            num_steps_run, cell.fit.sample_size, 1),
+        "compile_seconds": compile_seconds,
+    }
+    status, reason, diverged_step, draws = "ok", "", None, None
+    if not np.all(np.isfinite(all_losses)):
+        diverged_step = int(np.argmax(~np.isfinite(all_losses)))
+        status = "diverged"
+        reason = f"loss became {all_losses[diverged_step]} at step {diverged_step}"
+    else:
+        t0 = time.perf_counter()
+        metrics["seconds_to_converge"] = runtime.seconds_to_converge(
+            all_losses, loss_seconds, cell.metrics.convergence_tolerance)
+        evaluation = evaluate(encoder, decoder, x_test, cell, model, eval_seed,
+                              jit=mode == "xla")
+        draws = evaluation.pop("draws")
+        if not all(np.isfinite(v) for v in evaluation.values()) or \
+                not np.all(np.isfinite(draws)):
+            status, reason, diverged_step = ("diverged", "non-finite test metrics after "
+                                             "fitting", num_steps_run)
+            draws = None
+        metrics.update(evaluation)
+        metrics["metrics_seconds"] = time.perf_counter() - t0
+    metrics["peak_memory_mb"] = runtime.peak_memory_mb()
+    return fit_module.FitResult(
+        cell=cell, status=status, reason=reason, losses=all_losses, loss_seconds=loss_seconds,
+        compile_seconds=compile_seconds, fit_seconds=fit_seconds, num_steps_run=num_steps_run,
+        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
+        fit_mode=mode, fallback_reason=fallback_reason, device=fit_module._device(),
+        started_at=started, diverged_step=diverged_step)
+
+
+def _elbo_terms(encoder, decoder, x, params, sample_size: int, seed):
+    """Per-draw ``log p(x | z)``, ``log p(z)`` and ``log q(z | x)``, each ``[S, N]``."""
+    z, log_q = encoder.sample_and_log_prob(params, sample_size, seed)
+    return decoder.log_likelihood(x, z), prior(encoder.latent_size).log_prob(z), log_q
+
+
+def _training_runners(encoder, decoder, x_train, cell, sizes: set[int], jit: bool):
+    """One compiled ``seed -> losses`` loop per chunk size: −ELBO per training image (mean over
+    images and ``sample_size`` draws each), Adam over encoder and decoder weights."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    from harness.fit import learning_rate
+
+    optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate(cell.fit))
+    variables = list(encoder.trainable_variables) + list(decoder.trainable_variables)
+    optimizer.build(variables)
+    sample_size = cell.fit.sample_size
+
+    def loss_fn(seed=None):
+        params = encoder.local_parameters(x_train)
+        log_likelihood, log_prior, log_q = _elbo_terms(encoder, decoder, x_train, params,
+                                                       sample_size, seed)
+        return -tf.reduce_mean(log_likelihood + log_prior - log_q)
+
+    def make(num_steps):
+        @tf.function(jit_compile=jit, autograph=False)
+        def run(seed):
+            return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
+                                     trainable_variables=variables, seed=seed)
+        return run
+
+    return {size: make(size) for size in sizes}
+
+
+# --- evaluation --------------------------------------------------------------------------------------
+
+def test_log_weights(encoder, decoder, x, params, num_draws: int, seed) -> dict[str, Any]:
+    """Per-draw terms of the test bounds, in batches of images (eager: one call per cell).
+
+    Returns:
+      ``log_weights`` ``log p(x, z) − log q(z | x)`` and ``log_likelihood`` ``log p(x | z)``,
+      both ``[num_draws, N]`` float64, and ``kl_to_prior`` ``[N]`` (None for IAF).
+    """
+    import tensorflow as tf
+
+    seeds = _split_seeds(seed, max(1, math.ceil(x.shape[0] / _EVAL_BATCH)))
+    log_weights, log_likelihood, kl = [], [], []
+    for b, start in enumerate(range(0, x.shape[0], _EVAL_BATCH)):
+        xb, pb = x[start:start + _EVAL_BATCH], params[start:start + _EVAL_BATCH]
+        ll, lp, lq = _elbo_terms(encoder, decoder, xb, pb, num_draws, seeds[b])
+        log_weights.append((ll + lp - lq).numpy())
+        log_likelihood.append(ll.numpy())
+        k = encoder.kl_to_prior(pb)
+        kl.append(None if k is None else tf.convert_to_tensor(k).numpy())
+    return {"log_weights": np.concatenate(log_weights, axis=1).astype(np.float64),
+            "log_likelihood": np.concatenate(log_likelihood, axis=1).astype(np.float64),
+            "kl_to_prior": None if kl[0] is None else np.concatenate(kl).astype(np.float64)}
+
+
+def mean_bound(per_draw: np.ndarray, offset: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean over images of the per-image Monte Carlo mean of ``per_draw`` ``[K, N]`` (minus a
+    per-image exact ``offset``), with the Monte Carlo standard error for this test set."""
+    k, n = per_draw.shape
+    value = per_draw.mean(axis=0) - (0.0 if offset is None else offset)
+    variance = per_draw.var(axis=0, ddof=1) / k
+    return float(value.mean()), float(np.sqrt(variance.sum()) / n)
+
+
+def iw_bound(log_weights: np.ndarray, importance_sample_size: int) -> tuple[float, float]:
+    """Test importance-weighted bound: mean over images of ``log (1/K) Σ_k w_k``.
+
+    The draws of each image (``log_weights`` ``[num_draws, N]``) are split into
+    ``num_draws // K`` groups of K; each image's estimate is the mean over its groups.  The
+    standard error is across groups where there are at least 2, else (one group of all the
+    draws) the delta method, ``sd(w) / (√K · mean(w))``.
+    """
+    from scipy.special import logsumexp
+
+    num_draws, n = log_weights.shape
+    k = int(importance_sample_size)
+    groups = num_draws // k
+    if groups < 1:
+        raise ValueError(f"importance_sample_size {k} exceeds the {num_draws} draws per image")
+    grouped = log_weights[: groups * k].reshape(groups, k, n)
+    bounds = logsumexp(grouped, axis=1) - np.log(k)  # [groups, N]
+    if groups >= 2:
+        variance = bounds.var(axis=0, ddof=1) / groups
+    else:
+        w = np.exp(log_weights - log_weights.max(axis=0))
+        variance = w.var(axis=0, ddof=1) / (k * w.mean(axis=0) ** 2)
+    return float(bounds.mean()), float(np.sqrt(variance.sum()) / n)
+
+
+def evaluate(encoder, decoder, x_test, cell, model, seed, *, jit: bool) -> dict[str, Any]:
+    """Every VAE metric of a fitted encoder and decoder on the test set, plus the kept images
+    (``draws``, see :data:`DRAW_ROWS`)."""
+    num_draws = cell.metrics.importance_sample_size
+    if num_draws < 2:
+        raise ValueError("a VAE cell needs metrics.importance_sample_size >= 2 (draws per test "
+                         "image for the test bounds and their standard errors)")
+    test_seed, gap_seed, draws_seed = _split_seeds(seed, 3)
+    params = encoder.local_parameters(x_test)
+    terms = test_log_weights(encoder, decoder, x_test, params, num_draws, test_seed)
+    out: dict[str, Any] = {}
+    out["test_elbo"], out["test_elbo_standard_error"] = mean_bound(terms["log_weights"])
+    if terms["kl_to_prior"] is not None:
+        (out["test_elbo_likelihood_kl"],
+         out["test_elbo_likelihood_kl_standard_error"]) = mean_bound(terms["log_likelihood"],
+                                                                     terms["kl_to_prior"])
+    out["test_iw_elbo"], out["test_iw_elbo_standard_error"] = iw_bound(terms["log_weights"],
+                                                                       num_draws)
+    m = min(model.gap_num_points, x_test.shape[0])
+    gap, gap_se = amortization_gap(encoder, decoder, x_test[:m], terms["log_weights"][:, :m],
+                                   cell, model.gap_num_steps, gap_seed, jit=jit)
+    out["amortization_gap"], out["amortization_gap_standard_error"] = gap, gap_se
+    out["draws"] = kept_images(encoder, decoder, x_test, params, draws_seed)
+    return out
+
+
+def optimize_local(encoder, decoder, x, cell, num_steps: int, seed, *, jit: bool):
+    """Each image's own q: its local parameters (started at the encoder's output) fitted by
+    ``num_steps`` Adam steps on its ELBO with ``cell.fit.sample_size`` draws, the networks held
+    fixed.  Returns the optimized parameters ``[N, num_local_parameters]``."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+    import tf_keras
+
+    local = tf.Variable(encoder.local_parameters(x))
+    optimizer = tf_keras.optimizers.Adam(learning_rate=cell.fit.learning_rate)
+    optimizer.build([local])
+    sample_size = cell.fit.sample_size
+
+    def loss_fn(seed=None):
+        ll, lp, lq = _elbo_terms(encoder, decoder, x, local, sample_size, seed)
+        # A sum over images: each image's parameters get its own ELBO's gradient.
+        return -tf.reduce_sum(tf.reduce_mean(ll + lp - lq, axis=0))
+
+    @tf.function(jit_compile=jit, autograph=False)
+    def run(seed):
+        return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
+                                 trainable_variables=[local], seed=seed)
+
+    run(seed)
+    return tf.convert_to_tensor(local)
+
+
+def amortization_gap(encoder, decoder, x, amortized_log_weights: np.ndarray, cell,
+                     num_steps: int, seed, *, jit: bool) -> tuple[float, float]:
+    """Mean over images ``x`` of ELBO(optimized own q) − ELBO(encoder's q), with its standard
+    error (the two ELBOs are estimated from independent draws).
+
+    Args:
+      amortized_log_weights: ``[K, N]`` log weights of the encoder's q on ``x``.
+    """
+    fit_seed, eval_seed = _split_seeds(seed, 2)
+    local = optimize_local(encoder, decoder, x, cell, num_steps, fit_seed, jit=jit)
+    optimized = test_log_weights(encoder, decoder, x, local, amortized_log_weights.shape[0],
+                                 eval_seed)["log_weights"]
+    k = amortized_log_weights.shape[0]
+    n = x.shape[0]
+    gap = optimized.mean(axis=0) - amortized_log_weights.mean(axis=0)
+    variance = (optimized.var(axis=0, ddof=1) + amortized_log_weights.var(axis=0, ddof=1)) / k
+    return float(gap.mean()), float(np.sqrt(variance.sum()) / n)
+
+
+def kept_images(encoder, decoder, x_test, params, seed) -> np.ndarray:
+    """``[48, 64]`` float32 pixel probabilities: test images, reconstructions, prior draws."""
+    import tensorflow as tf
+
+    n_test, n_recon, n_prior = DRAW_ROWS.values()
+    recon_seed, prior_seed = _split_seeds(seed, 2)
+    z, _ = encoder.sample_and_log_prob(params[:n_recon], 1, recon_seed)
+    reconstructions = tf.sigmoid(decoder.logits(z[0]))
+    z_prior = prior(encoder.latent_size).sample(n_prior, seed=prior_seed)
+    samples = tf.sigmoid(decoder.logits(z_prior))
+    return np.concatenate([np.asarray(x_test[:n_test]), reconstructions.numpy(),
+                           samples.numpy()]).astype(np.float32)
+
+
+def split_draws(draws: np.ndarray) -> dict[str, np.ndarray]:
+    """Inverse of the :data:`DRAW_ROWS` layout: name → ``[rows, 64]``."""
+    out, start = {}, 0
+    for name, rows in DRAW_ROWS.items():
+        out[name] = draws[start:start + rows]
+        start += rows
+    return out
