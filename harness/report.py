@@ -328,11 +328,12 @@ def file_stem(name: str) -> str:
     """A model, family or run name made safe as one file-name component.
 
     Names may carry path syntax (a user model ``"path/to/file.py:attr"``, a run name
-    ``model/family/seed``): every character outside ``[A-Za-z0-9_.-]`` becomes ``_`` and leading
-    dots are dropped, so the result never leaves its folder (no ``/``, ``..`` or absolute path).
-    When anything was replaced, a short hash of the name keeps different names apart.
+    ``model/family/seed``): every character outside ``[A-Za-z0-9_-]`` becomes ``_``, so the
+    result never leaves its folder (no ``/``, ``..`` or absolute path) and has no dot that a
+    suffix change would cut at.  When anything was replaced, a short hash of the name keeps
+    different names apart.
     """
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".")[:80]
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:80]
     if stem != name:
         stem = f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     return stem

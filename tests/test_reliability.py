@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -24,7 +25,7 @@ import pytest
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.tracking import MlflowClient
 
-from harness import cli, journal, tracking
+from harness import cli, journal, report, tracking
 from harness.fit import FitResult
 from harness.models import MODELS
 from harness.models.base import Model, exact_reference
@@ -447,3 +448,41 @@ def test_same_spec_gives_bit_identical_results_serial_and_through_the_pool(write
                                       err_msg=column)
     assert serial_losses == pooled_losses
     assert all(len(v) == 30 for v in serial_losses.values())
+
+
+# --- names that look like paths -------------------------------------------------------------------
+
+def test_file_stem_never_leaves_its_folder():
+    for name in ("../x", "a/b", "/etc/passwd", "..", "path/to/file.py:attr", "C:\\x", ".hidden"):
+        stem = report.file_stem(name)
+        assert "/" not in stem and "\\" not in stem and not stem.startswith(".") and stem
+        assert (Path("root") / stem).resolve().parent == Path("root").resolve()
+    assert report.file_stem("banana") == "banana"
+    assert report.file_stem("a/b") != report.file_stem("a_b")
+
+
+def test_a_user_model_path_as_model_name_writes_only_inside_results(monkeypatch, tmp_path):
+    # A user model's name is a path: absolute, with '..' and separators.
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "m.py").write_text("from harness.models import MODELS\n\n\n"
+                              "def target():\n"
+                              "    return MODELS['correlated_gaussian'](dimension=2)\n")
+    name = f"{zoo}/../zoo/m.py:target"
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(models=json.dumps(name)).replace("60", "10"))
+    work = tmp_path / "work"
+    (work / "store").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    uri = f"sqlite:///{work / 'store' / 'mlflow.db'}"
+    assert cli.main(["run", str(spec), "--tracking-uri", uri, "--executor", "serial",
+                     "--results-dir", "results"]) == 0
+    written = {p.relative_to(work) for p in work.rglob("*") if p.is_file()}
+    assert {p.parts[0] for p in written} == {"results", "store"}
+    assert {p.parts[1] for p in written if p.parts[0] == "results"} == {"reliability"}
+    assert sorted(p.name for p in zoo.iterdir() if p.is_file()) == ["m.py"]
+    figures = {p.name for p in (work / "results" / "reliability" / "figures").iterdir()}
+    assert f"marginals_{report.file_stem(name)}.png" in figures
+    run = _cell_runs(uri, "reliability")[0]
+    assert run.data.tags["harness.model"] == name
+    assert "/" not in run.info.run_name.split("/mean_field/")[0]
