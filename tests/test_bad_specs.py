@@ -3,6 +3,7 @@ is allowed, before anything is fitted, logged or written."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from harness import cli
@@ -106,6 +107,40 @@ CASES = {
     "name_absolute": ('name = "/tmp/x"\n' + OK_MODELS, [],
                       ["{path}", "'name'", "no path separators"]),
     "name_dots": ('name = ".."\n' + OK_MODELS, [], ["{path}", "'name'", "no path separators"]),
+    # --- user models and their reference files (files written by _write_zoo)
+    "user_model_missing_file": ('models = ["zoo/nope.py:target"]\nfamilies = ["mean_field"]\n',
+                                [], ["{path}", "'models[0]'", "no such file"]),
+    "user_model_no_attribute": ('models = ["zoo/good.py:nope"]\nfamilies = ["mean_field"]\n',
+                                [], ["{path}", "'models[0]'", "has no attribute 'nope'"]),
+    "user_model_without_attribute": ('models = ["zoo/good.py:"]\nfamilies = ["mean_field"]\n',
+                                     [], ["{path}", "'models[0]'", "'path/to/file.py:attr'"]),
+    "user_model_missing_module": ('models = ["no_such_package.models:target"]\n'
+                                  'families = ["mean_field"]\n', [],
+                                  ["{path}", "'models[0]'", "cannot import module"]),
+    "user_model_syntax_error": ('models = ["zoo/broken.py:target"]\nfamilies = ["mean_field"]\n',
+                                [], ["{path}", "'models[0]'", "SyntaxError"]),
+    "user_model_not_a_model": ('models = ["zoo/not_a_model.py:target"]\n'
+                               'families = ["mean_field"]\n', [],
+                               ["{path}", "'models[0]'", "returned a int", "Model"]),
+    "user_model_nan_log_prob": ('models = ["zoo/nan_model.py:target"]\n'
+                                'families = ["mean_field"]\n', [],
+                                ["{path}", "'models[0]'", "not finite"]),
+    "user_model_extra_argument": ('models = [{ name = "zoo/good.py:target", dimension = 3 }]\n'
+                                  'families = ["mean_field"]\n', [],
+                                  ["{path}", "'models[0].dimension'", "only 'reference'"]),
+    "user_reference_wrong_shape": ('models = [{ name = "zoo/good.py:target", '
+                                   'reference = "zoo/draws_3d.npz" }]\nfamilies = ["mean_field"]\n',
+                                   [], ["{path}", "'models[0]'", "draws_3d.npz",
+                                        "expected [n, 2]"]),
+    "user_reference_not_numeric": ('models = [{ name = "zoo/good.py:target", '
+                                   'reference = "zoo/words.csv" }]\nfamilies = ["mean_field"]\n',
+                                   [], ["{path}", "'models[0]'", "not a numeric CSV"]),
+    "user_reference_missing": ('models = [{ name = "zoo/good.py:target", '
+                               'reference = "zoo/none.npz" }]\nfamilies = ["mean_field"]\n', [],
+                               ["{path}", "'models[0]'", "no such reference file"]),
+    "user_reference_wrong_suffix": ('models = [{ name = "zoo/good.py:target", '
+                                    'reference = "zoo/good.py" }]\nfamilies = ["mean_field"]\n',
+                                    [], ["{path}", "'models[0]'", ".npz or .csv"]),
     # --- --set and flags
     "set_without_equals": (OK_MODELS, ["--set", "fit.num_steps"],
                            ["{path}", "--set 'fit.num_steps'", "expected key=value"]),
@@ -122,9 +157,29 @@ CASES = {
 }
 
 
+def _write_zoo(folder):
+    """User model files next to the spec: one good, the others each wrong in one way."""
+    zoo = folder / "zoo"
+    zoo.mkdir()
+    good = ("from harness.models import MODELS\n\n\n"
+            "def target():\n    return MODELS['correlated_gaussian'](dimension=2)\n")
+    (zoo / "good.py").write_text(good)
+    (zoo / "broken.py").write_text("def target(:\n")
+    (zoo / "not_a_model.py").write_text("def target():\n    return 3\n")
+    (zoo / "nan_model.py").write_text(
+        "import dataclasses\n\nimport tensorflow as tf\n\n" + good.replace(
+            "    return MODELS['correlated_gaussian'](dimension=2)\n",
+            "    model = MODELS['correlated_gaussian'](dimension=2)\n"
+            "    return dataclasses.replace(model, unnormalized_log_prob=lambda x: "
+            "tf.reduce_sum(x, -1) * float('nan'))\n"))
+    np.savez(zoo / "draws_3d.npz", draws=np.zeros((10, 3)))
+    (zoo / "words.csv").write_text("a,b\nx,y\n")
+
+
 @pytest.mark.parametrize("text, extra, expected", list(CASES.values()), ids=list(CASES))
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, text, extra,
                                                             expected):
+    _write_zoo(tmp_path)
     path = tmp_path / "spec.toml"
     if isinstance(text, bytes):
         path.write_bytes(text)
