@@ -482,7 +482,28 @@ def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit:
     variables = surrogate_posterior.trainable_variables
     # Create the optimizer's slot variables now, outside any compiled function.
     optimizer.build(variables)
-    fit_settings = cell.fit
+    loss_fn = variational_loss(model, surrogate_posterior, cell.fit)
+
+    def make(num_steps):
+        @tf.function(jit_compile=jit, autograph=False)
+        def run(seed):
+            # tfp.vi.fit_surrogate_posterior is this same loop with the estimator fixed to
+            # REPARAMETERIZATION.
+            return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
+                                     trainable_variables=variables, seed=seed)
+        return run
+
+    return {size: make(size) for size in sizes}, optimizer
+
+
+def variational_loss(model, surrogate_posterior, fit_settings):
+    """``seed -> loss``: the Monte Carlo objective of one step, with the configured gradient.
+
+    The value is −ELBO (``importance_sample_size`` = 1) or −IWAE bound (K > 1), averaged over
+    ``sample_size`` independent estimates; ``gradient_estimator`` picks its gradient.
+    """
+    import tensorflow_probability as tfp
+
     estimator = tfp.vi.GradientEstimators.REPARAMETERIZATION
     stopped = None
     if fit_settings.gradient_estimator == "sticking_the_landing":
@@ -501,16 +522,7 @@ def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit:
             importance_sample_size=fit_settings.importance_sample_size,
             gradient_estimator=estimator, stopped_surrogate_posterior=stopped, seed=seed)
 
-    def make(num_steps):
-        @tf.function(jit_compile=jit, autograph=False)
-        def run(seed):
-            # tfp.vi.fit_surrogate_posterior is this same loop with the estimator fixed to
-            # REPARAMETERIZATION.
-            return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
-                                     trainable_variables=variables, seed=seed)
-        return run
-
-    return {size: make(size) for size in sizes}, optimizer
+    return loss_fn
 
 
 # Consecutive chunks whose mean loss must change by less than the tolerance before a fit stops

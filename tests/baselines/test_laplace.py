@@ -1,0 +1,44 @@
+"""The Laplace baseline: exact on a Gaussian target, in the support on a constrained one."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from harness.baselines.laplace import build_laplace
+from harness.fit import fit
+from harness.models import MODELS
+from harness.spec import Cell, FitSettings
+
+SETTINGS = FitSettings(elbo_sample_size=1000, num_draws_kept=100)
+
+
+def test_laplace_is_exact_on_the_correlated_gaussian():
+    model = MODELS["correlated_gaussian"]()
+    outcome = build_laplace(model, seed=tf.constant([1, 2]))
+    base = outcome.surrogate_posterior.distribution
+    # Deterministic code (L-BFGS to a 1e-8 gradient, float32 Hessian): fixed tolerances at
+    # float32 precision relative to the target's scales (1 to 3).
+    np.testing.assert_allclose(base.mean().numpy(), model.reference.mean, atol=1e-4)
+    np.testing.assert_allclose(base.covariance().numpy(), model.reference.covariance,
+                               rtol=1e-3, atol=1e-4)
+
+
+def test_laplace_cell_has_the_variational_metrics():
+    result = fit(Cell("test", "correlated_gaussian", (), "laplace", (), SETTINGS, 0))
+    assert result.status == "ok", result.reason + result.traceback
+    # q = p exactly: KL and the ELBO's gap to log Z vanish.
+    assert result.metrics["kl_divergence"] < 1e-4
+    assert abs(result.metrics["log_normalizer_error"]) < 1e-3
+    assert result.draws.shape == (100, 5)
+    assert result.losses.size == 0 and result.num_steps_run >= 1
+
+
+def test_laplace_on_a_constrained_model_stays_in_the_support():
+    result = fit(Cell("test", "eight_schools", (), "laplace", (), SETTINGS, 0))
+    assert result.status == "ok", result.reason + result.traceback
+    model = MODELS["eight_schools"]()
+    assert np.all(np.isfinite(model.unnormalized_log_prob(
+        tf.constant(result.draws, model.dtype)).numpy()))
+    for metric in ("elbo", "khat", "mean_z_error_max", "fit_seconds"):
+        assert np.isfinite(result.metrics[metric]), metric
