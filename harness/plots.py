@@ -94,7 +94,7 @@ def _style(family: str, order: float, label: str, kind: str) -> dict:
     else:  # not in the registry: grey, with a marker that depends on the name only
         color = UNKNOWN_COLOR
         marker = MARKERS[zlib.crc32(family.encode()) % len(MARKERS)]
-    baseline = kind != "svi"
+    baseline = kind not in ("svi", "amortized")  # amortized: VAE encoder families
     return {"color": color, "marker": marker, "label": label, "kind": kind,
             "baseline": baseline, "linestyle": "--" if baseline else "-",
             "facecolor": "white" if baseline else color}
@@ -625,3 +625,168 @@ def vsbc_histogram(probabilities: np.ndarray, pvalues: np.ndarray, stem: Path, *
 __all__ = ["KHAT_BANDS", "MARKERS", "OKABE_ITO", "STYLES", "cell_figure", "elbo_vs_time",
            "family_styles", "khat_heatmap", "marginals", "pareto_front", "quality_metric_for",
            "quality_vs_speed", "smooth", "std_ratio", "vsbc_histogram"]
+
+
+# --- VAE experiments (amortized models: harness.vae) --------------------------------------------
+
+# Rows of a VAE cell's kept images (harness.vae.DRAW_ROWS; repeated here so that drawing needs
+# no TensorFlow): test images, their reconstructions, decoded prior draws, 16 each.
+VAE_IMAGE_ROWS = {"test images": 16, "reconstructions": 16, "prior samples": 16}
+VAE_IMAGE_SHAPE = (8, 8)
+VAE_MOSAIC_COLUMNS = 8
+METRIC_LABELS.update({
+    "test_iw_elbo": "test log-likelihood, IW bound (nats/image)",
+    "test_elbo": "test ELBO (nats/image)",
+    "amortization_gap": "amortization gap (nats/image)",
+})
+
+
+def mosaic(images: np.ndarray, shape: tuple[int, int] = VAE_IMAGE_SHAPE,
+           columns: int = VAE_MOSAIC_COLUMNS) -> np.ndarray:
+    """Flat images ``[n, h·w]`` → one ``[rows·(h+1)−1, columns·(w+1)−1]`` array, a 1-pixel
+    gap (NaN, drawn as background) between images."""
+    h, w = shape
+    n = images.shape[0]
+    rows = max(1, math.ceil(n / columns))
+    out = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = \
+            images[i].reshape(h, w)
+    return out
+
+
+def split_vae_images(draws: np.ndarray) -> dict[str, np.ndarray]:
+    """A VAE cell's kept images ``[48, 64]`` → name → ``[16, 64]`` (:data:`VAE_IMAGE_ROWS`)."""
+    out, start = {}, 0
+    for name, rows in VAE_IMAGE_ROWS.items():
+        out[name] = draws[start:start + rows]
+        start += rows
+    return out
+
+
+def _image(ax, images: np.ndarray) -> None:
+    cmap = plt.get_cmap("gray_r").copy()
+    cmap.set_bad("#DDDDDD")
+    ax.imshow(mosaic(images), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def vae_images(images: Mapping[str, np.ndarray], labels: Mapping[str, str], stem: Path, *,
+               style: str = "paper") -> list[Path]:
+    """One row per encoder family: test images, their reconstructions and decoded prior
+    draws, as pixel probabilities (white 0, black 1).
+
+    Args:
+      images: Family → its lowest-seed cell's kept images ``[48, 64]``.
+      labels: Family → label (pretty name).
+    """
+    families = list(images)
+    column, page, _, _ = STYLES[style]
+    panels = list(VAE_IMAGE_ROWS)
+    with plt.rc_context(_rc(style)):
+        height = 0.95 * page / len(panels) * 2 / 8 * max(1, len(families)) + 0.5
+        fig, axes = plt.subplots(max(1, len(families)), len(panels), figsize=(page, height),
+                                 squeeze=False)
+        for row, family in enumerate(families):
+            parts = split_vae_images(images[family])
+            for col, name in enumerate(panels):
+                ax = axes[row, col]
+                _image(ax, parts[name])
+                if row == 0:
+                    ax.set_title(name)
+                if col == 0:
+                    ax.set_ylabel(_wrap(labels.get(family, family)))
+        if not families:
+            _empty(axes[0, 0], "no images")
+        return _save(fig, stem)
+
+
+def vae_likelihood_vs_time(table: pd.DataFrame, stem: Path, *, style: str = "paper"
+                           ) -> list[Path]:
+    """Test log-likelihood (``test_iw_elbo``, ± 2 Monte Carlo standard errors) and test ELBO
+    against fit time (log x), one point per cell, one colour per encoder family."""
+    ok = _ok(table)
+    ok = ok[ok["family_kind"] == "amortized"] if "family_kind" in ok else ok
+    styles = family_styles(ok) if len(ok) else {}
+    with plt.rc_context(_rc(style)):
+        fig, axes = _grid(2, style, extra_height=0.6)
+        for ax, metric in zip(axes, ("test_iw_elbo", "test_elbo"), strict=True):
+            ax.set_xlabel("fit time (s, log scale)")
+            ax.set_ylabel(_wrap(METRIC_LABELS[metric], 26))
+            if metric not in ok or not ok[metric].notna().any():
+                _empty(ax, f"no {metric}")
+                continue
+            se = f"{metric}_standard_error"
+            for family, st in styles.items():
+                sub = ok[ok["family"] == family]
+                err = 2 * sub[se] if se in sub else None
+                ax.errorbar(sub["fit_seconds"], sub[metric], yerr=err, color=st["color"],
+                            marker=st["marker"], markerfacecolor=st["facecolor"],
+                            linestyle="none", markersize=4, capsize=2)
+            _log_time_axis(ax)
+            ax.grid(True, which="major", alpha=0.3)
+        _legend(fig, styles, list(styles))
+        return _save(fig, stem)
+
+
+def vae_amortization_gap(table: pd.DataFrame, stem: Path, *, style: str = "paper"
+                         ) -> list[Path]:
+    """Amortization gap per encoder family: one point per seed (± 2 Monte Carlo standard
+    errors), a bar at the mean over seeds; 0 (no cost of amortization) as a line."""
+    ok = _ok(table)
+    ok = ok[ok["family_kind"] == "amortized"] if "family_kind" in ok else ok
+    styles = family_styles(ok) if len(ok) else {}
+    column, _, row_height, _ = STYLES[style]
+    with plt.rc_context(_rc(style)):
+        fig, ax = plt.subplots(figsize=(column, row_height + 0.4))
+        ax.axhline(0.0, color="0.5", linewidth=0.8)
+        names = [f for f in styles if "amortization_gap" in ok
+                 and ok.loc[ok["family"] == f, "amortization_gap"].notna().any()]
+        for i, family in enumerate(names):
+            st = styles[family]
+            sub = ok[(ok["family"] == family) & ok["amortization_gap"].notna()]
+            ax.bar(i, sub["amortization_gap"].mean(), color=st["color"], alpha=0.35, width=0.6)
+            offsets = np.linspace(-0.15, 0.15, len(sub)) if len(sub) > 1 else np.zeros(1)
+            err = 2 * sub["amortization_gap_standard_error"] \
+                if "amortization_gap_standard_error" in sub else None
+            ax.errorbar(i + offsets, sub["amortization_gap"], yerr=err, color=st["color"],
+                        marker=st["marker"], linestyle="none", markersize=4, capsize=2)
+        ax.set_xticks(range(len(names)), [_wrap(styles[f]["label"]) for f in names])
+        ax.set_ylabel(_wrap(METRIC_LABELS["amortization_gap"], 22))
+        if not names:
+            _empty(ax, "no amortization_gap")
+        ax.grid(True, axis="y", alpha=0.3)
+        return _save(fig, stem)
+
+
+def vae_cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
+                    loss_seconds: np.ndarray, title: str) -> Path:
+    """Small per-cell PNG of a VAE cell: its kept images and the training loss curve."""
+    rc = {**_rc("paper"), "figure.constrained_layout.use": True}
+    with plt.rc_context(rc):
+        fig, axes = plt.subplots(1, 4, figsize=(8.0, 1.9),
+                                 gridspec_kw={"width_ratios": [1.6, 1.6, 1.6, 1.4]})
+        fig.suptitle(title)
+        parts = split_vae_images(draws) if draws is not None else {}
+        for ax, name in zip(axes[:3], VAE_IMAGE_ROWS, strict=True):
+            if name in parts:
+                _image(ax, parts[name])
+                ax.set_title(name)
+            else:
+                ax.set_visible(False)
+        ax = axes[3]
+        finite = np.isfinite(losses)
+        if finite.any():
+            ax.plot(loss_seconds[finite], losses[finite], color="0.6", linewidth=0.5)
+            tail = losses[finite][losses[finite].size // 5:]
+            span = max(float(np.ptp(tail)), 1.0)
+            ax.set_ylim(float(tail.min()) - 0.2 * span, float(tail.max()) + 0.5 * span)
+        else:
+            _empty(ax, "no loss")
+        ax.set_xlabel("fit time (s)")
+        ax.set_ylabel("−ELBO (nats/image)")
+        return _save(fig, Path(path).with_suffix(""), formats=("png",), dpi=80)[0]

@@ -39,18 +39,23 @@ ID_COLUMNS = ["model", "family", "seed", "status", "reason", "fit_mode", "cell_i
 QUALITY_METRICS = ["wasserstein_1", "mean_z_error_rms", "kl_divergence", "log_normalizer_error"]
 STYLES = ("paper", "slides")
 # Direction of "best" in the summary tables.
-_HIGHER_IS_BETTER = {"elbo", "iw_elbo", "coverage_90", "steps_per_second"}
+_HIGHER_IS_BETTER = {"elbo", "iw_elbo", "coverage_90", "steps_per_second", "test_elbo",
+                     "test_iw_elbo"}
 _LABELS_MD = {
     "elbo": "ELBO (nats)", "wasserstein_1": "W₁ (sd)", "mean_z_error_rms": "RMS z-error (sd)",
     "mean_z_error_max": "max z-error (sd)", "kl_divergence": "KL(q‖p) (nats)",
     "log_normalizer_error": "log Z − ELBO (nats)", "std_ratio_geomean": "std ratio",
     "khat": "k̂", "fit_seconds": "fit time (s)",
+    "test_iw_elbo": "test log-lik. (nats)", "test_elbo": "test ELBO (nats)",
+    "amortization_gap": "amortization gap (nats)",
 }
 _LABELS_TEX = {
     "elbo": "ELBO (nats)", "wasserstein_1": "$W_1$ (sd)", "mean_z_error_rms": "RMS $z$-error (sd)",
     "mean_z_error_max": "max $z$-error (sd)", "kl_divergence": r"KL$(q\|p)$ (nats)",
     "log_normalizer_error": r"$\log Z - $ELBO (nats)", "std_ratio_geomean": "std ratio",
     "khat": r"$\hat{k}$", "fit_seconds": "fit time (s)",
+    "test_iw_elbo": "test log-lik. (nats)", "test_elbo": "test ELBO (nats)",
+    "amortization_gap": "amortization gap (nats)",
 }
 
 
@@ -157,7 +162,9 @@ def summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
     """Columns of the summary tables: elbo, the quality metric, std ratio, k̂, fit time."""
-    wanted = ["elbo", quality_metric, "std_ratio_geomean", "khat", "fit_seconds"]
+    wanted = ["elbo", quality_metric, "std_ratio_geomean", "khat",
+              # VAE cells (harness.vae): test bounds and the cost of amortization.
+              "test_iw_elbo", "test_elbo", "amortization_gap", "fit_seconds"]
     return [m for m in dict.fromkeys(wanted) if m in table]
 
 
@@ -308,20 +315,61 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
     # The figure is per model: each model gets the first quality metric it has.
     preferred = quality_metric or QUALITY_METRICS[0]
     fallbacks = tuple(m for m in QUALITY_METRICS if m != preferred)
-    figures = plots.quality_vs_speed(table, figures_dir / "quality_vs_speed", preferred,
-                                     style=style, fallbacks=fallbacks)
+    # VAE cells (encoder families, kind "amortized") have no reference posterior: they get
+    # their own figures (vae_figures) instead of the posterior-quality ones.
+    amortized = table["family_kind"] == "amortized"
+    posterior = table[~amortized]
+    figures = []
+    if len(posterior):
+        figures += plots.quality_vs_speed(posterior, figures_dir / "quality_vs_speed",
+                                          preferred, style=style, fallbacks=fallbacks)
     runs = table[table["status"] != "error"][["run_id", "start_time"]]
     histories = tracking.loss_histories(runs, tracking_uri)
     figures += plots.elbo_vs_time(histories, table, figures_dir / "elbo_vs_time", style=style)
-    figures += plots.khat_heatmap(table, figures_dir / "khat", style=style)
-    figures += plots.std_ratio(table, figures_dir / "std_ratio", style=style)
-    overlay_model = model or models[0]
-    draws, reference = overlay_draws(table, overlay_model, tracking_uri)
-    title = table.loc[table["model"] == overlay_model, "model_pretty_name"].iloc[0]
-    figures += plots.marginals(draws, reference,
-                               figures_dir / f"marginals_{file_stem(overlay_model)}",
-                               table=table, title=title, style=style)
+    if len(posterior):
+        figures += plots.khat_heatmap(posterior, figures_dir / "khat", style=style)
+        figures += plots.std_ratio(posterior, figures_dir / "std_ratio", style=style)
+        posterior_models = list(dict.fromkeys(posterior["model"]))
+        overlay_model = model if model in posterior_models else posterior_models[0]
+        draws, reference = overlay_draws(posterior, overlay_model, tracking_uri)
+        title = table.loc[table["model"] == overlay_model, "model_pretty_name"].iloc[0]
+        figures += plots.marginals(draws, reference,
+                                   figures_dir / f"marginals_{file_stem(overlay_model)}",
+                                   table=posterior, title=title, style=style)
+    if amortized.any():
+        figures += vae_figures(table[amortized], figures_dir, style=style,
+                               tracking_uri=tracking_uri)
     return ReportFiles(cells_csv, figures, [summary_csv, *tables])
+
+
+def vae_figures(table: pd.DataFrame, figures_dir: Path, *, style: str = "paper",
+                tracking_uri: str | None = None) -> list[Path]:
+    """Figures of VAE cells (encoder families of amortized models, see :mod:`harness.vae`).
+
+    ``vae_likelihood_vs_time``: test log-likelihood (``test_iw_elbo``) and test ELBO against fit
+    time; ``vae_amortization_gap``: the gap per encoder family; ``vae_images_<model>``: test
+    images, reconstructions and prior samples of each family's lowest-seed ok cell (its logged
+    ``draws``).
+    """
+    from harness import plots, tracking
+
+    figures = plots.vae_likelihood_vs_time(table, figures_dir / "vae_likelihood_vs_time",
+                                           style=style)
+    figures += plots.vae_amortization_gap(table, figures_dir / "vae_amortization_gap",
+                                          style=style)
+    ok = table[table["status"] == "ok"]
+    for model_name, rows in ok.groupby("model", sort=False):
+        images, labels = {}, {}
+        for family, sub in rows.groupby("family", sort=False):
+            logged = tracking.load_draws(sub.sort_values("seed")["run_id"].iloc[0],
+                                         tracking_uri)
+            if logged is not None and "draws" in logged:
+                images[family] = logged["draws"]
+                labels[family] = sub["family_pretty_name"].iloc[0]
+        figures += plots.vae_images(images, labels,
+                                    figures_dir / f"vae_images_{file_stem(model_name)}",
+                                    style=style)
+    return figures
 
 
 def file_stem(name: str) -> str:

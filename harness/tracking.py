@@ -466,8 +466,14 @@ def log_cell_artifacts(client: MlflowClient, run_id: str, result: FitResult) -> 
             np.savez(Path(tmp) / DRAWS_ARTIFACT, **arrays)
         title = f"{model.pretty_name if model is not None else cell.model} · {cell.family} · " \
                 f"seed {cell.seed}"
-        plots.cell_figure(Path(tmp) / CELL_FIGURE_ARTIFACT, draws=draws, losses=result.losses,
-                          loss_seconds=result.loss_seconds, reference=reference, title=title)
+        if getattr(model, "kind", "posterior") == "amortized":  # a VAE: draws are images
+            plots.vae_cell_figure(Path(tmp) / CELL_FIGURE_ARTIFACT, draws=draws,
+                                  losses=result.losses, loss_seconds=result.loss_seconds,
+                                  title=title)
+        else:
+            plots.cell_figure(Path(tmp) / CELL_FIGURE_ARTIFACT, draws=draws,
+                              losses=result.losses, loss_seconds=result.loss_seconds,
+                              reference=reference, title=title)
         client.log_artifacts(run_id, tmp)
 
 

@@ -48,7 +48,8 @@ import numpy as np
 
 # Layout of FitResult.draws for a VAE cell ([sum, 64] pixel probabilities, float32): the first
 # test images, their reconstructions (Bernoulli means at one z ~ q(z | x)), and decoded prior
-# draws (Bernoulli means at z ~ p(z)).  16 of each fill a 2 × 8 grid per figure panel.
+# draws (Bernoulli means at z ~ p(z)).  16 of each fill a 2 × 8 grid per figure panel
+# (harness.plots.VAE_IMAGE_ROWS splits them again).
 DRAW_ROWS = {"test_images": 16, "reconstructions": 16, "prior_samples": 16}
 # Test images per evaluation batch: K × batch × 64 pixel logits stay around 16 MB at K = 1000.
 _EVAL_BATCH = 64
@@ -299,6 +300,11 @@ def fit_vae(cell, model, family, started: float):
         raise ValueError(f"family '{family.name}' does not apply to model '{model.name}': "
                          "an amortized model needs an encoder family (encoder_diagonal, "
                          "encoder_full_covariance, encoder_iaf)")
+    if cell.fit.importance_sample_size != 1 or \
+            cell.fit.gradient_estimator != "reparameterization":
+        raise ValueError("a VAE cell trains on the ELBO with the reparameterization gradient: "
+                         "fit.importance_sample_size must be 1 and fit.gradient_estimator "
+                         "'reparameterization'")
     init_seed, fit_seed, eval_seed = _split_seeds(cell.stateless_seed, 3)
     decoder_seed, encoder_seed = _split_seeds(init_seed, 2)
     x_train = tf.constant(model.data["x_train"], tf.float32)
@@ -556,11 +562,3 @@ def kept_images(encoder, decoder, x_test, params, seed) -> np.ndarray:
     return np.concatenate([np.asarray(x_test[:n_test]), reconstructions.numpy(),
                            samples.numpy()]).astype(np.float32)
 
-
-def split_draws(draws: np.ndarray) -> dict[str, np.ndarray]:
-    """Inverse of the :data:`DRAW_ROWS` layout: name → ``[rows, 64]``."""
-    out, start = {}, 0
-    for name, rows in DRAW_ROWS.items():
-        out[name] = draws[start:start + rows]
-        start += rows
-    return out
