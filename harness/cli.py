@@ -270,6 +270,8 @@ def _sync(args) -> int:
         return EXIT_FAILED_CELLS
     print(f"{outcome.path}: replayed {outcome.replayed}, already in MLflow "
           f"{outcome.already_logged}, left {outcome.left}")
+    for error in outcome.errors:
+        print(f"  not replayed: {error}", file=sys.stderr)
     return EXIT_OK if outcome.left == 0 else EXIT_FAILED_CELLS
 
 

@@ -60,12 +60,15 @@ class SyncOutcome:
       already_logged: Entries found already in MLflow (a replay interrupted before it could
         remove them, or a cell that has a FINISHED run meanwhile); removed without writing.
       left: Entries still in the journal (unreadable with this version, or not replayed).
+      errors: Why entries were not replayed: the store rejected them (they stay in the
+        journal; the other entries are replayed).
     """
 
     path: Path
     replayed: int = 0
     already_logged: int = 0
     left: int = 0
+    errors: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +195,7 @@ def _replay(client, experiment_id: str, path: Path) -> SyncOutcome:
     logged = tracking.journal_entry_ids(probe)
     finished = tracking.finished_cell_ids(probe)
     done: list[str] = []
+    errors: list[str] = []
     replayed = already = 0
     try:
         for entry in entries:
@@ -209,12 +213,19 @@ def _replay(client, experiment_id: str, path: Path) -> SyncOutcome:
                 continue
             parent = (entry.parent_run_id
                       if tracking.run_status(client, entry.parent_run_id) is not None else "")
-            tracking.log_cell(tracking.Sweep(client, experiment_id, parent), result,
-                              extra_tags={"harness.journal_entry": entry.entry_id})
+            try:
+                tracking.log_cell(tracking.Sweep(client, experiment_id, parent), result,
+                                  extra_tags={"harness.journal_entry": entry.entry_id})
+            except tracking.TrackingUnavailable:
+                raise
+            except Exception as e:  # noqa: BLE001 - one rejected entry must not block the rest
+                errors.append(f"{result.cell.run_name}: {type(e).__name__}: "
+                              f"{(str(e).splitlines() or [''])[0][:300]}")
+                continue
             if result.status != "error":
                 finished.add(result.cell.cell_id)
             replayed += 1
             done.append(entry.entry_id)
     finally:
         left = journal.remove(path, done) if done else len(entries)
-    return SyncOutcome(path, replayed, already, left)
+    return SyncOutcome(path, replayed, already, left, tuple(errors))

@@ -251,6 +251,27 @@ def test_sync_replays_idempotently(tmp_path, tracking_uri, capsys):
     assert client.get_run(parent).info.status == "FINISHED"
 
 
+def test_an_entry_the_store_rejects_stays_in_the_journal_and_does_not_block_others(
+        tmp_path, tracking_uri, capsys):
+    path = journal.journal_path(tmp_path / "results", "journaled")
+    rejected = _result(1)
+    # MLflow refuses param keys over 250 characters: the store rejects this entry (HTTP 400
+    # semantics), which no retry can fix.
+    cell = dataclasses.replace(rejected.cell, model_args=(("dimension", 2), ("k" * 300, 1)))
+    kept = journal.append_result(path, dataclasses.replace(rejected, cell=cell),
+                                 parent_run_id="")
+    journal.append_result(path, _result(0), parent_run_id="")
+    args = ["sync", "--experiment", "journaled", "--tracking-uri", tracking_uri,
+            "--results-dir", str(tmp_path / "results")]
+    assert cli.main(args) == 1
+    captured = capsys.readouterr()
+    assert "replayed 1, already in MLflow 0, left 1" in captured.out
+    assert "not replayed: correlated_gaussian/mean_field/1: MlflowException" in captured.err
+    assert [e.entry_id for e in journal.read(path)] == [kept.entry_id]
+    finished = [r for r in _cell_runs(tracking_uri, "journaled") if r.info.status == "FINISHED"]
+    assert [r.data.tags["harness.seed"] for r in finished] == ["0"]
+
+
 def test_sync_rejects_a_path_as_experiment_name(tmp_path, capsys):
     for name in ("../x", "a/b", "/etc", ".."):
         assert cli.main(["sync", "--experiment", name,
