@@ -9,6 +9,7 @@ result (``ok`` or ``diverged``), FAILED when it raised; resume skips cells with 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import io
@@ -287,24 +288,33 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
     run = client.create_run(sweep.experiment_id, start_time=started_ms, tags=tags,
                             run_name=cell.run_name)
     run_id = run.info.run_id
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in result.metrics.items()]
-    if result.losses.size:
-        steps = thin_steps(result.losses.size, MAX_LOSS_POINTS)
-        base = started_ms or now
-        metrics += [Metric("loss", float(result.losses[i]),
-                           base + int(1000 * result.loss_seconds[i]), int(i))
-                    for i in steps if np.isfinite(result.losses[i])]
-    params = [Param(k, str(v)) for k, v in cell_params(cell).items()]
-    client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS], params=params[:_BATCH_PARAMS])
-    for i in range(_BATCH_METRICS, len(metrics), _BATCH_METRICS):
-        client.log_batch(run_id, metrics=metrics[i:i + _BATCH_METRICS])
-    if result.losses.size:
-        client.log_text(run_id, loss_trace_csv(result), "loss_trace.csv")
-    if result.traceback:
-        client.log_text(run_id, result.traceback, "traceback.txt")
-    log_cell_artifacts(client, run_id, result)
-    client.set_terminated(run_id, "FAILED" if result.status == "error" else "FINISHED")
+    try:
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in result.metrics.items()]
+        if result.losses.size:
+            steps = thin_steps(result.losses.size, MAX_LOSS_POINTS)
+            base = started_ms or now
+            metrics += [Metric("loss", float(result.losses[i]),
+                               base + int(1000 * result.loss_seconds[i]), int(i))
+                        for i in steps if np.isfinite(result.losses[i])]
+        params = [Param(k, str(v)) for k, v in cell_params(cell).items()]
+        client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS],
+                         params=params[:_BATCH_PARAMS])
+        for i in range(_BATCH_METRICS, len(metrics), _BATCH_METRICS):
+            client.log_batch(run_id, metrics=metrics[i:i + _BATCH_METRICS])
+        if result.losses.size:
+            client.log_text(run_id, loss_trace_csv(result), "loss_trace.csv")
+        if result.traceback:
+            client.log_text(run_id, result.traceback, "traceback.txt")
+        log_cell_artifacts(client, run_id, result)
+        client.set_terminated(run_id, "FAILED" if result.status == "error" else "FINISHED")
+    except TrackingUnavailable:
+        raise
+    except Exception:
+        # The store is up but refused part of the run: do not leave it RUNNING.
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, "FAILED")
+        raise
     return run_id
 
 

@@ -268,8 +268,10 @@ def test_an_entry_the_store_rejects_stays_in_the_journal_and_does_not_block_othe
     assert "replayed 1, already in MLflow 0, left 1" in captured.out
     assert "not replayed: correlated_gaussian/mean_field/1: MlflowException" in captured.err
     assert [e.entry_id for e in journal.read(path)] == [kept.entry_id]
-    finished = [r for r in _cell_runs(tracking_uri, "journaled") if r.info.status == "FINISHED"]
+    runs = _cell_runs(tracking_uri, "journaled")
+    finished = [r for r in runs if r.info.status == "FINISHED"]
     assert [r.data.tags["harness.seed"] for r in finished] == ["0"]
+    assert {r.info.status for r in runs} == {"FINISHED", "FAILED"}, "no run is left RUNNING"
 
 
 def test_sync_rejects_a_path_as_experiment_name(tmp_path, capsys):
