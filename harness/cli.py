@@ -140,7 +140,8 @@ def _run(args) -> int:
     def progress(p):
         r = p.result
         extra = r.reason if r.status != "ok" else (
-            f"elbo {r.metrics.get('elbo', float('nan')):.3f}  "
+            (f"test_iw_elbo {r.metrics['test_iw_elbo']:.3f}  " if "test_iw_elbo" in r.metrics
+             else f"elbo {r.metrics.get('elbo', float('nan')):.3f}  ") +
             f"fit {r.metrics.get('fit_seconds', float('nan')):.2f}s  {r.fit_mode}")
         eta = int(p.eta_seconds)
         print(f"[{p.done}/{p.total}] {r.cell.run_name:<36} {r.status:<8} {extra}  "
@@ -194,7 +195,7 @@ def _print_summary(table) -> None:
     if table is None or table.empty:
         return
     metrics = [m for m in ("elbo", "mean_z_error_rms", "std_ratio_geomean", "khat",
-                           "fit_seconds") if m in table]
+                           "test_iw_elbo", "amortization_gap", "fit_seconds") if m in table]
     if not metrics:
         return
     s = report.summary(table, metrics)["mean"]

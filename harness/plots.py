@@ -277,7 +277,8 @@ def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
     """ELBO (−loss, smoothed) against fit time, one panel per model, one line per family.
 
     Args:
-      histories: Columns ``run_id``, ``seconds`` (fit time at the step), ``loss``.
+      histories: Columns ``run_id``, ``seconds`` (fit time), ``loss`` (already smoothed, as
+        :func:`harness.tracking.loss_histories` gives it).
       table: The tidy table (for model, family and seed of each run).
 
     The line is the mean over seeds on a common log-spaced time grid, the band spans the seeds
@@ -340,9 +341,7 @@ def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
 def _curve(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     history = history.sort_values("seconds")
     history = history[np.isfinite(history["loss"]) & (history["seconds"] > 0)]
-    t = history["seconds"].to_numpy(float)
-    window = max(1, int(round(SMOOTHING_FRACTION * t.size)))
-    return t, -smooth(history["loss"].to_numpy(float), window)
+    return history["seconds"].to_numpy(float), -history["loss"].to_numpy(float)
 
 
 def khat_heatmap(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[Path]:
@@ -666,8 +665,7 @@ def split_vae_images(draws: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _image(ax, images: np.ndarray) -> None:
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("#DDDDDD")
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="#DDDDDD")  # gaps between images
     ax.imshow(mosaic(images), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])

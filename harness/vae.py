@@ -305,41 +305,12 @@ def fit_vae(cell, model, family, started: float):
         raise ValueError("a VAE cell trains on the ELBO with the reparameterization gradient: "
                          "fit.importance_sample_size must be 1 and fit.gradient_estimator "
                          "'reparameterization'")
-    init_seed, fit_seed, eval_seed = _split_seeds(cell.stateless_seed, 3)
-    decoder_seed, encoder_seed = _split_seeds(init_seed, 2)
-    x_train = tf.constant(model.data["x_train"], tf.float32)
+    eval_seed = _split_seeds(cell.stateless_seed, 3)[2]
+    trained = train(cell, model, family)
+    encoder, decoder, losses = trained["encoder"], trained["decoder"], trained["losses"]
+    chunk_seconds, mode = trained["chunk_seconds"], trained["mode"]
+    fallback_reason = trained["fallback_reason"]
     x_test = tf.constant(model.data["x_test"], tf.float32)
-    chunks = fit_module.chunk_plan(cell.fit.num_steps)
-    chunk_seeds = _split_seeds(fit_seed, len(chunks))
-
-    modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
-    fallback_reason = ""
-    for mode in modes:
-        # Fresh weights per attempt: a failed XLA attempt may have run some steps.
-        encoder = family.build(model, seed=encoder_seed, **dict(cell.hyperparameters))
-        decoder = Decoder(model.dimension, model.decoder_hidden_units, x_train.shape[1],
-                          seed=decoder_seed)
-        runners = _training_runners(encoder, decoder, x_train, cell, set(chunks), mode == "xla")
-        try:
-            t0 = time.perf_counter()
-            first = runners[chunks[0]](chunk_seeds[0]).numpy()
-            first_seconds = time.perf_counter() - t0
-            break
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
-                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
-            if mode != "xla":
-                raise
-            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
-    losses, chunk_seconds = [first], [first_seconds]
-    if np.all(np.isfinite(first)):
-        for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
-            t0 = time.perf_counter()
-            losses.append(runners[size](seed).numpy())
-            chunk_seconds.append(time.perf_counter() - t0)
-            if not np.all(np.isfinite(losses[-1])):
-                break
-            if fit_module.converged(losses, cell.fit.early_stopping_tolerance):
-                break
 
     steps = np.array([len(c) for c in losses])
     compile_seconds, per_chunk_fit, loss_seconds = fit_module._timings(chunk_seconds, steps)
@@ -380,6 +351,65 @@ def fit_vae(cell, model, family, started: float):
         metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
         fit_mode=mode, fallback_reason=fallback_reason, device=fit_module._device(),
         started_at=started, diverged_step=diverged_step)
+
+
+def train(cell, model, family=None) -> dict[str, Any]:
+    """Train a VAE cell's encoder and decoder (XLA where it compiles, else graph mode).
+
+    Args:
+      cell: The cell (its fit settings, hyperparameters and seed are used).
+      model: The amortized model.
+      family: The encoder :class:`~harness.families.base.Family` (default: the cell's).
+
+    Returns:
+      ``encoder``, ``decoder``, ``losses`` (list of per-chunk arrays of training −ELBO per
+      image), ``chunk_seconds``, ``mode`` (``xla`` or ``graph``), ``fallback_reason``.
+    """
+    import tensorflow as tf
+
+    from harness import fit as fit_module
+
+    if family is None:
+        from harness.families import FAMILIES
+
+        family = FAMILIES[cell.family]
+    init_seed, fit_seed, eval_seed = _split_seeds(cell.stateless_seed, 3)
+    decoder_seed, encoder_seed = _split_seeds(init_seed, 2)
+    x_train = tf.constant(model.data["x_train"], tf.float32)
+    chunks = fit_module.chunk_plan(cell.fit.num_steps)
+    chunk_seeds = _split_seeds(fit_seed, len(chunks))
+
+    modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
+    fallback_reason = ""
+    for mode in modes:
+        # Fresh weights per attempt: a failed XLA attempt may have run some steps.
+        encoder = family.build(model, seed=encoder_seed, **dict(cell.hyperparameters))
+        decoder = Decoder(model.dimension, model.decoder_hidden_units, x_train.shape[1],
+                          seed=decoder_seed)
+        runners = _training_runners(encoder, decoder, x_train, cell, set(chunks), mode == "xla")
+        try:
+            t0 = time.perf_counter()
+            first = runners[chunks[0]](chunk_seeds[0]).numpy()
+            first_seconds = time.perf_counter() - t0
+            break
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
+                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
+            if mode != "xla":
+                raise
+            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    losses, chunk_seconds = [first], [first_seconds]
+    if np.all(np.isfinite(first)):
+        for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
+            t0 = time.perf_counter()
+            losses.append(runners[size](seed).numpy())
+            chunk_seconds.append(time.perf_counter() - t0)
+            if not np.all(np.isfinite(losses[-1])):
+                break
+            if fit_module.converged(losses, cell.fit.early_stopping_tolerance):
+                break
+
+    return {"encoder": encoder, "decoder": decoder, "losses": losses,
+            "chunk_seconds": chunk_seconds, "mode": mode, "fallback_reason": fallback_reason}
 
 
 def _elbo_terms(encoder, decoder, x, params, sample_size: int, seed):
