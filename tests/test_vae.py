@@ -72,6 +72,12 @@ def test_encoder_families_apply_to_amortized_models_only(model):
         model.unnormalized_log_prob(np.zeros((1, 4)))
 
 
+def test_amortized_models_are_listed_for_the_contract_tests():
+    from harness.models import AMORTIZED_MODELS
+
+    assert AMORTIZED_MODELS == {n for n in MODELS if MODELS[n]().kind == "amortized"}
+
+
 def test_draw_layout_matches_the_figures():
     assert list(vae.DRAW_ROWS.values()) == list(plots.VAE_IMAGE_ROWS.values())
 
