@@ -309,14 +309,19 @@ def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
                 grid = np.geomspace(lo, hi, GRID_POINTS)
                 stacked = np.array([np.interp(grid, t, v, left=np.nan, right=np.nan)
                                     for t, v in curves])
+                finite = np.isfinite(stacked)
+                # The band spans every seed's range; the mean line only where all seeds have
+                # data (else it would jump where one seed's curve ends).
+                valid = finite.any(axis=0)
+                common = finite.all(axis=0)
+                if not common.any():
+                    common = valid
                 with np.errstate(all="ignore"):
-                    valid = np.isfinite(stacked).any(axis=0)
-                    mean = np.nanmean(np.where(np.isfinite(stacked), stacked, np.nan)[:, valid],
-                                      axis=0)
+                    mean = np.nanmean(np.where(finite, stacked, np.nan)[:, common], axis=0)
                     low = np.nanmin(stacked[:, valid], axis=0)
                     high = np.nanmax(stacked[:, valid], axis=0)
                 st = styles[family]
-                ax.plot(grid[valid], mean, color=st["color"], linestyle=st["linestyle"],
+                ax.plot(grid[common], mean, color=st["color"], linestyle=st["linestyle"],
                         linewidth=1.2)
                 if len(curves) > 1:
                     ax.fill_between(grid[valid], low, high, color=st["color"], alpha=0.2,

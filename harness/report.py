@@ -34,7 +34,7 @@ import pandas as pd
 # Columns every tidy table has, in this order, before the metric columns.
 ID_COLUMNS = ["model", "family", "seed", "status", "reason", "fit_mode", "cell_id", "run_id",
               "start_time", "model_pretty_name", "family_pretty_name", "family_kind",
-              "family_order"]
+              "family_order", "loss_curve"]
 # Quality metrics a figure may put on its y axis, in order of preference (lower is better).
 QUALITY_METRICS = ["wasserstein_1", "mean_z_error_rms", "kl_divergence", "log_normalizer_error"]
 STYLES = ("paper", "slides")
@@ -122,6 +122,7 @@ def tidy(runs: pd.DataFrame) -> pd.DataFrame:
         "family_pretty_name": _tag(runs, "harness.family_pretty_name").fillna(family),
         "family_kind": _tag(runs, "harness.family_kind", "svi").fillna("svi"),
         "family_order": pd.to_numeric(_tag(runs, "harness.family_order"), errors="coerce"),
+        "loss_curve": _tag(runs, "harness.loss_curve"),
         "_finished": runs["status"] == "FINISHED",
     })
     metric_columns = sorted(c for c in runs.columns if c.startswith("metrics."))
@@ -300,7 +301,8 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
 
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_csv = out_dir / "cells.csv"
-    _atomic_write(cells_csv, table.to_csv(index=False))
+    # The loss curve (JSON) feeds the ELBO figure; it is not a column a reader wants.
+    _atomic_write(cells_csv, table.drop(columns="loss_curve", errors="ignore").to_csv(index=False))
     stats = summary(table, table_metrics(table, metric))
     summary_csv = out_dir / "summary.csv"
     flat = stats.copy()
@@ -323,7 +325,7 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
     if len(posterior):
         figures += plots.quality_vs_speed(posterior, figures_dir / "quality_vs_speed",
                                           preferred, style=style, fallbacks=fallbacks)
-    runs = table[table["status"] != "error"][["run_id", "start_time"]]
+    runs = table[table["status"] != "error"][["run_id", "start_time", "loss_curve"]]
     histories = tracking.loss_histories(runs, tracking_uri)
     figures += plots.elbo_vs_time(histories, table, figures_dir / "elbo_vs_time", style=style)
     if len(posterior):

@@ -9,6 +9,7 @@ ways (seeds added, a run deleted, a run FAILED).
 from __future__ import annotations
 
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -132,6 +133,12 @@ def test_each_cell_run_has_its_figure_draws_and_labels(sweep):
         assert tags["harness.family_pretty_name"] in ("Mean-field", "Full-rank")
         assert tags["harness.family_kind"] == "svi"
         assert tags["harness.model_pretty_name"].startswith(("Correlated", "Eight"))
+        # The compact loss curve the report draws is the logged loss history (30 steps: all
+        # kept; smoothing over 2 % of 30 steps is a window of 1).
+        curve = json.loads(tags["harness.loss_curve"])
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert np.all(np.diff(curve["seconds"]) > 0)
+        assert np.allclose(curve["loss"], [m.value for m in history], rtol=1e-6)
     draws = report.overlay_draws(report.tidy(_search(sweep)), "correlated_gaussian",
                                  sweep["uri"])
     q, reference = draws
