@@ -701,8 +701,9 @@ def vae_images(images: Mapping[str, np.ndarray], labels: Mapping[str, str], stem
                 _image(ax, parts[name])
                 if row == 0:
                     ax.set_title(name)
-                if col == 0:
-                    ax.set_ylabel(_wrap(labels.get(family, family)))
+                if col == 0:  # horizontal row label: a long name never outgrows its row
+                    ax.set_ylabel(_wrap(labels.get(family, family), 12), rotation=0,
+                                  ha="right", va="center")
         if not families:
             _empty(axes[0, 0], "no images")
         return _save(fig, stem)

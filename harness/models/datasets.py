@@ -8,7 +8,12 @@ malignant (0), as bundled with scikit-learn 1.9.1 (``sklearn.datasets.load_breas
 chemical measurements and ``cultivar`` (0, 1, 2), as bundled with scikit-learn 1.9.1
 (``sklearn.datasets.load_wine``).
 
-Both were written from scikit-learn's bundled copies with a header row of the feature names
+``digits.csv``: UCI optical recognition of handwritten digits (Alpaydin & Kaynak, 1998), 1,797
+images of 8×8 pixels (intensities 0–16, columns ``pixel_0 … pixel_63`` row by row) and
+``digit``, as bundled with scikit-learn 1.9.1 (``sklearn.datasets.load_digits``); binarized and
+split in :mod:`harness.models.vae_digits`.
+
+All three were written from scikit-learn's bundled copies with a header row of the feature names
 (spaces and slashes replaced by underscores); values are unchanged.
 """
 
