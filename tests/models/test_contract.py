@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import numpy as np
@@ -15,9 +16,15 @@ from harness.models.base import REFERENCE_KINDS
 POSTERIOR_MODELS = sorted(set(MODELS) - AMORTIZED_MODELS)
 
 
+@functools.cache
+def _built(name):
+    """Each registered model built once per test session (with default arguments)."""
+    return MODELS[name]()
+
+
 @pytest.fixture(scope="module", params=POSTERIOR_MODELS)
 def model(request):
-    return MODELS[request.param]()
+    return _built(request.param)
 
 
 def test_names_and_docstring(model):
@@ -78,13 +85,24 @@ def test_reference_is_inside_the_support(model):
     assert np.all(np.isfinite(u))
 
 
-@pytest.mark.parametrize("name", [n for n in POSTERIOR_MODELS if MODELS[n]().reference.draws
+@pytest.mark.parametrize("name", [n for n in POSTERIOR_MODELS if _built(n).reference.draws
                                   is not None])
 def test_reference_draws_agree_with_reference_moments(name):
-    """Exact draws vs the reference mean: z-test with Monte-Carlo-derived tolerance."""
-    ref = MODELS[name]().reference
+    """Reference draws vs the reference mean: z-test with Monte-Carlo-derived tolerance."""
+    ref = _built(name).reference
     n = ref.draws.shape[0]
     se = np.sqrt(ref.standard_deviation**2 / n + ref.mean_standard_error**2)
     z = (ref.draws.mean(axis=0) - ref.mean) / se
     # 4.5 sigma over at most a few dozen coordinates: a false alarm has probability < 1e-4.
     assert np.all(np.abs(z) < 4.5), z
+
+
+def test_cli_list_shows_dimension_and_reference_kind_of_every_model(capsys):
+    from harness import cli
+
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in POSTERIOR_MODELS:
+        model = _built(name)
+        [line] = [row for row in lines if row.split()[:1] == [name]]
+        assert line.split()[1:3] == [str(model.dimension), model.reference_kind], line
