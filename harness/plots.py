@@ -440,9 +440,7 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
                         shown.append(family)
         if not shown:
             _empty(ax, "no std_ratio_geomean")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        _log_time_axis(ax, "y")  # same 1-2-5 log labels as the time axes
         ax.set_xticks(range(len(models)), [_wrap(titles[m]) for m in models],
                       rotation=30 if len(models) > 2 else 0,
                       ha="right" if len(models) > 2 else "center", rotation_mode="anchor")

@@ -295,3 +295,32 @@ def test_tidy_keeps_the_latest_finished_run_per_cell():
     assert list(table["run_id"]) == ["r3", "r1"]  # family b has registry position 0
     assert list(table["family_pretty_name"]) == ["b", "a"]  # no tag: the name itself
     assert io.StringIO(table.to_csv(index=False)).getvalue().count("\n") == 3
+
+
+def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path):
+    """A baseline (kind != svi) and a family with no registry tags share the axes."""
+    rng = np.random.default_rng(0)
+    families = [("mean_field", 0.0, "Mean-field", "svi"), ("nuts", 9.0, "NUTS", "nuts"),
+                ("mystery", np.nan, "mystery", "svi")]
+    rows = [{"model": model, "family": name, "seed": seed, "status": "ok",
+             "run_id": f"{model}-{name}-{seed}", "model_pretty_name": model.title(),
+             "family_pretty_name": pretty, "family_order": order, "family_kind": kind,
+             "fit_seconds": 10 ** rng.uniform(-1, 2), "wasserstein_1": rng.uniform(0.05, 1),
+             "khat": rng.uniform(0, 1.2), "std_ratio_geomean": rng.uniform(0.3, 1.2)}
+            for model in ("alpha", "beta") for name, order, pretty, kind in families
+            for seed in (0, 1)]
+    table = pd.DataFrame(rows)
+    styles = plots.family_styles(table)
+    assert list(styles) == ["mean_field", "nuts", "mystery"]
+    assert styles["nuts"]["baseline"] and styles["nuts"]["facecolor"] == "white"
+    assert styles["mystery"]["color"] == plots.UNKNOWN_COLOR
+    t = np.linspace(0.01, 5, 50)
+    histories = pd.DataFrame([{"run_id": r["run_id"], "seconds": s, "loss": 10 + 1 / s}
+                              for r in rows if r["family"] != "nuts" for s in t])
+    paths = [*plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1"),
+             *plots.elbo_vs_time(histories, table, tmp_path / "e"),
+             *plots.khat_heatmap(table, tmp_path / "k"),
+             *plots.std_ratio(table, tmp_path / "s"),
+             *plots.marginals({"mean_field": rng.normal(size=(200, 3))}, None, tmp_path / "m",
+                              table=table, title="Alpha")]
+    assert len(paths) == 10 and all(p.stat().st_size > 3000 for p in paths)

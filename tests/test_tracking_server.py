@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from harness import cli, report
 
 BIN = Path(sys.executable).parent
-START_SECONDS = 120  # an MLflow server starts in ~5 s; a loaded 2-core machine needs more
+START_SECONDS = 180  # an MLflow server starts in ~5 s; a loaded 2-core machine needs more
 SPEC = """\
 name = "served"
 seeds = [0, 1]
