@@ -347,10 +347,15 @@ def _inapplicable(models, families, where) -> frozenset:
     """(model, family) entries where the family does not apply to the model.
 
     Only families with a ``requirement`` (e.g. ``cavi``, ``asvi``) are checked, by building each
-    listed model once.  A family that applies to none of the listed models is an error.
+    listed model once, and every family when an amortized model (a VAE) is listed: it takes
+    encoder families (kind ``amortized``) only.  A family that applies to none of the listed
+    models is an error.
     """
+    from harness.models import AMORTIZED_MODELS
+
+    amortized = {m for m in models if m[0] in AMORTIZED_MODELS}
     restricted = [(i, entry) for i, entry in enumerate(families)
-                  if FAMILIES[entry[0]].requirement]
+                  if FAMILIES[entry[0]].requirement or amortized]
     if not restricted:
         return frozenset()
     from harness.models import build_model
@@ -364,10 +369,13 @@ def _inapplicable(models, families, where) -> frozenset:
     excluded = set()
     for i, entry in restricted:
         family = FAMILIES[entry[0]]
-        rejected = [m for m in models if not family.supports(built[m])]
+        rejected = [m for m in models if not family.supports(built[m])
+                    or (m in amortized and family.kind != "amortized")]
         if len(rejected) == len(models):
+            need = family.requirement or "a model that is not amortized (a VAE takes encoder_* " \
+                                         "families)"
             raise SpecError(f"{where}: key 'families[{i}]': '{entry[0]}' applies to none of the "
-                            f"listed models: it needs {family.requirement}")
+                            f"listed models: it needs {need}")
         excluded.update((m, entry) for m in rejected)
     return frozenset(excluded)
 

@@ -209,3 +209,15 @@ def test_tiny_sweep_runs_into_mlflow_and_the_report(tmp_path, tracking_uri):
         assert (figures / f"{stem}.png").stat().st_size > 1000, stem
     # Posterior-quality figures need a reference: not drawn for a VAE-only experiment.
     assert not (figures / "khat.png").exists()
+
+
+def test_spec_pairs_a_vae_with_encoder_families_only(write_spec):
+    from harness import spec
+
+    mixed = spec.load(write_spec('models = ["vae_digits", "banana"]\n'
+                                 'families = ["mean_field", "encoder_diagonal"]\n'))
+    assert {(c.model, c.family) for c in mixed.cells()} == {
+        ("vae_digits", "encoder_diagonal"), ("banana", "mean_field")}
+    with pytest.raises(spec.SpecError, match="'mean_field' applies to none.*not amortized"):
+        spec.load(write_spec('models = ["vae_digits"]\n'
+                             'families = ["mean_field", "encoder_diagonal"]\n', "vae_only.toml"))
