@@ -237,11 +237,6 @@ def test_interrupted_sweep_resumes_without_duplicate_finished_runs(tmp_path, wri
     table = pd.read_csv(tmp_path / "results" / "resume" / "cells.csv")
     assert len(table) == 4 and failed not in set(table["run_id"])
 
-    # --force fits every cell again; the report still has one row per cell.
-    assert cli.main(["run", str(two), *base, "--force"]) == 0
-    assert len([r for r in _cell_runs(client, "resume") if r.info.status == "FINISHED"]) == 8
-    assert len(pd.read_csv(tmp_path / "results" / "resume" / "cells.csv")) == 4
-
 
 def test_report_path_never_imports_tensorflow():
     code = ("import sys, harness.cli, harness.report, harness.plots, harness.tracking; "
