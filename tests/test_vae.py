@@ -221,3 +221,11 @@ def test_spec_pairs_a_vae_with_encoder_families_only(write_spec):
     with pytest.raises(spec.SpecError, match="'mean_field' applies to none.*not amortized"):
         spec.load(write_spec('models = ["vae_digits"]\n'
                              'families = ["mean_field", "encoder_diagonal"]\n', "vae_only.toml"))
+
+
+def test_training_is_reproducible_from_the_cell_seed(model):
+    settings = FitSettings(num_steps=5, sample_size=1, jit_compile=False)
+    first, again, other = (vae.train(_cell("encoder_diagonal", seed, settings), model)["losses"]
+                           for seed in (0, 0, 1))
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
+    assert not np.array_equal(np.concatenate(first), np.concatenate(other))
