@@ -122,13 +122,14 @@ def _grid(n: int, style: str, *, max_cols: int = MAX_PANELS_PER_ROW, extra_heigh
 
 
 def _log_time_axis(ax, axis: str = "x") -> None:
-    """Log-scale seconds axis with plain labels: 1-2-5 within about a decade, else powers of
+    """Log-scale axis (seconds, or any positive quantity) with plain labels: 1-2-5 within about a decade, else powers of
     ten only (so labels never crowd); no minor labels.  Call after plotting."""
     target = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     low, high = ax.get_xlim() if axis == "x" else ax.get_ylim()
     decades = math.log10(high / low) if low > 0 and high > low else 0.0
-    subs = (1.0, 2.0, 5.0) if decades <= 1.3 else (1.0,)
+    # Labels stack vertically on a y axis, so it has room for 1-2-5 over more decades.
+    subs = (1.0, 2.0, 5.0) if decades <= (1.3 if axis == "x" else 2.5) else (1.0,)
     target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(ticker.NullFormatter())
@@ -249,7 +250,7 @@ def quality_vs_speed(table: pd.DataFrame, stem: Path, metric: str, *, style: str
             _log_time_axis(ax)
             values = rows[used].to_numpy()
             if values.size and values.min() > 0 and values.max() / values.min() > 20:
-                ax.set_yscale("log")
+                _log_time_axis(ax, "y")
             ax.grid(True, which="major", alpha=0.3)
         front_handle = plt.Line2D([], [], color="0.4", linestyle=":")
         _legend(fig, styles, list(styles), [(front_handle, "Pareto front (family means)")])
@@ -310,10 +311,10 @@ def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
                 stacked = np.array([np.interp(grid, t, v, left=np.nan, right=np.nan)
                                     for t, v in curves])
                 finite = np.isfinite(stacked)
-                # The band spans every seed's range; the mean line only where all seeds have
-                # data (else it would jump where one seed's curve ends).
+                # The band spans every seed's range; the mean line only where at least half the
+                # seeds have data (else it would follow the one slowest seed alone).
                 valid = finite.any(axis=0)
-                common = finite.all(axis=0)
+                common = finite.sum(axis=0) >= math.ceil(len(curves) / 2)
                 if not common.any():
                     common = valid
                 with np.errstate(all="ignore"):
