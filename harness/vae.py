@@ -321,8 +321,9 @@ def fit_vae(cell, model, family, started: float):
         "fit_seconds": fit_seconds,
         "steps_per_second": runtime.steps_per_second(num_steps_run, fit_seconds),
         "num_steps_run": float(num_steps_run),
+        # Each step differentiates log p(x_n, z) at sample_size draws for every training image.
         "num_gradient_evaluations": runtime.num_gradient_evaluations(
-            num_steps_run, cell.fit.sample_size, 1),
+            num_steps_run, cell.fit.sample_size, 1) * len(model.data["x_train"]),
         "compile_seconds": compile_seconds,
     }
     status, reason, diverged_step, draws = "ok", "", None, None
