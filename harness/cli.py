@@ -383,6 +383,10 @@ def _list(args) -> int:
     for name, family in FAMILIES.items():
         hps = ", ".join(f"{k}={v}" for k, v in family.hyperparameters.items()) or "-"
         print(f"  {name:<22} {family.pretty_name:<12} {hps}")
+        notes = [f"kind={family.kind}"] if family.kind != "svi" else []
+        notes += [f"needs {family.requirement}"] if family.requirement else []
+        if notes:
+            print(f"  {'':<22} {'':<12} ({'; '.join(notes)})")
     return EXIT_OK
 
 
