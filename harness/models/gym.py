@@ -12,11 +12,12 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from harness.models.base import Model, Reference, nuts_reference
+from harness.models.base import Model, Reference, exact_reference, nuts_reference
 
 # Number of exact draws stored for targets that have an exact sampler.
 _REFERENCE_DRAWS = 20_000
 _REFERENCE_DRAW_SEED = (20_240_601, 7)
+_RANDOM_WALK_DRAW_SEED = 20_240_641
 
 
 def adapt(target, *, name: str, pretty_name: str, description: str) -> Model:
@@ -179,16 +180,53 @@ def brownian_motion() -> Model:
         observed_locs[t] ~ N(locs[t], 0.15)      (t = 10..19 unobserved)
 
     From the structured-VI benchmark of Ambrogioni et al. (2021), "Automatic structured
-    variational inference".  Ground truth: inference_gym's published NUTS moments.
+    variational inference".  The model is linear-Gaussian, so the posterior is exactly Gaussian:
+    the reference is analytic (precision ``DᵀD/0.1² + M/0.15²``, ``D`` the first-difference
+    operator with ``locs[-1] = 0``, ``M`` the observation mask; mean ``P⁻¹ M y / 0.15²``) with
+    exact log Z and draws, computed from inference_gym's data (inference_gym's published Monte
+    Carlo moments are checked against it in the tests).
     """
     from inference_gym import using_tensorflow as gym
+    from inference_gym.internal import data
 
     # use_markov_chain: the same density as a tfd.MarkovChain, which builds in ~0.05 s instead
     # of ~1.5 s (the joint-distribution coroutine is traced step by step).
-    return adapt(gym.targets.BrownianMotionMissingMiddleObservations(use_markov_chain=True),
-                 name="brownian_motion", pretty_name="Brownian motion",
-                 description="30-step random walk, middle 10 observations missing; "
-                             "inference_gym moments")
+    model = adapt(gym.targets.BrownianMotionMissingMiddleObservations(use_markov_chain=True),
+                  name="brownian_motion", pretty_name="Brownian motion",
+                  description="30-step random walk, middle 10 observations missing; exact "
+                              "Gaussian posterior")
+    return dataclasses.replace(model, reference=_random_walk_posterior(
+        **data.brownian_motion_missing_middle_observations()))
+
+
+def _random_walk_posterior(observed_locs, innovation_noise_scale, observation_noise_scale):
+    """Exact Gaussian posterior of a random walk observed with noise (NaN = missing)."""
+    y = np.asarray(observed_locs, np.float64)
+    n = y.size
+    observed = np.isfinite(y)
+    y0 = np.where(observed, y, 0.0)
+    difference = np.eye(n) - np.eye(n, k=-1)  # locs[t] − locs[t−1], locs[−1] = 0
+    q, r = innovation_noise_scale**2, observation_noise_scale**2
+    precision = difference.T @ difference / q + np.diag(observed / r)
+    covariance = np.linalg.inv(precision)
+    covariance = 0.5 * (covariance + covariance.T)
+    mean = covariance @ (y0 / r)
+    # log Z = log N(y_obs; 0, H Σ_prior Hᵀ + r I) with Σ_prior = (DᵀD / q)⁻¹.
+    prior_cov = q * np.linalg.inv(difference.T @ difference)
+    marginal = prior_cov[np.ix_(observed, observed)] + r * np.eye(int(observed.sum()))
+    _, logdet = np.linalg.slogdet(marginal)
+    yo = y[observed]
+    log_normalizer = -0.5 * (yo.size * np.log(2 * np.pi) + logdet
+                             + yo @ np.linalg.solve(marginal, yo))
+    draws = np.random.default_rng(_RANDOM_WALK_DRAW_SEED).multivariate_normal(
+        mean, covariance, size=_REFERENCE_DRAWS)
+    return exact_reference(
+        mean, covariance, log_normalizer=float(log_normalizer), draws=draws,
+        provenance=(f"closed form: Gaussian posterior of a random walk (innovation scale "
+                    f"{innovation_noise_scale}, observation scale {observation_noise_scale}, "
+                    f"{n - int(observed.sum())} of {n} missing), inference_gym's data; draws: "
+                    f"numpy default_rng({_RANDOM_WALK_DRAW_SEED}).multivariate_normal, "
+                    f"n={_REFERENCE_DRAWS}"))
 
 
 def brownian_motion_unknown_scales() -> Model:
