@@ -15,8 +15,8 @@ Encoder families (one encoder MLP ``x → relu(hidden_units) → local parameter
 * ``full_covariance``: ``Normal(μ(x), L(x) L(x)ᵀ)`` with ``L`` lower triangular;
 * ``iaf``: inverse autoregressive flow of Kingma et al. (2016): the encoder outputs a diagonal
   Gaussian ``(μ, σ)`` *and a context* ``h``; ``num_layers`` IAF steps
-  ``z ← s ⊙ z + (1 − s) ⊙ m``, ``(m, logit s) = MADE(z, h)`` (their numerically stable
-  form, eq. 14), with the order of ``z`` reversed between steps.  The MADE weights are shared
+  ``z ← s ⊙ z + (1 − s) ⊙ m``, ``(m, logit s) = MADE(z, h)`` (their numerically stable,
+  gated form of the update), with the order of ``z`` reversed between steps.  The MADE weights are shared
   by all images (they are global parameters, like the encoder's); only ``μ, σ, h`` are per
   image.
 
@@ -56,8 +56,8 @@ _EVAL_BATCH = 64
 # Smallest scale of a Gaussian encoder (added to a softplus): keeps log q finite when the
 # optimizer drives a scale towards 0.
 _MIN_SCALE = 1e-4
-# Initial logit of the IAF gate s (Kingma et al. 2016, sec. 4: "initialize ... so that s is
-# close to 1"): sigmoid(2) ≈ 0.88, so each step starts close to the identity.
+# Initial logit of the IAF gate s: Kingma et al. (2016) initialise its bias to +1 or +2 so that
+# s starts close to 1; sigmoid(2) ≈ 0.88, so each step starts close to the identity.
 _IAF_GATE_BIAS = 2.0
 
 
