@@ -1,8 +1,10 @@
 """Experiment specs: load a TOML file, validate it, expand it into cells.
 
 A spec is data.  The only code it can bring in is a user model named explicitly as
-``"package.module:attr"`` or ``"path/to/file.py:attr"``.  Every error names the file, the key and
-what is allowed, and is raised before anything is fitted or logged.
+``"package.module:attr"`` or ``"path/to/file.py:attr"`` (a table may add ``reference =
+"draws.npz"`` or ``.csv``; paths are relative to the spec's folder; see
+:mod:`harness.models.user`).  Every error names the file, the key and what is allowed, and is
+raised before anything is fitted or logged.
 
 Format::
 
