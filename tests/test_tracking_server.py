@@ -135,8 +135,9 @@ def test_harness_ui_serves_the_local_default_store(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     command = [str(BIN / "harness"), "ui", "--port", str(port)]
     with _serving(command, port, tmp_path / "ui.log", tmp_path, env) as url:
+        # The first API call of a fresh store can take seconds on a loaded machine.
         status, body = _get(url + "/api/2.0/mlflow/experiments/get-by-name"
-                                  "?experiment_name=Default")
+                                  "?experiment_name=Default", timeout=60)
         assert status == 200 and '"name": "Default"' in body.replace('":"', '": "')
     # The default store is results/mlflow.db under the folder it was started in.
     assert (tmp_path / "results" / "mlflow.db").is_file()
