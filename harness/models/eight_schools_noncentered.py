@@ -41,8 +41,13 @@ def eight_schools_noncentered(dtype: str = "float32") -> Model:
     Args:
       dtype: ``float32`` or ``float64``.
     """
+    return _build(TREATMENT_EFFECTS, dtype,
+                  nuts_reference("eight_schools_noncentered", missing_ok=True))
+
+
+def _build(treatment_effects: np.ndarray, dtype: str, reference) -> Model:
     tf_dtype = tf.as_dtype(dtype)
-    effects = tf.constant(TREATMENT_EFFECTS, tf_dtype)
+    effects = tf.constant(treatment_effects, tf_dtype)
     stddevs = tf.constant(TREATMENT_STDDEVS, tf_dtype)
     prior = tfd.MultivariateNormalDiag(
         loc=tf.constant([0.0, 5.0] + [0.0] * 8, tf_dtype),
@@ -56,6 +61,15 @@ def eight_schools_noncentered(dtype: str = "float32") -> Model:
     def unnormalized_log_prob(z):
         return prior.log_prob(z) + log_likelihood(z)
 
+    def simulate(seed):
+        # Parameters from the prior, effects from the likelihood; the fresh model has no
+        # reference (VSBC needs only the true parameters).
+        rng = np.random.default_rng(seed)
+        z = np.concatenate([rng.normal(0.0, 10.0, 1), rng.normal(5.0, 1.0, 1),
+                            rng.normal(size=8)])
+        school_effects = z[0] + np.exp(z[1]) * z[2:]
+        return z, _build(rng.normal(school_effects, TREATMENT_STDDEVS), dtype, None)
+
     return Model(
         name="eight_schools_noncentered",
         pretty_name="Eight schools (non-centered)",
@@ -63,10 +77,12 @@ def eight_schools_noncentered(dtype: str = "float32") -> Model:
         dtype=tf_dtype,
         default_event_space_bijector=tfb.Identity(),
         unnormalized_log_prob=unnormalized_log_prob,
-        reference=nuts_reference("eight_schools_noncentered", missing_ok=True),
+        reference=reference,
         description="hierarchical, non-centered (Rubin 1981); NUTS reference file",
         log_likelihood=log_likelihood,
         prior_distribution=prior,
-        data={"treatment_effects": TREATMENT_EFFECTS, "treatment_stddevs": TREATMENT_STDDEVS},
+        simulate=simulate,
+        data={"treatment_effects": np.asarray(treatment_effects),
+              "treatment_stddevs": TREATMENT_STDDEVS},
     )
 

@@ -41,7 +41,11 @@ def logistic_regression_breast_cancer(dtype: str = "float32") -> Model:
     columns = load_csv("breast_cancer")
     features = standardize(np.stack([columns[f] for f in FEATURES], axis=1))
     x = np.concatenate([np.ones((features.shape[0], 1)), features], axis=1)
-    y = columns["benign"]
+    return _build(x, columns["benign"], dtype,
+                  nuts_reference("logistic_regression_breast_cancer", missing_ok=True))
+
+
+def _build(x: np.ndarray, y: np.ndarray, dtype: str, reference) -> Model:
     tf_dtype = tf.as_dtype(dtype)
     d = x.shape[1]
     x_t, y_t = tf.constant(x, tf_dtype), tf.constant(y, tf_dtype)
@@ -56,6 +60,13 @@ def logistic_regression_breast_cancer(dtype: str = "float32") -> Model:
     def unnormalized_log_prob(w):
         return prior.log_prob(w) + log_likelihood(w)
 
+    def simulate(seed):
+        # Weights from the prior, labels for the same tumours' features; no reference.
+        rng = np.random.default_rng(seed)
+        w = rng.normal(size=d)
+        labels = (rng.uniform(size=x.shape[0]) < 1 / (1 + np.exp(-x @ w))).astype(np.float64)
+        return w, _build(x, labels, dtype, None)
+
     return Model(
         name="logistic_regression_breast_cancer",
         pretty_name="Logistic regression (breast cancer)",
@@ -63,9 +74,10 @@ def logistic_regression_breast_cancer(dtype: str = "float32") -> Model:
         dtype=tf_dtype,
         default_event_space_bijector=tfb.Identity(),
         unnormalized_log_prob=unnormalized_log_prob,
-        reference=nuts_reference("logistic_regression_breast_cancer", missing_ok=True),
+        reference=reference,
         description="logistic regression, 569 tumours x 8 features + intercept; NUTS reference",
         log_likelihood=log_likelihood,
         prior_distribution=prior,
+        simulate=simulate,
         data={"x": x, "y": y, "mean0": np.zeros(d), "precision0": np.eye(d)},
     )

@@ -106,3 +106,18 @@ def test_cli_list_shows_dimension_and_reference_kind_of_every_model(capsys):
         model = _built(name)
         [line] = [row for row in lines if row.split()[:1] == [name]]
         assert line.split()[1:3] == [str(model.dimension), model.reference_kind], line
+
+
+@pytest.mark.parametrize("name", [n for n in POSTERIOR_MODELS if _built(n).simulate is not None])
+def test_simulate_gives_parameters_in_the_support_and_a_model_on_fresh_data(name):
+    model = _built(name)
+    truth, fresh = model.simulate(5)
+    assert truth.shape == (model.dimension,)
+    assert fresh.dimension == model.dimension and fresh.name == model.name
+    x = tf.constant(truth[None], model.dtype)
+    assert np.all(np.isfinite(model.default_event_space_bijector.inverse(x).numpy()))
+    assert np.isfinite(fresh.unnormalized_log_prob(x).numpy()).all()
+    # Fresh data: the log density at the true parameters differs from the original model's.
+    assert fresh.unnormalized_log_prob(x).numpy() != model.unnormalized_log_prob(x).numpy()
+    again, _ = model.simulate(5)
+    np.testing.assert_array_equal(truth, again)
