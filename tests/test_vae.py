@@ -174,17 +174,22 @@ def test_bad_training_settings_are_an_error_result():
 
 
 def test_tiny_sweep_runs_into_mlflow_and_the_report(tmp_path, tracking_uri):
+    """experiments/vae.toml shrunk, with a posterior model and family added: the spec pairs the
+    VAE with the encoders only, and the report draws both kinds of figures."""
     models = ('models=[{name="vae_digits", latent_size=2, hidden_units=16, gap_num_points=5, '
-              'gap_num_steps=10}]')
+              'gap_num_steps=10}, "banana"]')
+    families = f"families={list(ENCODERS) + ['mean_field']}".replace("'", '"')
     code = cli.main(["run", "experiments/vae.toml", "--executor", "serial",
                      "--set", "fit.num_steps=20", "--set", "fit.jit_compile=false",
                      "--set", "seeds=[0]", "--set", "metrics.importance_sample_size=50",
-                     "--set", models, "--tracking-uri", tracking_uri,
+                     "--set", models, "--set", families, "--tracking-uri", tracking_uri,
                      "--results-dir", str(tmp_path / "results")])
     assert code == 0
-    table = pd.read_csv(tmp_path / "results" / "vae" / "cells.csv")
-    assert sorted(table["family"]) == sorted(ENCODERS)
-    assert set(table["status"]) == {"ok"}
+    everything = pd.read_csv(tmp_path / "results" / "vae" / "cells.csv")
+    assert set(everything["status"]) == {"ok"}
+    assert set(zip(everything["model"], everything["family"], strict=True)) == {
+        *(("vae_digits", f) for f in ENCODERS), ("banana", "mean_field")}
+    table = everything[everything["model"] == "vae_digits"]
     for column in ("test_elbo", "test_elbo_standard_error", "test_iw_elbo",
                    "test_iw_elbo_standard_error", "amortization_gap",
                    "amortization_gap_standard_error", "fit_seconds", "steps_per_second"):
@@ -205,10 +210,12 @@ def test_tiny_sweep_runs_into_mlflow_and_the_report(tmp_path, tracking_uri):
     assert len(histories) == 3 * 20
     figures = tmp_path / "results" / "vae" / "figures"
     for stem in ("vae_likelihood_vs_time", "vae_amortization_gap", "vae_images_vae_digits",
-                 "elbo_vs_time"):
+                 "elbo_vs_time", "quality_vs_speed", "khat", "marginals_banana"):
         assert (figures / f"{stem}.png").stat().st_size > 1000, stem
-    # Posterior-quality figures need a reference: not drawn for a VAE-only experiment.
-    assert not (figures / "khat.png").exists()
+    # Posterior-quality figures (they need a reference) are for the banana cell only.
+    assert not list(figures.glob("marginals_vae*"))
+    summary = (tmp_path / "results" / "vae" / "tables" / "summary.md").read_text()
+    assert "test log-lik." in summary and "Banana" in summary
 
 
 def test_spec_pairs_a_vae_with_encoder_families_only(write_spec):
