@@ -10,6 +10,8 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 
 from harness.fit import FitResult, compile_key, fit, fit_group
@@ -32,7 +34,31 @@ def configure_tensorflow(threads: int | None) -> None:
 def _worker_init(threads: int) -> None:
     # Keep TensorFlow's C++ logging to errors in workers, so the progress stream stays readable.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _exit_with_parent()
     configure_tensorflow(threads)
+
+
+# How often a worker checks that its driver is alive (s): an orphan stops within this time.
+_PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent() -> None:
+    """Exit this worker as soon as its driver is gone (e.g. ``kill -9`` of the driver).
+
+    Without this, workers of a killed driver would finish their whole task (possibly many
+    cells) for a driver that can no longer log them.
+    """
+    # The driver's pid as multiprocessing recorded it at spawn time, so a driver that died
+    # before this initializer ran is noticed too (Ray workers: the current parent).
+    parent_process = multiprocessing.parent_process()
+    parent = parent_process.pid if parent_process is not None else os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def default_workers() -> int:

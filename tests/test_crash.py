@@ -134,3 +134,68 @@ def test_kill_9_at_random_moments_then_rerun_finishes_each_cell_once(tmp_path):
     assert [p.info.status for p in final_parent] == ["FINISHED"], context
     table = pd.read_csv(tmp_path / "results" / "crash" / "cells.csv")
     assert len(table) == NUM_CELLS and set(table["status"]) == {"ok"}, context
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    children = set()
+    for stat in os.listdir("/proc"):
+        if not stat.isdigit():
+            continue
+        try:
+            with open(f"/proc/{stat}/stat") as f:
+                # Field 4 is the parent pid; the command name (field 2) may contain spaces.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_pool_workers_exit_when_their_driver_is_killed(tmp_path):
+    path = tmp_path / "orphans.toml"
+    # Long fits, so that the workers are still fitting when the driver dies.
+    path.write_text(SPEC.replace('name = "crash"', 'name = "orphans"')
+                    .replace("num_steps = 20", "num_steps = 20000"))
+    driver = Driver(["run", str(path), "--workers", "2", "--tracking-uri",
+                     f"sqlite:///{tmp_path / 'mlflow.db'}", "--results-dir",
+                     str(tmp_path / "results")], tmp_path)
+    workers: set[int] = set()
+    try:
+        assert driver.wait_for("experiment orphans:"), driver.lines[-5:]
+        deadline = time.monotonic() + WAIT_SECONDS
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = {pid for pid in _children(driver.process.pid)
+                       if b"spawn_main" in _cmdline(pid)}
+            time.sleep(0.2)
+        assert len(workers) == 2, driver.lines[-5:]
+        time.sleep(15)  # the workers import TensorFlow, run their initializer and start fitting
+        os.kill(driver.process.pid, signal.SIGKILL)  # the driver only, as a user would
+        driver.process.wait(timeout=WAIT_SECONDS)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers), "orphaned workers kept running"
+    finally:
+        driver.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
