@@ -434,6 +434,7 @@ def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_see
     metrics: dict[str, float] = {
         **outcome.metrics,
         "fit_seconds": outcome.fit_seconds,
+        "compile_seconds": outcome.compile_seconds,
         "num_steps_run": float(num_steps_run),
         "num_gradient_evaluations": outcome.num_gradient_evaluations,
     }
@@ -465,7 +466,8 @@ def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_see
     return FitResult(
         cell=cell, status=status, reason=reason, losses=losses,
         loss_seconds=np.linspace(0.0, outcome.fit_seconds, losses.size + 1)[1:],
-        fit_seconds=outcome.fit_seconds, num_steps_run=num_steps_run,
+        compile_seconds=outcome.compile_seconds, fit_seconds=outcome.fit_seconds,
+        num_steps_run=num_steps_run,
         metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
         fit_mode=outcome.mode, device=_device(), started_at=started)
 

@@ -26,7 +26,8 @@ class BaselineFit:
       draws: Posterior draws ``[n, d]`` on the constrained scale when there is no density
         (NUTS): the ELBO, k̂ and every metric built on log weights are undefined.
       losses: Objective per iteration (−ELBO per CAVI sweep); may be empty.
-      fit_seconds: Wall-clock seconds of the method.
+      fit_seconds: Wall-clock seconds of the method (tracing excluded where it is separate).
+      compile_seconds: Tracing/compilation seconds when measured separately, else NaN.
       num_steps_run: Iterations, sweeps or draws, as the baseline defines them.
       num_gradient_evaluations: Gradients of the log density evaluated (0 for closed forms).
       mode: How it ran: ``xla``, ``graph`` or ``numpy``.
@@ -37,6 +38,7 @@ class BaselineFit:
     draws: np.ndarray | None = None
     losses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     fit_seconds: float = float("nan")
+    compile_seconds: float = float("nan")
     num_steps_run: int = 0
     num_gradient_evaluations: float = 0.0
     mode: str = ""
