@@ -21,10 +21,14 @@ Output of :func:`write_report` in ``out_dir`` (``results/<experiment>/`` by defa
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import math
+import multiprocessing
+import os
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -321,23 +325,25 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
     # their own figures (vae_figures) instead of the posterior-quality ones.
     amortized = table["family_kind"] == "amortized"
     posterior = table[~amortized]
-    figures = []
+    # Figures are drawn by _draw: in parallel processes where that is safe.
+    jobs = []
     if len(posterior):
-        figures += plots.quality_vs_speed(posterior, figures_dir / "quality_vs_speed",
-                                          preferred, style=style, fallbacks=fallbacks)
+        jobs.append((plots.quality_vs_speed, (posterior, figures_dir / "quality_vs_speed",
+                                              preferred), {"fallbacks": fallbacks}))
     runs = table[table["status"] != "error"][["run_id", "start_time", "loss_curve"]]
     histories = tracking.loss_histories(runs, tracking_uri)
-    figures += plots.elbo_vs_time(histories, table, figures_dir / "elbo_vs_time", style=style)
+    jobs.append((plots.elbo_vs_time, (histories, table, figures_dir / "elbo_vs_time"), {}))
     if len(posterior):
-        figures += plots.khat_heatmap(posterior, figures_dir / "khat", style=style)
-        figures += plots.std_ratio(posterior, figures_dir / "std_ratio", style=style)
+        jobs.append((plots.khat_heatmap, (posterior, figures_dir / "khat"), {}))
+        jobs.append((plots.std_ratio, (posterior, figures_dir / "std_ratio"), {}))
         posterior_models = list(dict.fromkeys(posterior["model"]))
         overlay_model = model if model in posterior_models else posterior_models[0]
         draws, reference = overlay_draws(posterior, overlay_model, tracking_uri)
         title = table.loc[table["model"] == overlay_model, "model_pretty_name"].iloc[0]
-        figures += plots.marginals(draws, reference,
-                                   figures_dir / f"marginals_{file_stem(overlay_model)}",
-                                   table=posterior, title=title, style=style)
+        jobs.append((plots.marginals, (draws, reference,
+                                       figures_dir / f"marginals_{file_stem(overlay_model)}"),
+                     {"table": posterior, "title": title}))
+    figures = _draw(jobs, style)
     if amortized.any():
         figures += vae_figures(table[amortized], figures_dir, style=style,
                                tracking_uri=tracking_uri)
@@ -387,6 +393,26 @@ def file_stem(name: str) -> str:
     if stem != name:
         stem = f"{stem}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     return stem
+
+
+def _draw(jobs: list, style: str) -> list[Path]:
+    """Run ``(plots function, args, kwargs)`` jobs; returns the written paths in job order.
+
+    Drawing is most of a report's time and each figure is independent, so the jobs run in
+    forked worker processes (one per core, at most one per job) when that is safe: on Linux,
+    and only when TensorFlow is not loaded (it is not fork-safe; ``harness report`` never
+    loads it, a sweep's driver does and then draws in-process).
+    """
+    workers = min(len(jobs), os.cpu_count() or 1)
+    parallel = workers > 1 and sys.platform == "linux" and "tensorflow" not in sys.modules
+    if not parallel:
+        return [p for function, args, kwargs in jobs
+                for p in function(*args, style=style, **kwargs)]
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(function, *args, style=style, **kwargs)
+                   for function, args, kwargs in jobs]
+        return [p for future in futures for p in future.result()]
 
 
 def _atomic_write(path: Path, text: str) -> None:

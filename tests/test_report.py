@@ -238,6 +238,18 @@ def test_interrupted_sweep_resumes_without_duplicate_finished_runs(tmp_path, wri
     assert len(table) == 4 and failed not in set(table["run_id"])
 
 
+def test_report_in_a_fresh_process_draws_the_same_figures_in_parallel(sweep, tmp_path):
+    """``harness report`` (no TensorFlow loaded) draws in forked processes; the PNGs are the
+    same bytes as the in-process (serial) report's."""
+    out = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--experiment",
+                          "tiny_report", "--tracking-uri", sweep["uri"], "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in FIGURES:
+        png = f"figures/{name}.png"
+        assert (tmp_path / png).read_bytes() == (sweep["out"] / png).read_bytes(), name
+
+
 def test_report_path_never_imports_tensorflow():
     code = ("import sys, harness.cli, harness.report, harness.plots, harness.tracking; "
             "print('tensorflow' in sys.modules)")
