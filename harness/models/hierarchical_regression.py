@@ -45,6 +45,11 @@ def hierarchical_regression_wine(dtype: str = "float32") -> Model:
     x = standardize(np.stack([columns[p] for p in PREDICTORS], axis=1))
     y = standardize(columns["alcohol"])
     group = columns["cultivar"].astype(np.int32)
+    return _build(x, y, group, dtype,
+                  nuts_reference("hierarchical_regression_wine", missing_ok=True))
+
+
+def _build(x: np.ndarray, y: np.ndarray, group: np.ndarray, dtype: str, reference) -> Model:
     k = x.shape[1]
     tf_dtype = tf.as_dtype(dtype)
     x_t, y_t = tf.constant(x, tf_dtype), tf.constant(y, tf_dtype)
@@ -73,6 +78,15 @@ def hierarchical_regression_wine(dtype: str = "float32") -> Model:
     def unnormalized_log_prob(z):
         return prior_log_prob(z) + log_likelihood(z)
 
+    def simulate(seed):
+        # Parameters from the prior, alcohol for the same wines' predictors; no reference.
+        rng = np.random.default_rng(seed)
+        mu, tau = rng.normal(), abs(rng.normal())
+        eta, beta, sigma = rng.normal(size=NUM_GROUPS), rng.normal(size=k), abs(rng.normal())
+        alcohol = rng.normal(mu + tau * eta[group] + x @ beta, sigma)
+        truth = np.concatenate([[mu, tau], eta, beta, [sigma]])
+        return truth, _build(x, alcohol, group, dtype, None)
+
     d = 3 + NUM_GROUPS + k
     return Model(
         name="hierarchical_regression_wine",
@@ -83,8 +97,9 @@ def hierarchical_regression_wine(dtype: str = "float32") -> Model:
             [tfb.Identity(), tfb.Exp(), tfb.Identity(), tfb.Exp()],
             block_sizes=[1, 1, NUM_GROUPS + k, 1]),
         unnormalized_log_prob=unnormalized_log_prob,
-        reference=nuts_reference("hierarchical_regression_wine", missing_ok=True),
+        reference=reference,
         description="varying intercepts by cultivar, 178 wines x 4 predictors; NUTS reference",
         log_likelihood=log_likelihood,
+        simulate=simulate,
         data={"x": x, "y": y, "group": group.astype(np.float64)},
     )
