@@ -11,8 +11,16 @@ from importlib import metadata
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-PACKAGES = ("tensorflow", "tensorflow-probability", "tf-keras", "mlflow", "numpy", "jax",
-            "numpyro", "ray")
+PACKAGES = (
+    "tensorflow",
+    "tensorflow-probability",
+    "tf-keras",
+    "mlflow",
+    "numpy",
+    "jax",
+    "numpyro",
+    "ray",
+)
 
 
 def machine() -> str:
@@ -50,11 +58,18 @@ def median(values) -> float:
 def write_section(title: str, body: str) -> None:
     """Replace (or add) the section ``## title`` of docs/benchmarks.md."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text() if DOC.exists() else (
-        "# Benchmarks\n\nSpeed and scale measurements of vi-harness. Each section is written by "
-        "the benchmark named in it; ratios are measured side by side in one run.\n")
-    stamp = (f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; "
-             f"{versions()}._\n\n")
+    text = (
+        DOC.read_text()
+        if DOC.exists()
+        else (
+            "# Benchmarks\n\nSpeed and scale measurements of vi-harness. Each section is written by "
+            "the benchmark named in it; ratios are measured side by side in one run.\n"
+        )
+    )
+    stamp = (
+        f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; "
+        f"{versions()}._\n\n"
+    )
     section = f"## {title}\n\n{stamp}{body.rstrip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):

@@ -46,10 +46,13 @@ def _numpy_seconds(model, cell, repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        posterior_metrics(model, draws[: cell.fit.elbo_sample_size],
-                          log_weights[: cell.fit.elbo_sample_size],
-                          importance_sample_size=cell.metrics.importance_sample_size,
-                          iw_log_weights=log_weights)
+        posterior_metrics(
+            model,
+            draws[: cell.fit.elbo_sample_size],
+            log_weights[: cell.fit.elbo_sample_size],
+            importance_sample_size=cell.metrics.importance_sample_size,
+            iw_log_weights=log_weights,
+        )
         times.append(time.perf_counter() - t0)
     return median(times)
 
@@ -78,23 +81,31 @@ def main(argv: list[str] | None = None) -> None:
         model = build_model(cell.model, **dict(cell.model_args))
         numpy_seconds = _numpy_seconds(model, cell)
         whole_fit = m["fit_seconds"] + m.get("compile_seconds", 0.0)
-        rows.append({
-            "model": cell.model, "family": cell.family, "steps": cell.fit.num_steps,
-            "fit (s)": m["fit_seconds"], "compile (s)": m.get("compile_seconds", float("nan")),
-            "metrics (s)": m["metrics_seconds"], "of which numpy (s)": numpy_seconds,
-            "metrics / fit": m["metrics_seconds"] / m["fit_seconds"],
-            "metrics / (fit + compile)": m["metrics_seconds"] / whole_fit,
-        })
+        rows.append(
+            {
+                "model": cell.model,
+                "family": cell.family,
+                "steps": cell.fit.num_steps,
+                "fit (s)": m["fit_seconds"],
+                "compile (s)": m.get("compile_seconds", float("nan")),
+                "metrics (s)": m["metrics_seconds"],
+                "of which numpy (s)": numpy_seconds,
+                "metrics / fit": m["metrics_seconds"] / m["fit_seconds"],
+                "metrics / (fit + compile)": m["metrics_seconds"] / whole_fit,
+            }
+        )
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
     table = markdown_table(rows)
     over_fit = median([r["metrics / fit"] for r in rows])
     over_whole = median([r["metrics / (fit + compile)"] for r in rows])
-    body = (f"`python -m benchmarks.metrics_cost` on {args.spec.name} (seed {args.seed}, "
-            f"{cells[0].fit.num_steps} steps × {cells[0].fit.sample_size} particles, "
-            f"{cells[0].fit.elbo_sample_size} evaluation draws, K = "
-            f"{cells[0].metrics.importance_sample_size}), one process, cells in turn.\n\n"
-            f"{table}\n\nMedian metrics / fit = {over_fit:.3g}; median metrics / (fit + "
-            f"compile) = {over_whole:.3g} (target ≤ 0.1).\n")
+    body = (
+        f"`python -m benchmarks.metrics_cost` on {args.spec.name} (seed {args.seed}, "
+        f"{cells[0].fit.num_steps} steps × {cells[0].fit.sample_size} particles, "
+        f"{cells[0].fit.elbo_sample_size} evaluation draws, K = "
+        f"{cells[0].metrics.importance_sample_size}), one process, cells in turn.\n\n"
+        f"{table}\n\nMedian metrics / fit = {over_fit:.3g}; median metrics / (fit + "
+        f"compile) = {over_whole:.3g} (target ≤ 0.1).\n"
+    )
     print("\n" + body)
     if not args.no_write:
         write_section(TITLE, body)

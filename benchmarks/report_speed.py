@@ -29,8 +29,13 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ["correlated_gaussian", "banana", "eight_schools", "conjugate_normal_mean",
-          "linear_regression"]
+MODELS = [
+    "correlated_gaussian",
+    "banana",
+    "eight_schools",
+    "conjugate_normal_mean",
+    "linear_regression",
+]
 FAMILIES = ["mean_field", "full_rank", "iaf", "low_rank"]
 NUM_STEPS = 1000
 NUM_DRAWS = 1000
@@ -44,27 +49,42 @@ def synthetic_result(cell, model, rng: np.random.Generator):
 
     ref = model.reference
     width = {"mean_field": 0.6, "full_rank": 0.9, "iaf": 0.95}.get(cell.family, 0.8)
-    draws = (ref.mean + width * ref.standard_deviation
-             * rng.standard_normal((NUM_DRAWS, model.dimension))).astype(np.float32)
+    draws = (
+        ref.mean
+        + width * ref.standard_deviation * rng.standard_normal((NUM_DRAWS, model.dimension))
+    ).astype(np.float32)
     fit_seconds = float(rng.uniform(1, 30))
     loss_seconds = np.linspace(fit_seconds / NUM_STEPS, fit_seconds, NUM_STEPS)
     final = float(rng.normal(10, 3))
     losses = final + 50 * np.exp(-np.arange(NUM_STEPS) / 100) + rng.normal(0, 1, NUM_STEPS)
     metrics = {
-        "elbo": -final, "elbo_standard_error": 0.05, "khat": float(rng.uniform(0.2, 1.1)),
+        "elbo": -final,
+        "elbo_standard_error": 0.05,
+        "khat": float(rng.uniform(0.2, 1.1)),
         "mean_z_error_rms": float(abs(rng.normal(0, 0.2))),
         "mean_z_error_max": float(abs(rng.normal(0, 0.4))),
         "std_ratio_geomean": width * float(rng.uniform(0.95, 1.05)),
-        "coverage_90": float(rng.uniform(0.6, 0.9)), "fit_seconds": fit_seconds,
+        "coverage_90": float(rng.uniform(0.6, 0.9)),
+        "fit_seconds": fit_seconds,
         "compile_seconds": float(rng.uniform(1, 3)),
         "steps_per_second": NUM_STEPS / fit_seconds,
     }
     if ref.draws is not None:
         metrics["wasserstein_1"] = float(abs(rng.normal(0.2, 0.1)))
-    return FitResult(cell=cell, status="ok", losses=losses, loss_seconds=loss_seconds,
-                     compile_seconds=metrics["compile_seconds"], fit_seconds=fit_seconds,
-                     num_steps_run=NUM_STEPS, metrics=metrics, draws=draws, fit_mode="xla",
-                     device="CPU", started_at=time.time())
+    return FitResult(
+        cell=cell,
+        status="ok",
+        losses=losses,
+        loss_seconds=loss_seconds,
+        compile_seconds=metrics["compile_seconds"],
+        fit_seconds=fit_seconds,
+        num_steps_run=NUM_STEPS,
+        metrics=metrics,
+        draws=draws,
+        fit_mode="xla",
+        device="CPU",
+        started_at=time.time(),
+    )
 
 
 def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
@@ -79,12 +99,14 @@ def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
         'name = "report_speed"\n'
         f"seeds = {list(range(seeds))}\n"
         f"models = {MODELS!r}\nfamilies = {FAMILIES!r}\n"
-        f"[fit]\nnum_steps = {NUM_STEPS}\n".replace("'", '"'))
+        f"[fit]\nnum_steps = {NUM_STEPS}\n".replace("'", '"')
+    )
     spec = load(spec_path)
     cells = spec.cells()[:runs]
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    sweep = tracking.start_sweep(spec, uri, num_cells=len(cells), num_skipped=0,
-                                 executor="synthetic", workers=1)
+    sweep = tracking.start_sweep(
+        spec, uri, num_cells=len(cells), num_skipped=0, executor="synthetic", workers=1
+    )
     rng = np.random.default_rng(0)
     models = {name: build_model(name) for name in MODELS}
     figure_seconds = []
@@ -95,10 +117,18 @@ def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
             tracking.log_cell(sweep, result)
             continue
         t0 = time.perf_counter()
-        plots.cell_figure(store / "figure_probe.png", draws=result.draws, losses=result.losses,
-                          loss_seconds=result.loss_seconds, title=cell.run_name,
-                          reference={"mean": ref.mean, "standard_deviation":
-                                     ref.standard_deviation, "draws": ref.draws})
+        plots.cell_figure(
+            store / "figure_probe.png",
+            draws=result.draws,
+            losses=result.losses,
+            loss_seconds=result.loss_seconds,
+            title=cell.run_name,
+            reference={
+                "mean": ref.mean,
+                "standard_deviation": ref.standard_deviation,
+                "draws": ref.draws,
+            },
+        )
         figure_seconds.append(time.perf_counter() - t0)
         tracking.log_cell(sweep, result)
     tracking.end_sweep(sweep, failed=False)
@@ -106,14 +136,23 @@ def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
 
 
 def time_report(uri: str, experiment: str, out: Path) -> float:
-    command = [str(Path(sys.executable).with_name("harness")), "report", "--experiment",
-               experiment, "--tracking-uri", uri, "--out", str(out)]
+    command = [
+        str(Path(sys.executable).with_name("harness")),
+        "report",
+        "--experiment",
+        experiment,
+        "--tracking-uri",
+        uri,
+        "--out",
+        str(out),
+    ]
     t0 = time.perf_counter()
     before = os.times()
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)
     after = os.times()
-    cpu = (after.children_user - before.children_user) + (after.children_system
-                                                          - before.children_system)
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
     return time.perf_counter() - t0, cpu
 
 
@@ -122,8 +161,11 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="keep the store and report in this folder")
-    parser.add_argument("--report-only", action="store_true",
-                        help="time the report on the store already in --keep (no logging)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="time the report on the store already in --keep (no logging)",
+    )
     args = parser.parse_args(argv)
     if args.report_only and not (args.keep and (args.keep / "mlflow.db").is_file()):
         parser.error("--report-only needs --keep DIR with a store made by an earlier run")
@@ -135,17 +177,21 @@ def main(argv=None) -> int:
         else:
             t0 = time.perf_counter()
             uri, experiment, figure_seconds = populate(store, args.runs)
-            print(f"logged {args.runs} runs in {time.perf_counter() - t0:.1f} s; per-cell "
-                  f"figure: mean {statistics.mean(figure_seconds):.3f} s, "
-                  f"max {max(figure_seconds):.3f} s (target < 0.3 s)")
+            print(
+                f"logged {args.runs} runs in {time.perf_counter() - t0:.1f} s; per-cell "
+                f"figure: mean {statistics.mean(figure_seconds):.3f} s, "
+                f"max {max(figure_seconds):.3f} s (target < 0.3 s)"
+            )
         load = os.getloadavg()[0]
         timed = [time_report(uri, experiment, store / "report") for _ in range(args.repeats)]
         wall, cpu = [t for t, _ in timed], [c for _, c in timed]
         # On a shared machine the wall time depends on the load; the CPU time much less.
-        print(f"harness report on {args.runs} runs: wall median {statistics.median(wall):.2f} s "
-              f"(runs: {', '.join(f'{t:.2f}' for t in wall)}; target < 10 s), CPU median "
-              f"{statistics.median(cpu):.2f} s; load average {load:.1f} before, "
-              f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
+        print(
+            f"harness report on {args.runs} runs: wall median {statistics.median(wall):.2f} s "
+            f"(runs: {', '.join(f'{t:.2f}' for t in wall)}; target < 10 s), CPU median "
+            f"{statistics.median(cpu):.2f} s; load average {load:.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores"
+        )
     return 0
 
 

@@ -57,10 +57,15 @@ def logistic_model():
         log_lik = tf.reduce_sum(y_t * logits - tf.math.softplus(logits), axis=-1)
         return log_lik - 0.5 * tf.reduce_sum(w**2, axis=-1)
 
-    return Model(name="bench_logistic_regression", pretty_name="Logistic regression (bench)",
-                 dimension=D, dtype=tf.float32,
-                 default_event_space_bijector=tfp.bijectors.Identity(),
-                 unnormalized_log_prob=unnormalized_log_prob, reference=None)
+    return Model(
+        name="bench_logistic_regression",
+        pretty_name="Logistic regression (bench)",
+        dimension=D,
+        dtype=tf.float32,
+        default_event_space_bijector=tfp.bijectors.Identity(),
+        unnormalized_log_prob=unnormalized_log_prob,
+        reference=None,
+    )
 
 
 def _register_bench_model():
@@ -72,8 +77,9 @@ def _register_bench_model():
 def _cell(model, family, num_steps, sample_size, seed=0):
     from harness.spec import Cell, FitSettings
 
-    settings = FitSettings(num_steps=num_steps, sample_size=sample_size,
-                           learning_rate=LEARNING_RATE)
+    settings = FitSettings(
+        num_steps=num_steps, sample_size=sample_size, learning_rate=LEARNING_RATE
+    )
     return Cell("bench", model, (), family, (), settings, seed)
 
 
@@ -86,8 +92,11 @@ def _harness_fit(cell):
     total = time.perf_counter() - t0
     assert result.status == "ok", result.reason
     m = result.metrics
-    return {"total": total, "fit": m.get("compile_seconds", 0.0) + m["fit_seconds"],
-            "steps_per_second": m["steps_per_second"]}
+    return {
+        "total": total,
+        "fit": m.get("compile_seconds", 0.0) + m["fit_seconds"],
+        "steps_per_second": m["steps_per_second"],
+    }
 
 
 def _bare_fit(model_name, family, num_steps, sample_size, seed=0):
@@ -102,9 +111,15 @@ def _bare_fit(model_name, family, num_steps, sample_size, seed=0):
     q = FAMILIES[family].build(model, seed=tf.constant([seed, 0]))
     optimizer = tf_keras.optimizers.Adam(LEARNING_RATE)
     t0 = time.perf_counter()
-    losses = tfp.vi.fit_surrogate_posterior(model.unnormalized_log_prob, q, optimizer,
-                                            num_steps=num_steps, sample_size=sample_size,
-                                            jit_compile=True, seed=[seed, 1])
+    losses = tfp.vi.fit_surrogate_posterior(
+        model.unnormalized_log_prob,
+        q,
+        optimizer,
+        num_steps=num_steps,
+        sample_size=sample_size,
+        jit_compile=True,
+        seed=[seed, 1],
+    )
     losses.numpy()
     return time.perf_counter() - t0
 
@@ -113,20 +128,29 @@ def bench_bare(repeats: int) -> list[dict]:
     """Harness cell vs bare fit_surrogate_posterior(jit_compile=True), same everything."""
     _register_bench_model()
     rows = []
-    for model, family in [("bench_logistic_regression", "mean_field"),
-                          ("bench_logistic_regression", "full_rank"),
-                          ("eight_schools", "mean_field")]:
+    for model, family in [
+        ("bench_logistic_regression", "mean_field"),
+        ("bench_logistic_regression", "full_rank"),
+        ("eight_schools", "mean_field"),
+    ]:
         bare, harness_fit, harness_total = [], [], []
         for _ in range(repeats):
             bare.append(_bare_fit(model, family, STEPS, PARTICLES))
             h = _harness_fit(_cell(model, family, STEPS, PARTICLES))
             harness_fit.append(h["fit"])
             harness_total.append(h["total"])
-        rows.append({"model": model, "family": family, "steps": STEPS,
-                     "bare TFP (s)": median(bare), "harness fit (s)": median(harness_fit),
-                     "ratio fit": median(harness_fit) / median(bare),
-                     "harness cell incl. metrics (s)": median(harness_total),
-                     "ratio cell": median(harness_total) / median(bare)})
+        rows.append(
+            {
+                "model": model,
+                "family": family,
+                "steps": STEPS,
+                "bare TFP (s)": median(bare),
+                "harness fit (s)": median(harness_fit),
+                "ratio fit": median(harness_fit) / median(bare),
+                "harness cell incl. metrics (s)": median(harness_total),
+                "ratio cell": median(harness_total) / median(bare),
+            }
+        )
     return rows
 
 
@@ -147,16 +171,16 @@ def bench_numpyro(repeats: int) -> list[dict]:
 
     def run_numpyro(guide_class, num_steps):
         guide = guide_class(model)
-        svi = SVI(model, guide, numpyro.optim.Adam(LEARNING_RATE),
-                  Trace_ELBO(num_particles=PARTICLES))
+        svi = SVI(
+            model, guide, numpyro.optim.Adam(LEARNING_RATE), Trace_ELBO(num_particles=PARTICLES)
+        )
         t0 = time.perf_counter()
         result = svi.run(jax.random.PRNGKey(0), num_steps, x, y, progress_bar=False)
         jax.block_until_ready(result.losses)
         return time.perf_counter() - t0
 
     rows = []
-    for family, guide_class in [("mean_field", AutoNormal),
-                                ("full_rank", AutoMultivariateNormal)]:
+    for family, guide_class in [("mean_field", AutoNormal), ("full_rank", AutoMultivariateNormal)]:
         numpyro_wall, numpyro_rate, harness_wall, harness_rate = [], [], [], []
         for _ in range(repeats):
             cold = run_numpyro(guide_class, STEPS)
@@ -167,12 +191,17 @@ def bench_numpyro(repeats: int) -> list[dict]:
             h = _harness_fit(_cell("bench_logistic_regression", family, STEPS, PARTICLES))
             harness_wall.append(h["total"])
             harness_rate.append(h["steps_per_second"])
-        rows.append({"family": family, "NumPyro guide": guide_class.__name__,
-                     "NumPyro wall incl. compile (s)": median(numpyro_wall),
-                     "harness wall incl. compile + metrics (s)": median(harness_wall),
-                     "wall ratio harness/NumPyro": median(harness_wall) / median(numpyro_wall),
-                     "NumPyro steps/s": median(numpyro_rate),
-                     "harness steps/s": median(harness_rate)})
+        rows.append(
+            {
+                "family": family,
+                "NumPyro guide": guide_class.__name__,
+                "NumPyro wall incl. compile (s)": median(numpyro_wall),
+                "harness wall incl. compile + metrics (s)": median(harness_wall),
+                "wall ratio harness/NumPyro": median(harness_wall) / median(numpyro_wall),
+                "NumPyro steps/s": median(numpyro_rate),
+                "harness steps/s": median(harness_rate),
+            }
+        )
     return rows
 
 
@@ -185,8 +214,10 @@ def bench_vectorized(repeats: int) -> list[dict]:
     for family in ("mean_field", "full_rank"):
         one, eight = [], []
         for _ in range(repeats):
-            cells = [_cell("bench_logistic_regression", family, STEPS, PARTICLES, seed)
-                     for seed in range(8)]
+            cells = [
+                _cell("bench_logistic_regression", family, STEPS, PARTICLES, seed)
+                for seed in range(8)
+            ]
             fit._LAST_COMPILED = None
             t0 = time.perf_counter()
             results = fit.fit_replicates(cells[:1])
@@ -196,16 +227,27 @@ def bench_vectorized(repeats: int) -> list[dict]:
             results = fit.fit_replicates(cells)
             eight.append(time.perf_counter() - t0)
             assert all(r.status == "ok" for r in results)
-        rows.append({"family": family, "1 seed (s)": median(one), "8 seeds batched (s)":
-                     median(eight), "ratio": median(eight) / median(one)})
+        rows.append(
+            {
+                "family": family,
+                "1 seed (s)": median(one),
+                "8 seeds batched (s)": median(eight),
+                "ratio": median(eight) / median(one),
+            }
+        )
     return rows
 
 
 def _run_cli(args, env=None) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "harness.cli", *args], check=True, cwd=REPO,
-                   env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        check=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -229,11 +271,28 @@ def bench_workers(repeats: int) -> list[dict]:
         for i in range(repeats):
             for workers, times in ((1, one), (2, two)):
                 store = Path(tmp) / f"w{workers}-{i}"
-                times.append(_run_cli(["run", str(spec), "--workers", str(workers),
-                                       "--tracking-uri", f"sqlite:///{store}/mlflow.db",
-                                       "--results-dir", str(store)]))
-    return [{"cells": 12, "1 worker (s)": median(one), "2 workers (s)": median(two),
-             "speed-up": median(one) / median(two)}]
+                times.append(
+                    _run_cli(
+                        [
+                            "run",
+                            str(spec),
+                            "--workers",
+                            str(workers),
+                            "--tracking-uri",
+                            f"sqlite:///{store}/mlflow.db",
+                            "--results-dir",
+                            str(store),
+                        ]
+                    )
+                )
+    return [
+        {
+            "cells": 12,
+            "1 worker (s)": median(one),
+            "2 workers (s)": median(two),
+            "speed-up": median(one) / median(two),
+        }
+    ]
 
 
 def bench_quickstart(repeats: int) -> list[dict]:
@@ -242,11 +301,27 @@ def bench_quickstart(repeats: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
             store = Path(tmp) / f"q{i}"
-            times.append(_run_cli(["run", "experiments/quickstart.toml",
-                                   "--tracking-uri", f"sqlite:///{store}/mlflow.db",
-                                   "--results-dir", str(store)]))
-    return [{"cells": 18, "wall (s)": median(times), "min (s)": min(times),
-             "max (s)": max(times), "target (s)": 180}]
+            times.append(
+                _run_cli(
+                    [
+                        "run",
+                        "experiments/quickstart.toml",
+                        "--tracking-uri",
+                        f"sqlite:///{store}/mlflow.db",
+                        "--results-dir",
+                        str(store),
+                    ]
+                )
+            )
+    return [
+        {
+            "cells": 18,
+            "wall (s)": median(times),
+            "min (s)": min(times),
+            "max (s)": max(times),
+            "target (s)": 180,
+        }
+    ]
 
 
 BENCHMARKS = {
@@ -260,8 +335,9 @@ BENCHMARKS = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", choices=list(BENCHMARKS),
-                        help="benchmarks to run (default: all)")
+    parser.add_argument(
+        "which", nargs="*", choices=list(BENCHMARKS), help="benchmarks to run (default: all)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     for key in args.which or list(BENCHMARKS):

@@ -24,25 +24,45 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="harness", description="Variational-inference experiment harness (TFP + MLflow).")
+        prog="harness", description="Variational-inference experiment harness (TFP + MLflow)."
+    )
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a sweep spec into MLflow")
     run.add_argument("spec", type=Path, help="experiment spec (TOML)")
-    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                     "or sqlite:///results/mlflow.db)")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a spec value, e.g. --set fit.num_steps=100 (repeatable)")
+    run.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///results/mlflow.db)",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set fit.num_steps=100 (repeatable)",
+    )
     run.add_argument("--dry-run", action="store_true", help="print the plan and exit")
-    run.add_argument("--executor", choices=("local", "serial", "ray"), default="local",
-                     help="local: process pool (default); serial: in this process; "
-                     "ray: Ray tasks (pip install 'vi-harness[ray]')")
-    run.add_argument("--ray-address", default=None,
-                     help="Ray cluster to join ('auto' or HOST:PORT; default: start a local one)")
+    run.add_argument(
+        "--executor",
+        choices=("local", "serial", "ray"),
+        default="local",
+        help="local: process pool (default); serial: in this process; "
+        "ray: Ray tasks (pip install 'vi-harness[ray]')",
+    )
+    run.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join ('auto' or HOST:PORT; default: start a local one)",
+    )
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     run.add_argument("--force", action="store_true", help="re-run cells that already finished")
-    run.add_argument("--results-dir", type=Path, default=Path("results"),
-                     help="where results/<experiment>/ is written (default: results)")
+    run.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="where results/<experiment>/ is written (default: results)",
+    )
     run.set_defaults(handler=_run)
 
     rep = sub.add_parser("report", help="read a sweep back from MLflow; write tables, figures")
@@ -50,10 +70,17 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--experiment", help="experiment name (instead of a spec)")
     rep.add_argument("--tracking-uri")
     rep.add_argument("--out", type=Path, help="output folder (default: results/<experiment>)")
-    rep.add_argument("--metric", help="quality metric for the y axis (default: first defined of "
-                     "wasserstein_1, mean_z_error_rms, kl_divergence, log_normalizer_error)")
-    rep.add_argument("--style", choices=("paper", "slides"), default="paper",
-                     help="figure sizes: paper (one/two-column journal widths) or slides")
+    rep.add_argument(
+        "--metric",
+        help="quality metric for the y axis (default: first defined of "
+        "wasserstein_1, mean_z_error_rms, kl_divergence, log_normalizer_error)",
+    )
+    rep.add_argument(
+        "--style",
+        choices=("paper", "slides"),
+        default="paper",
+        help="figure sizes: paper (one/two-column journal widths) or slides",
+    )
     rep.add_argument("--model", help="model of the marginal-overlay figure (default: the first)")
     rep.set_defaults(handler=_report)
 
@@ -61,36 +88,66 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("spec", nargs="?", type=Path, help="spec whose experiment to sync")
     syn.add_argument("--experiment", help="experiment name (instead of a spec)")
     syn.add_argument("--tracking-uri")
-    syn.add_argument("--results-dir", type=Path, default=Path("results"),
-                     help="where results/<experiment>/journal.jsonl is (default: results)")
+    syn.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="where results/<experiment>/journal.jsonl is (default: results)",
+    )
     syn.set_defaults(handler=_sync)
 
-    vs = sub.add_parser("vsbc", help="variational simulation-based calibration of one model "
-                        "× family of a spec (fits the family on M simulated data sets)")
-    vs.add_argument("spec", type=Path, help="experiment spec (TOML): fit settings, model args, "
-                    "family hyperparameters and the MLflow experiment")
+    vs = sub.add_parser(
+        "vsbc",
+        help="variational simulation-based calibration of one model "
+        "× family of a spec (fits the family on M simulated data sets)",
+    )
+    vs.add_argument(
+        "spec",
+        type=Path,
+        help="experiment spec (TOML): fit settings, model args, "
+        "family hyperparameters and the MLflow experiment",
+    )
     vs.add_argument("--model", required=True, help="a model of the spec with a simulator")
     vs.add_argument("--family", required=True, help="a family of the spec")
-    vs.add_argument("--simulations", type=int, default=100,
-                    help="number of simulated data sets M (default 100)")
-    vs.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a spec value, e.g. --set fit.num_steps=500 (repeatable)")
+    vs.add_argument(
+        "--simulations", type=int, default=100, help="number of simulated data sets M (default 100)"
+    )
+    vs.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set fit.num_steps=500 (repeatable)",
+    )
     vs.add_argument("--tracking-uri")
-    vs.add_argument("--results-dir", type=Path, default=Path("results"),
-                    help="where results/<experiment>/figures/ is written (default: results)")
+    vs.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="where results/<experiment>/figures/ is written (default: results)",
+    )
     vs.set_defaults(handler=_vsbc)
 
-    ref = sub.add_parser("reference", help="long NUTS run of a model; write its reference "
-                         "file if R-hat < 1.01 and bulk ESS > 1000 for every coordinate")
+    ref = sub.add_parser(
+        "reference",
+        help="long NUTS run of a model; write its reference "
+        "file if R-hat < 1.01 and bulk ESS > 1000 for every coordinate",
+    )
     ref.add_argument("model", help="registered model name")
     ref.add_argument("--chains", type=int, default=4, help="chains (default 4)")
     ref.add_argument("--warmup", type=int, default=1000, help="warm-up steps per chain")
     ref.add_argument("--draws", type=int, default=2500, help="kept draws per chain")
     ref.add_argument("--seed", type=int, default=0)
-    ref.add_argument("--target-accept", type=float, default=0.8,
-                     help="dual-averaging target acceptance (default 0.8; 0.9-0.99 for funnels)")
-    ref.add_argument("--out", type=Path, help="output .npz (default: harness/data/references/"
-                     "MODEL.npz)")
+    ref.add_argument(
+        "--target-accept",
+        type=float,
+        default=0.8,
+        help="dual-averaging target acceptance (default 0.8; 0.9-0.99 for funnels)",
+    )
+    ref.add_argument(
+        "--out", type=Path, help="output .npz (default: harness/data/references/MODEL.npz)"
+    )
     ref.set_defaults(handler=_reference)
 
     lst = sub.add_parser("list", help="list registered models and families")
@@ -98,8 +155,11 @@ def _parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="serve the MLflow dashboard of the local store")
     ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--host", default="127.0.0.1",
-                    help="interface to bind (default 127.0.0.1: this machine only)")
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1: this machine only)",
+    )
     ui.add_argument("--tracking-uri")
     ui.set_defaults(handler=_ui)
     return parser
@@ -128,8 +188,10 @@ def _run(args) -> int:
         return _error(f"--workers must be >= 1, got {args.workers}")
     cells = spec.cells()
     if args.dry_run:
-        print(f"experiment {spec.name}: {len(spec.models)} models × {len(spec.families)} families"
-              f" × {len(spec.fit_grid)} fit settings × {len(spec.seeds)} seeds = {len(cells)} cells")
+        print(
+            f"experiment {spec.name}: {len(spec.models)} models × {len(spec.families)} families"
+            f" × {len(spec.fit_grid)} fit settings × {len(spec.seeds)} seeds = {len(cells)} cells"
+        )
         for cell in cells:
             fit = ", ".join(f"{k}={v}" for k, v in vars(cell.fit).items())
             print(f"  {cell.cell_id}  {cell.run_name:<40} {fit}")
@@ -139,30 +201,50 @@ def _run(args) -> int:
 
     def progress(p):
         r = p.result
-        extra = r.reason if r.status != "ok" else (
-            (f"test_iw_elbo {r.metrics['test_iw_elbo']:.3f}  " if "test_iw_elbo" in r.metrics
-             else f"elbo {r.metrics.get('elbo', float('nan')):.3f}  ") +
-            f"fit {r.metrics.get('fit_seconds', float('nan')):.2f}s  {r.fit_mode}")
+        extra = (
+            r.reason
+            if r.status != "ok"
+            else (
+                (
+                    f"test_iw_elbo {r.metrics['test_iw_elbo']:.3f}  "
+                    if "test_iw_elbo" in r.metrics
+                    else f"elbo {r.metrics.get('elbo', float('nan')):.3f}  "
+                )
+                + f"fit {r.metrics.get('fit_seconds', float('nan')):.2f}s  {r.fit_mode}"
+            )
+        )
         eta = int(p.eta_seconds)
-        print(f"[{p.done}/{p.total}] {r.cell.run_name:<36} {r.status:<8} {extra}  "
-              f"(ETA {eta // 60}:{eta % 60:02d})", file=sys.stderr, flush=True)
+        print(
+            f"[{p.done}/{p.total}] {r.cell.run_name:<36} {r.status:<8} {extra}  "
+            f"(ETA {eta // 60}:{eta % 60:02d})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     from harness.tracking import TrackingUnavailable
 
     print(f"experiment {spec.name}: {len(cells)} cells", file=sys.stderr, flush=True)
     try:
-        outcome = sweep.run(spec, tracking_uri=args.tracking_uri, executor=args.executor,
-                            workers=args.workers, ray_address=args.ray_address,
-                            force=args.force, results_dir=args.results_dir,
-                            on_progress=progress)
+        outcome = sweep.run(
+            spec,
+            tracking_uri=args.tracking_uri,
+            executor=args.executor,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            force=args.force,
+            results_dir=args.results_dir,
+            on_progress=progress,
+        )
     except TrackingUnavailable as e:
         _error(f"nothing was run: {e}")
         return EXIT_FAILED_CELLS
     if outcome.replayed:
         print(f"replayed {outcome.replayed} journaled results into MLflow", file=sys.stderr)
     if outcome.skipped:
-        print(f"skipped {outcome.skipped} cells already FINISHED (use --force to re-run)",
-              file=sys.stderr)
+        print(
+            f"skipped {outcome.skipped} cells already FINISHED (use --force to re-run)",
+            file=sys.stderr,
+        )
     _print_summary(outcome.table)
     print(f"\nMLflow parent run: {outcome.parent_run_id}")
     if outcome.report is not None:
@@ -181,10 +263,13 @@ def _run(args) -> int:
             print(f"  {r.cell.run_name}: {r.reason}", file=sys.stderr)
         code = EXIT_FAILED_CELLS
     if outcome.journaled or outcome.report is None:
-        print(f"\ntracking store unavailable ({outcome.tracking_error}); "
-              f"{len(outcome.journaled)} results kept in {outcome.journal_path}: "
-              f"they are replayed by the next `harness run` of this spec or by "
-              f"`harness sync {args.spec}`", file=sys.stderr)
+        print(
+            f"\ntracking store unavailable ({outcome.tracking_error}); "
+            f"{len(outcome.journaled)} results kept in {outcome.journal_path}: "
+            f"they are replayed by the next `harness run` of this spec or by "
+            f"`harness sync {args.spec}`",
+            file=sys.stderr,
+        )
         code = EXIT_FAILED_CELLS
     return code
 
@@ -194,8 +279,19 @@ def _print_summary(table) -> None:
 
     if table is None or table.empty:
         return
-    metrics = [m for m in ("elbo", "mean_z_error_rms", "std_ratio_geomean", "khat",
-                           "test_iw_elbo", "amortization_gap", "fit_seconds") if m in table]
+    metrics = [
+        m
+        for m in (
+            "elbo",
+            "mean_z_error_rms",
+            "std_ratio_geomean",
+            "khat",
+            "test_iw_elbo",
+            "amortization_gap",
+            "fit_seconds",
+        )
+        if m in table
+    ]
     if not metrics:
         return
     s = report.summary(table, metrics)["mean"]
@@ -245,9 +341,14 @@ def _report(args) -> int:
     if table.empty:
         return _error(f"experiment '{name}' has no cell runs")
     try:
-        files = report.write_report(table, args.out or Path("results") / name,
-                                    quality_metric=args.metric, style=args.style,
-                                    model=args.model, tracking_uri=args.tracking_uri)
+        files = report.write_report(
+            table,
+            args.out or Path("results") / name,
+            quality_metric=args.metric,
+            style=args.style,
+            model=args.model,
+            tracking_uri=args.tracking_uri,
+        )
     except report.ReportError as e:
         return _error(str(e))
     print(f"cells: {files.cells_csv}")
@@ -269,8 +370,10 @@ def _sync(args) -> int:
     except tracking.TrackingUnavailable as e:
         _error(f"journal kept: {e}")
         return EXIT_FAILED_CELLS
-    print(f"{outcome.path}: replayed {outcome.replayed}, already in MLflow "
-          f"{outcome.already_logged}, left {outcome.left}")
+    print(
+        f"{outcome.path}: replayed {outcome.replayed}, already in MLflow "
+        f"{outcome.already_logged}, left {outcome.left}"
+    )
     for error in outcome.errors:
         print(f"  not replayed: {error}", file=sys.stderr)
     return EXIT_OK if outcome.left == 0 else EXIT_FAILED_CELLS
@@ -285,23 +388,40 @@ def _vsbc(args) -> int:
     models = {name: margs for name, margs in spec.models}
     families = {name: hps for name, hps in spec.families}
     if args.model not in models:
-        return _error(f"{spec.path}: --model {args.model!r} is not in the spec's models: "
-                      f"{', '.join(models)}")
+        return _error(
+            f"{spec.path}: --model {args.model!r} is not in the spec's models: {', '.join(models)}"
+        )
     if args.family not in families:
-        return _error(f"{spec.path}: --family {args.family!r} is not in the spec's families: "
-                      f"{', '.join(families)}")
+        return _error(
+            f"{spec.path}: --family {args.family!r} is not in the spec's families: "
+            f"{', '.join(families)}"
+        )
     if len(spec.fit_grid) > 1:
-        print(f"note: the spec has {len(spec.fit_grid)} fit settings; VSBC uses the first",
-              file=sys.stderr)
+        print(
+            f"note: the spec has {len(spec.fit_grid)} fit settings; VSBC uses the first",
+            file=sys.stderr,
+        )
     from harness import plots, tracking, vsbc
     from harness.spec import Cell
 
-    cell = Cell(spec.name, args.model, models[args.model], args.family, families[args.family],
-                spec.fit_grid[0], spec.seeds[0], metrics=spec.metrics)
+    cell = Cell(
+        spec.name,
+        args.model,
+        models[args.model],
+        args.family,
+        families[args.family],
+        spec.fit_grid[0],
+        spec.seeds[0],
+        metrics=spec.metrics,
+    )
 
     def progress(index, result):
-        print(f"[{index + 1}/{args.simulations}] {result.status:<8} "
-              f"{result.reason or f'fit {result.fit_seconds:.2f}s'}", file=sys.stderr, flush=True)
+        print(
+            f"[{index + 1}/{args.simulations}] {result.status:<8} "
+            f"{result.reason or f'fit {result.fit_seconds:.2f}s'}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
         result = vsbc.run(cell, args.simulations, on_progress=progress)
@@ -311,17 +431,22 @@ def _vsbc(args) -> int:
         print(f"harness: vsbc failed: {e}", file=sys.stderr)
         return EXIT_FAILED_CELLS
     stem = args.results_dir / spec.name / "figures" / f"vsbc_{args.model}_{args.family}"
-    figures = plots.vsbc_histogram(result.probabilities, result.pvalues, stem,
-                                   title=f"VSBC: {args.model} / {args.family}")
+    figures = plots.vsbc_histogram(
+        result.probabilities, result.pvalues, stem, title=f"VSBC: {args.model} / {args.family}"
+    )
     run_id = tracking.log_vsbc(result, args.tracking_uri, figures=figures)
     s = result.summary
-    print(f"VSBC {args.model} / {args.family}: {int(s['num_simulations'])} fits "
-          f"({int(s['num_failed'])} failed)")
+    print(
+        f"VSBC {args.model} / {args.family}: {int(s['num_simulations'])} fits "
+        f"({int(s['num_failed'])} failed)"
+    )
     for i, pvalue in enumerate(result.pvalues):
         print(f"  θ[{i}]  asymmetry p-value {pvalue:.3g}")
     verdict = "symmetric" if s["vsbc_symmetric"] else "ASYMMETRIC (biased marginals)"
-    print(f"min p-value {s['vsbc_min_pvalue']:.3g}, Bonferroni {s['vsbc_bonferroni_pvalue']:.3g}"
-          f": {verdict}")
+    print(
+        f"min p-value {s['vsbc_min_pvalue']:.3g}, Bonferroni {s['vsbc_bonferroni_pvalue']:.3g}"
+        f": {verdict}"
+    )
     print(f"MLflow run: {run_id}")
     for path in figures:
         print(f"figure: {path}")
@@ -335,8 +460,11 @@ def _reference(args) -> int:
         from harness.spec import _suggest
 
         return _error(f"reference: unknown model '{args.model}'{_suggest(args.model, MODELS)}")
-    for flag, value in (("--chains", args.chains), ("--warmup", args.warmup),
-                        ("--draws", args.draws)):
+    for flag, value in (
+        ("--chains", args.chains),
+        ("--warmup", args.warmup),
+        ("--draws", args.draws),
+    ):
         if value < 1:
             return _error(f"reference: {flag} must be >= 1, got {value}")
     if args.seed < 0:
@@ -347,22 +475,52 @@ def _reference(args) -> int:
         return _error(f"reference: --out must end in .npz, got {args.out}")
     from harness import reference
 
-    command = " ".join(["harness", "reference", args.model, "--chains", str(args.chains),
-                        "--warmup", str(args.warmup), "--draws", str(args.draws), "--seed",
-                        str(args.seed), "--target-accept", str(args.target_accept)]
-                       + (["--out", str(args.out)] if args.out is not None else []))
-    print(f"NUTS on {args.model}: {args.chains} chains x ({args.warmup} warm-up + "
-          f"{args.draws} draws), seed {args.seed}", file=sys.stderr, flush=True)
-    outcome = reference.run(args.model, num_chains=args.chains, num_warmup=args.warmup,
-                            num_draws=args.draws, seed=args.seed,
-                            target_accept_prob=args.target_accept, command=command)
+    command = " ".join(
+        [
+            "harness",
+            "reference",
+            args.model,
+            "--chains",
+            str(args.chains),
+            "--warmup",
+            str(args.warmup),
+            "--draws",
+            str(args.draws),
+            "--seed",
+            str(args.seed),
+            "--target-accept",
+            str(args.target_accept),
+        ]
+        + (["--out", str(args.out)] if args.out is not None else [])
+    )
+    print(
+        f"NUTS on {args.model}: {args.chains} chains x ({args.warmup} warm-up + "
+        f"{args.draws} draws), seed {args.seed}",
+        file=sys.stderr,
+        flush=True,
+    )
+    outcome = reference.run(
+        args.model,
+        num_chains=args.chains,
+        num_warmup=args.warmup,
+        num_draws=args.draws,
+        seed=args.seed,
+        target_accept_prob=args.target_accept,
+        command=command,
+    )
     m = outcome.metadata
-    print(f"max R-hat {m['potential_scale_reduction_max']:.4f}, min bulk ESS "
-          f"{m['effective_sample_size_min']:.0f}, divergences {m['num_divergences']}, "
-          f"leapfrogs {m['num_leapfrog_steps']}, {m['wall_seconds']:.1f}s ({m['mode']})")
+    print(
+        f"max R-hat {m['potential_scale_reduction_max']:.4f}, min bulk ESS "
+        f"{m['effective_sample_size_min']:.0f}, divergences {m['num_divergences']}, "
+        f"leapfrogs {m['num_leapfrog_steps']}, {m['wall_seconds']:.1f}s ({m['mode']})"
+    )
     if not outcome.ok:
-        print("harness: reference NOT written: " + "; ".join(outcome.failures)
-              + " (run longer: more --warmup/--draws, or raise --target-accept)", file=sys.stderr)
+        print(
+            "harness: reference NOT written: "
+            + "; ".join(outcome.failures)
+            + " (run longer: more --warmup/--draws, or raise --target-accept)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED_CELLS
     path = reference.write(outcome, args.out)
     print(f"reference: {path}")
@@ -377,8 +535,10 @@ def _list(args) -> int:
     print(f"  {'name':<34} {'dimension':>9}  {'reference':<9}  description")
     for name, factory in MODELS.items():
         model = factory()
-        print(f"  {name:<34} {model.dimension:>9}  {model.reference_kind:<9}  "
-              f"{model.description or model.pretty_name}")
+        print(
+            f"  {name:<34} {model.dimension:>9}  {model.reference_kind:<9}  "
+            f"{model.description or model.pretty_name}"
+        )
     print("\nfamilies:")
     for name, family in FAMILIES.items():
         hps = ", ".join(f"{k}={v}" for k, v in family.hyperparameters.items()) or "-"
@@ -395,8 +555,18 @@ def _ui(args) -> int:
 
     uri = tracking.tracking_uri(args.tracking_uri)
     # This interpreter's MLflow: the venv's bin/ need not be on PATH.
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     if uri.startswith("sqlite:///"):
         # Artifacts next to the database, as tracking.get_or_create_experiment puts them.
         root = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"

@@ -80,8 +80,7 @@ def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
         groups.setdefault(compile_key(cell), []).append(cell)
     tasks = list(groups.values())
     # Vectorized groups stay whole: their results depend on which seeds share the batch.
-    while len(tasks) < workers and any(len(t) > 1 and not t[0].fit.vectorize_seeds
-                                       for t in tasks):
+    while len(tasks) < workers and any(len(t) > 1 and not t[0].fit.vectorize_seeds for t in tasks):
         largest = max((t for t in tasks if not t[0].fit.vectorize_seeds), key=len)
         tasks.remove(largest)
         half = len(largest) // 2
@@ -102,10 +101,10 @@ def run_local(cells: Sequence[Cell], workers: int | None = None) -> Iterator[Fit
     threads = max(1, default_workers() // workers)
     context = multiprocessing.get_context("spawn")
     broken: list[Cell] = []
-    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                     initargs=(threads,)) as pool:
-        submitted = {pool.submit(fit_group, group): group
-                     for group in group_cells(cells, workers)}
+    with futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
+    ) as pool:
+        submitted = {pool.submit(fit_group, group): group for group in group_cells(cells, workers)}
         for future in futures.as_completed(submitted):
             try:
                 results = future.result()
@@ -130,8 +129,13 @@ def _ray_fit(cells: list[Cell], threads: int) -> list[FitResult]:
 _RAY_WORKER_CONFIGURED = False
 
 
-def run_ray(cells: Sequence[Cell], *, address: str | None = None, cpus_per_task: float = 1,
-            gpus_per_task: float = 0) -> Iterator[FitResult]:
+def run_ray(
+    cells: Sequence[Cell],
+    *,
+    address: str | None = None,
+    cpus_per_task: float = 1,
+    gpus_per_task: float = 0,
+) -> Iterator[FitResult]:
     """Fit cells as Ray tasks, yielding results as they finish.
 
     Cells that differ only in seed form one task (:func:`group_cells`).  Connects to the Ray
@@ -148,11 +152,11 @@ def run_ray(cells: Sequence[Cell], *, address: str | None = None, cpus_per_task:
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
     try:
-        remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(
-            _ray_fit)
+        remote = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(_ray_fit)
         threads = max(1, int(cpus_per_task))
         total_cpus = int(ray.cluster_resources().get("CPU", 1))
         groups = group_cells(cells, max(1, int(total_cpus // cpus_per_task)))
@@ -166,12 +170,14 @@ def run_ray(cells: Sequence[Cell], *, address: str | None = None, cpus_per_task:
                 except ray.exceptions.RayError as e:
                     if len(group) > 1:
                         # Re-run the group's cells one per task to find the one that failed.
-                        pending.update({remote.remote([cell], threads): [cell]
-                                        for cell in group})
+                        pending.update({remote.remote([cell], threads): [cell] for cell in group})
                         continue
-                    yield FitResult(cell=group[0], status="error",
-                                    reason=f"Ray task failed: {type(e).__name__}: "
-                                           f"{str(e).splitlines()[0][:300]}")
+                    yield FitResult(
+                        cell=group[0],
+                        status="error",
+                        reason=f"Ray task failed: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:300]}",
+                    )
     finally:
         if started_here:
             ray.shutdown()
@@ -182,13 +188,17 @@ def _run_isolated(cells: Sequence[Cell], threads: int) -> Iterator[FitResult]:
     context = multiprocessing.get_context("spawn")
     remaining = list(cells)
     while remaining:
-        with futures.ProcessPoolExecutor(1, mp_context=context, initializer=_worker_init,
-                                         initargs=(threads,)) as pool:
+        with futures.ProcessPoolExecutor(
+            1, mp_context=context, initializer=_worker_init, initargs=(threads,)
+        ) as pool:
             while remaining:
                 cell = remaining.pop(0)
                 try:
                     yield pool.submit(fit, cell).result()
                 except futures.process.BrokenProcessPool as e:
-                    yield FitResult(cell=cell, status="error",
-                                    reason=f"worker process died while fitting this cell ({e})")
+                    yield FitResult(
+                        cell=cell,
+                        status="error",
+                        reason=f"worker process died while fitting this cell ({e})",
+                    )
                     break

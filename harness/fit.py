@@ -85,9 +85,14 @@ def fit(cell: Cell, model=None) -> FitResult:
     try:
         return _fit(cell, started, model)
     except Exception as e:  # noqa: BLE001 - a failing cell is a result, the sweep goes on
-        return FitResult(cell=cell, status="error", reason=f"{type(e).__name__}: {e}",
-                         started_at=started, traceback=traceback_module.format_exc(),
-                         device=_device())
+        return FitResult(
+            cell=cell,
+            status="error",
+            reason=f"{type(e).__name__}: {e}",
+            started_at=started,
+            traceback=traceback_module.format_exc(),
+            device=_device(),
+        )
 
 
 def _device() -> str:
@@ -149,9 +154,12 @@ def fit_group(cells: list[Cell]) -> list[FitResult]:
     process, reusing the compiled loop (see :func:`compile_key`)."""
     from harness.families import FAMILIES
 
-    if (len(cells) > 1 and cells[0].fit.vectorize_seeds
-            and len({compile_key(c) for c in cells}) == 1
-            and getattr(FAMILIES.get(cells[0].family), "batchable", False)):
+    if (
+        len(cells) > 1
+        and cells[0].fit.vectorize_seeds
+        and len({compile_key(c) for c in cells}) == 1
+        and getattr(FAMILIES.get(cells[0].family), "batchable", False)
+    ):
         return fit_replicates(cells)
     return [fit(cell) for cell in cells]
 
@@ -171,9 +179,17 @@ def fit_replicates(cells: list[Cell]) -> list[FitResult]:
     try:
         return _fit_replicates(cells, started)
     except Exception as e:  # noqa: BLE001 - a failing batch is a result for each of its cells
-        return [FitResult(cell=cell, status="error", reason=f"{type(e).__name__}: {e}",
-                          started_at=started, traceback=traceback_module.format_exc(),
-                          device=_device()) for cell in cells]
+        return [
+            FitResult(
+                cell=cell,
+                status="error",
+                reason=f"{type(e).__name__}: {e}",
+                started_at=started,
+                traceback=traceback_module.format_exc(),
+                device=_device(),
+            )
+            for cell in cells
+        ]
 
 
 def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
@@ -190,25 +206,32 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
     family = FAMILIES[first_cell.family]
     family.check(model)
     hyperparameters = dict(first_cell.hyperparameters)
-    cell_seeds = [tfp.random.split_seed(tf.constant(c.stateless_seed, tf.int32), n=3)
-                  for c in cells]
+    cell_seeds = [
+        tfp.random.split_seed(tf.constant(c.stateless_seed, tf.int32), n=3) for c in cells
+    ]
     digest = hashlib.sha256("".join(c.cell_id for c in cells).encode()).digest()
-    batch_seed = tf.constant([int.from_bytes(digest[i:i + 4], "little") >> 1 for i in (0, 4)],
-                             tf.int32)
+    batch_seed = tf.constant(
+        [int.from_bytes(digest[i : i + 4], "little") >> 1 for i in (0, 4)], tf.int32
+    )
     chunks = chunk_plan(first_cell.fit.num_steps)
     chunk_seeds = tfp.random.split_seed(batch_seed, n=len(chunks))
     singles = [family.build(model, seed=s[0], **hyperparameters) for s in cell_seeds]
 
     def build_batched():
-        batched = family.build(model, seed=cell_seeds[0][0], batch_shape=(len(cells),),
-                               **hyperparameters)
+        batched = family.build(
+            model, seed=cell_seeds[0][0], batch_shape=(len(cells),), **hyperparameters
+        )
         for k, variable in enumerate(batched.variables):
             variable.assign(tf.stack([single.variables[k] for single in singles]))
         return batched
 
     compiled = _compile(build_batched, model, first_cell, chunks, chunk_seeds[0])
-    batched, runners, mode, fallback_reason = (compiled.surrogate_posterior, compiled.runners,
-                                               compiled.mode, compiled.fallback_reason)
+    batched, runners, mode, fallback_reason = (
+        compiled.surrogate_posterior,
+        compiled.runners,
+        compiled.mode,
+        compiled.fallback_reason,
+    )
     first, first_seconds = compiled.first_losses, compiled.first_seconds
     losses, chunk_seconds = [first], [first_seconds]
     for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
@@ -225,8 +248,19 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
         bad = [j for j, chunk in enumerate(own) if not np.all(np.isfinite(chunk))]
         if bad:
             own = own[: bad[0] + 1]
-        results.append(_result(cell, model, batched[i], own, chunk_seconds[: len(own)], mode,
-                               fallback_reason, started, cell_seeds[i][2]))
+        results.append(
+            _result(
+                cell,
+                model,
+                batched[i],
+                own,
+                chunk_seconds[: len(own)],
+                mode,
+                fallback_reason,
+                started,
+                cell_seeds[i][2],
+            )
+        )
     return results
 
 
@@ -240,11 +274,15 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
     global _LAST_COMPILED
     # A model passed in (not rebuilt from the registry) has no key: its loop is not shared.
     key = compile_key(cell) if model is None else None
-    cached = (_LAST_COMPILED if key is not None and _LAST_COMPILED is not None
-              and _LAST_COMPILED.key == key else None)
+    cached = (
+        _LAST_COMPILED
+        if key is not None and _LAST_COMPILED is not None and _LAST_COMPILED.key == key
+        else None
+    )
     if model is None:
-        model = cached.model if cached is not None else build_model(cell.model,
-                                                                    **dict(cell.model_args))
+        model = (
+            cached.model if cached is not None else build_model(cell.model, **dict(cell.model_args))
+        )
     family = FAMILIES[cell.family]
     if family.kind == "amortized" or getattr(model, "kind", "posterior") == "amortized":
         from harness.vae import fit_vae  # a VAE: encoder family × amortized model
@@ -252,7 +290,8 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         return fit_vae(cell, model, family, started)
     family.check(model)
     init_seed, fit_seed, eval_seed = tfp.random.split_seed(
-        tf.constant(cell.stateless_seed, tf.int32), n=3)
+        tf.constant(cell.stateless_seed, tf.int32), n=3
+    )
     if family.kind != "svi":
         return _fit_baseline(cell, model, family, started, init_seed, eval_seed)
     chunks = chunk_plan(cell.fit.num_steps)
@@ -273,13 +312,18 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
     else:
         compiled = _compile(
             lambda: family.build(model, seed=init_seed, **dict(cell.hyperparameters)),
-            model, cell, chunks, chunk_seeds[0])
+            model,
+            cell,
+            chunks,
+            chunk_seeds[0],
+        )
         surrogate_posterior, runners = compiled.surrogate_posterior, compiled.runners
         mode, fallback_reason = compiled.mode, compiled.fallback_reason
         first, first_seconds = compiled.first_losses, compiled.first_seconds
         if key is not None:
-            _LAST_COMPILED = _Compiled(key, model, surrogate_posterior, compiled.optimizer,
-                                       runners, mode, fallback_reason)
+            _LAST_COMPILED = _Compiled(
+                key, model, surrogate_posterior, compiled.optimizer, runners, mode, fallback_reason
+            )
     losses = [first]
     chunk_seconds = [first_seconds]
     if np.all(np.isfinite(first)):
@@ -292,8 +336,17 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
                 break
             if converged(losses, cell.fit.early_stopping_tolerance):
                 break
-    return _result(cell, model, surrogate_posterior, losses, chunk_seconds, mode,
-                   fallback_reason, started, eval_seed)
+    return _result(
+        cell,
+        model,
+        surrogate_posterior,
+        losses,
+        chunk_seconds,
+        mode,
+        fallback_reason,
+        started,
+        eval_seed,
+    )
 
 
 @dataclasses.dataclass
@@ -322,15 +375,29 @@ def _compile(build_surrogate, model, cell: Cell, chunks: list[int], first_seed) 
     fallback_reason = ""
     for mode in modes:
         surrogate_posterior = build_surrogate()
-        runners, optimizer = _chunk_runners(model, surrogate_posterior, cell, set(chunks),
-                                            mode == "xla")
+        runners, optimizer = _chunk_runners(
+            model, surrogate_posterior, cell, set(chunks), mode == "xla"
+        )
         try:
             t0 = time.perf_counter()
             first = runners[chunks[0]](first_seed).numpy()
-            return _FirstChunk(surrogate_posterior, runners, optimizer, mode, fallback_reason,
-                               first, time.perf_counter() - t0)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
-                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
+            return _FirstChunk(
+                surrogate_posterior,
+                runners,
+                optimizer,
+                mode,
+                fallback_reason,
+                first,
+                time.perf_counter() - t0,
+            )
+        except (
+            tf.errors.InvalidArgumentError,
+            tf.errors.UnimplementedError,
+            tf.errors.InternalError,
+            NotImplementedError,
+            TypeError,
+            ValueError,
+        ) as e:
             if mode != "xla":
                 raise
             fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
@@ -351,16 +418,28 @@ def _timings(chunk_seconds: list[float], steps: np.ndarray):
         compile_seconds = float("nan")
     first_fit = chunk_seconds[0] - (0.0 if math.isnan(compile_seconds) else compile_seconds)
     per_chunk_fit = np.array([first_fit] + list(chunk_seconds[1:]))
-    loss_seconds = np.concatenate([
-        start + (np.arange(1, n + 1) / n) * dur
-        for start, n, dur in zip(np.cumsum(per_chunk_fit) - per_chunk_fit, steps, per_chunk_fit,
-                                 strict=True)])
+    loss_seconds = np.concatenate(
+        [
+            start + (np.arange(1, n + 1) / n) * dur
+            for start, n, dur in zip(
+                np.cumsum(per_chunk_fit) - per_chunk_fit, steps, per_chunk_fit, strict=True
+            )
+        ]
+    )
     return compile_seconds, per_chunk_fit, loss_seconds
 
 
-def _result(cell: Cell, model, surrogate_posterior, chunk_losses: list[np.ndarray],
-            chunk_seconds: list[float], mode: str, fallback_reason: str, started: float,
-            eval_seed) -> FitResult:
+def _result(
+    cell: Cell,
+    model,
+    surrogate_posterior,
+    chunk_losses: list[np.ndarray],
+    chunk_seconds: list[float],
+    mode: str,
+    fallback_reason: str,
+    started: float,
+    eval_seed,
+) -> FitResult:
     """A fitted surrogate and its loss chunks → FitResult with every metric.
 
     A non-finite loss makes the cell ``diverged`` at that step: its trace stops there (the
@@ -381,7 +460,8 @@ def _result(cell: Cell, model, surrogate_posterior, chunk_losses: list[np.ndarra
         "steps_per_second": runtime.steps_per_second(num_steps_run, fit_seconds),
         "num_steps_run": float(num_steps_run),
         "num_gradient_evaluations": runtime.num_gradient_evaluations(
-            num_steps_run, cell.fit.sample_size, cell.fit.importance_sample_size),
+            num_steps_run, cell.fit.sample_size, cell.fit.importance_sample_size
+        ),
     }
     if not math.isnan(compile_seconds):
         metrics["compile_seconds"] = compile_seconds
@@ -393,7 +473,8 @@ def _result(cell: Cell, model, surrogate_posterior, chunk_losses: list[np.ndarra
 
         t0 = time.perf_counter()
         metrics["seconds_to_converge"] = runtime.seconds_to_converge(
-            losses, loss_seconds, cell.metrics.convergence_tolerance)
+            losses, loss_seconds, cell.metrics.convergence_tolerance
+        )
         evaluation = _evaluate(model, surrogate_posterior, cell, eval_seed)
         draws, log_weights = evaluation["draws"], evaluation["log_weights"]
         if not np.all(np.isfinite(draws)) or not np.all(np.isfinite(log_weights)):
@@ -403,22 +484,39 @@ def _result(cell: Cell, model, surrogate_posterior, chunk_losses: list[np.ndarra
             draws = None
         else:
             n = cell.fit.elbo_sample_size
-            metrics.update(posterior_metrics(
-                model, draws[:n], log_weights[:n],
-                gaussian=_gaussian_moments(surrogate_posterior),
-                importance_sample_size=cell.metrics.importance_sample_size,
-                iw_log_weights=log_weights, log_likelihood=evaluation["log_likelihood"],
-                kl_to_prior=evaluation["kl_to_prior"]))
+            metrics.update(
+                posterior_metrics(
+                    model,
+                    draws[:n],
+                    log_weights[:n],
+                    gaussian=_gaussian_moments(surrogate_posterior),
+                    importance_sample_size=cell.metrics.importance_sample_size,
+                    iw_log_weights=log_weights,
+                    log_likelihood=evaluation["log_likelihood"],
+                    kl_to_prior=evaluation["kl_to_prior"],
+                )
+            )
             draws = draws[: cell.fit.num_draws_kept].astype(np.float32)
         # Evaluation cost (draws, log densities and every metric), to compare with fit_seconds.
         metrics["metrics_seconds"] = time.perf_counter() - t0
     metrics["peak_memory_mb"] = runtime.peak_memory_mb()
     return FitResult(
-        cell=cell, status=status, reason=reason, losses=losses, loss_seconds=loss_seconds,
-        compile_seconds=compile_seconds, fit_seconds=fit_seconds, num_steps_run=num_steps_run,
-        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
-        fit_mode=mode, fallback_reason=fallback_reason, device=_device(), started_at=started,
-        diverged_step=diverged_step)
+        cell=cell,
+        status=status,
+        reason=reason,
+        losses=losses,
+        loss_seconds=loss_seconds,
+        compile_seconds=compile_seconds,
+        fit_seconds=fit_seconds,
+        num_steps_run=num_steps_run,
+        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
+        draws=draws,
+        fit_mode=mode,
+        fallback_reason=fallback_reason,
+        device=_device(),
+        started_at=started,
+        diverged_step=diverged_step,
+    )
 
 
 def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_seed) -> FitResult:
@@ -443,33 +541,51 @@ def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_see
         evaluation = _evaluate(model, outcome.surrogate_posterior, cell, eval_seed)
         draws, log_weights = evaluation["draws"], evaluation["log_weights"]
         n = cell.fit.elbo_sample_size
-        extra = dict(gaussian=_gaussian_moments(outcome.surrogate_posterior),
-                     iw_log_weights=log_weights, log_likelihood=evaluation["log_likelihood"],
-                     kl_to_prior=evaluation["kl_to_prior"])
+        extra = dict(
+            gaussian=_gaussian_moments(outcome.surrogate_posterior),
+            iw_log_weights=log_weights,
+            log_likelihood=evaluation["log_likelihood"],
+            kl_to_prior=evaluation["kl_to_prior"],
+        )
         draws, log_weights = draws[:n], log_weights[:n]
     else:
         draws = np.asarray(outcome.draws, np.float64)
         log_weights = np.full(draws.shape[0], np.nan)  # no density: log-weight metrics absent
         extra = {}
     status, reason = "ok", ""
-    if not np.all(np.isfinite(draws)) or (outcome.surrogate_posterior is not None
-                                          and not np.all(np.isfinite(log_weights))):
+    if not np.all(np.isfinite(draws)) or (
+        outcome.surrogate_posterior is not None and not np.all(np.isfinite(log_weights))
+    ):
         status, reason, draws = "diverged", f"{family.name} produced non-finite draws", None
     else:
-        metrics.update(posterior_metrics(
-            model, draws, log_weights,
-            importance_sample_size=cell.metrics.importance_sample_size, **extra))
+        metrics.update(
+            posterior_metrics(
+                model,
+                draws,
+                log_weights,
+                importance_sample_size=cell.metrics.importance_sample_size,
+                **extra,
+            )
+        )
         draws = draws[: cell.fit.num_draws_kept].astype(np.float32)
     metrics["metrics_seconds"] = time.perf_counter() - t0
     metrics["peak_memory_mb"] = runtime.peak_memory_mb()
     losses = np.asarray(outcome.losses, np.float64)
     return FitResult(
-        cell=cell, status=status, reason=reason, losses=losses,
+        cell=cell,
+        status=status,
+        reason=reason,
+        losses=losses,
         loss_seconds=np.linspace(0.0, outcome.fit_seconds, losses.size + 1)[1:],
-        compile_seconds=outcome.compile_seconds, fit_seconds=outcome.fit_seconds,
+        compile_seconds=outcome.compile_seconds,
+        fit_seconds=outcome.fit_seconds,
         num_steps_run=num_steps_run,
-        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
-        fit_mode=outcome.mode, device=_device(), started_at=started)
+        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
+        draws=draws,
+        fit_mode=outcome.mode,
+        device=_device(),
+        started_at=started,
+    )
 
 
 def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit: bool):
@@ -491,8 +607,14 @@ def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit:
         def run(seed):
             # tfp.vi.fit_surrogate_posterior is this same loop with the estimator fixed to
             # REPARAMETERIZATION.
-            return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
-                                     trainable_variables=variables, seed=seed)
+            return tfp.math.minimize(
+                loss_fn,
+                num_steps=num_steps,
+                optimizer=optimizer,
+                trainable_variables=variables,
+                seed=seed,
+            )
+
         return run
 
     return {size: make(size) for size in sizes}, optimizer
@@ -519,10 +641,14 @@ def variational_loss(model, surrogate_posterior, fit_settings):
 
     def loss_fn(seed=None):
         return tfp.vi.monte_carlo_variational_loss(
-            model.unnormalized_log_prob, surrogate_posterior,
+            model.unnormalized_log_prob,
+            surrogate_posterior,
             sample_size=fit_settings.sample_size,
             importance_sample_size=fit_settings.importance_sample_size,
-            gradient_estimator=estimator, stopped_surrogate_posterior=stopped, seed=seed)
+            gradient_estimator=estimator,
+            stopped_surrogate_posterior=stopped,
+            seed=seed,
+        )
 
     return loss_fn
 
@@ -538,7 +664,7 @@ def converged(chunk_losses: list[np.ndarray], tolerance: float) -> bool:
     ``_STOPPING_PATIENCE`` pairs of consecutive chunks.  ``tolerance = 0`` never stops."""
     if tolerance <= 0 or len(chunk_losses) <= _STOPPING_PATIENCE:
         return False
-    means = np.array([np.mean(c) for c in chunk_losses[-_STOPPING_PATIENCE - 1:]])
+    means = np.array([np.mean(c) for c in chunk_losses[-_STOPPING_PATIENCE - 1 :]])
     changes = np.abs(np.diff(means)) / np.maximum(1.0, np.abs(means[:-1]))
     return bool(np.all(changes < tolerance))
 
@@ -593,14 +719,18 @@ def _evaluate(model, surrogate_posterior, cell: Cell, seed) -> dict[str, Any]:
     n = iw_draws_needed(cell.fit.elbo_sample_size, cell.metrics.importance_sample_size)
     z, log_q = surrogate_posterior.experimental_sample_and_log_prob(n, seed=seed)
     log_weights = model.unnormalized_log_prob(z) - log_q
-    out = {"draws": z.numpy().astype(np.float64),
-           "log_weights": log_weights.numpy().astype(np.float64),
-           "log_likelihood": None, "kl_to_prior": None}
+    out = {
+        "draws": z.numpy().astype(np.float64),
+        "log_weights": log_weights.numpy().astype(np.float64),
+        "log_likelihood": None,
+        "kl_to_prior": None,
+    }
     if model.log_likelihood is not None and model.prior_distribution is not None:
         out["kl_to_prior"] = _kl_to_prior(surrogate_posterior, model.prior_distribution)
         if out["kl_to_prior"] is not None:
             out["log_likelihood"] = np.asarray(
-                model.log_likelihood(z[: cell.fit.elbo_sample_size]), np.float64)
+                model.log_likelihood(z[: cell.fit.elbo_sample_size]), np.float64
+            )
     return out
 
 
@@ -614,8 +744,9 @@ def _kl_to_prior(surrogate_posterior, prior) -> float | None:
 
     tfd, tfb = tfp.distributions, tfp.bijectors
     candidates = [surrogate_posterior]
-    if (isinstance(surrogate_posterior, tfd.TransformedDistribution)
-            and isinstance(surrogate_posterior.bijector, tfb.Identity)):
+    if isinstance(surrogate_posterior, tfd.TransformedDistribution) and isinstance(
+        surrogate_posterior.bijector, tfb.Identity
+    ):
         candidates.append(surrogate_posterior.distribution)
     for q in candidates:
         try:
@@ -630,11 +761,12 @@ def _gaussian_moments(surrogate_posterior):
     import tensorflow_probability as tfp
 
     tfd, tfb = tfp.distributions, tfp.bijectors
-    gaussians = (tfd.MultivariateNormalLinearOperator,
-                 tfd.MultivariateNormalDiagPlusLowRankCovariance)
+    gaussians = (
+        tfd.MultivariateNormalLinearOperator,
+        tfd.MultivariateNormalDiagPlusLowRankCovariance,
+    )
     base = surrogate_posterior
-    if (isinstance(base, tfd.TransformedDistribution)
-            and isinstance(base.bijector, tfb.Identity)):
+    if isinstance(base, tfd.TransformedDistribution) and isinstance(base.bijector, tfb.Identity):
         base = base.distribution
     if isinstance(base, gaussians) and base.batch_shape.ndims == 0:
         return (np.asarray(base.mean(), np.float64), np.asarray(base.covariance(), np.float64))

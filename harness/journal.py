@@ -161,9 +161,14 @@ def _parse(lines: list[str]) -> Iterator[Entry]:
 
 # --- encoding ------------------------------------------------------------------------------------
 
+
 def _encode_entry(entry: Entry) -> dict[str, Any]:
-    record: dict[str, Any] = {"version": FORMAT_VERSION, "entry_id": entry.entry_id,
-                              "kind": entry.kind, "parent_run_id": entry.parent_run_id}
+    record: dict[str, Any] = {
+        "version": FORMAT_VERSION,
+        "entry_id": entry.entry_id,
+        "kind": entry.kind,
+        "parent_run_id": entry.parent_run_id,
+    }
     if entry.kind == "cell":
         record["result"] = encode_result(entry.result)
     else:
@@ -173,8 +178,13 @@ def _encode_entry(entry: Entry) -> dict[str, Any]:
 
 def _decode_entry(record: dict[str, Any]) -> Entry:
     result = decode_result(record["result"]) if record["kind"] == "cell" else None
-    return Entry(record["entry_id"], record["kind"], record["parent_run_id"], result=result,
-                 sweep_status=record.get("sweep_status", ""))
+    return Entry(
+        record["entry_id"],
+        record["kind"],
+        record["parent_run_id"],
+        result=result,
+        sweep_status=record.get("sweep_status", ""),
+    )
 
 
 def encode_result(result) -> dict[str, Any]:
@@ -198,8 +208,9 @@ def decode_result(record: dict[str, Any]):
 
     cell = _decode_cell(record["cell"])
     if cell.cell_id != record["cell_id"]:
-        raise ValueError(f"journal entry of cell {record['cell_id']} rebuilds as cell "
-                         f"{cell.cell_id}")
+        raise ValueError(
+            f"journal entry of cell {record['cell_id']} rebuilds as cell {cell.cell_id}"
+        )
     names = {f.name for f in dataclasses.fields(FitResult)}
     values = {k: _decode_value(v) for k, v in record.items() if k in names and k != "cell"}
     return FitResult(cell=cell, **values)
@@ -247,5 +258,14 @@ def _decode_value(value):
     return value
 
 
-__all__ = ["JOURNAL_NAME", "Entry", "append_result", "append_sweep_end", "decode_result",
-           "encode_result", "journal_path", "read", "remove"]
+__all__ = [
+    "JOURNAL_NAME",
+    "Entry",
+    "append_result",
+    "append_sweep_end",
+    "decode_result",
+    "encode_result",
+    "journal_path",
+    "read",
+    "remove",
+]

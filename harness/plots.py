@@ -30,8 +30,7 @@ import pandas as pd  # noqa: E402
 from matplotlib import colors, ticker  # noqa: E402
 
 # Okabe & Ito (2008) palette, black last.
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-             "#000000"]
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
 UNKNOWN_COLOR = "#7F7F7F"
 REFERENCE_COLOR = "#BBBBBB"
@@ -78,8 +77,11 @@ def _family_info(table: pd.DataFrame) -> dict[str, tuple[float, str, str]]:
         order = float(first.get("family_order", np.nan))
         label = first.get("family_pretty_name") or family
         kind = first.get("family_kind") or "svi"
-        info[family] = (order, label if isinstance(label, str) else family,
-                        kind if isinstance(kind, str) else "svi")
+        info[family] = (
+            order,
+            label if isinstance(label, str) else family,
+            kind if isinstance(kind, str) else "svi",
+        )
     return dict(sorted(info.items(), key=lambda kv: (_order_key(kv[1][0]), kv[0])))
 
 
@@ -95,17 +97,32 @@ def _style(family: str, order: float, label: str, kind: str) -> dict:
         color = UNKNOWN_COLOR
         marker = MARKERS[zlib.crc32(family.encode()) % len(MARKERS)]
     baseline = kind not in ("svi", "amortized")  # amortized: VAE encoder families
-    return {"color": color, "marker": marker, "label": label, "kind": kind,
-            "baseline": baseline, "linestyle": "--" if baseline else "-",
-            "facecolor": "white" if baseline else color}
+    return {
+        "color": color,
+        "marker": marker,
+        "label": label,
+        "kind": kind,
+        "baseline": baseline,
+        "linestyle": "--" if baseline else "-",
+        "facecolor": "white" if baseline else color,
+    }
 
 
 def _rc(style: str) -> dict:
     size = STYLES[style][3]
-    return {"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": size, "axes.titlesize": size,
-            "axes.labelsize": size, "legend.fontsize": size - 1, "xtick.labelsize": size - 1,
-            "ytick.labelsize": size - 1, "axes.spines.top": False, "axes.spines.right": False,
-            "figure.constrained_layout.use": True}
+    return {
+        "pdf.fonttype": 42,
+        "ps.fonttype": 42,
+        "font.size": size,
+        "axes.titlesize": size,
+        "axes.labelsize": size,
+        "legend.fontsize": size - 1,
+        "xtick.labelsize": size - 1,
+        "ytick.labelsize": size - 1,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "figure.constrained_layout.use": True,
+    }
 
 
 def _grid(n: int, style: str, *, max_cols: int = MAX_PANELS_PER_ROW, extra_height: float = 0.5):
@@ -114,8 +131,9 @@ def _grid(n: int, style: str, *, max_cols: int = MAX_PANELS_PER_ROW, extra_heigh
     ncols = min(max_cols, max(1, n))
     nrows = max(1, math.ceil(n / ncols))
     width = column if ncols == 1 else page
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, row_height * nrows + extra_height),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width, row_height * nrows + extra_height), squeeze=False
+    )
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat)[:n]
@@ -148,19 +166,31 @@ def _legend(fig, styles: Mapping[str, dict], families, extra=(), ncols: int = 4)
     handles, labels = [], []
     for family in families:
         st = styles[family]
-        handles.append(plt.Line2D([], [], color=st["color"], marker=st["marker"],
-                                  markerfacecolor=st["facecolor"], linestyle=st["linestyle"]))
+        handles.append(
+            plt.Line2D(
+                [],
+                [],
+                color=st["color"],
+                marker=st["marker"],
+                markerfacecolor=st["facecolor"],
+                linestyle=st["linestyle"],
+            )
+        )
         labels.append(st["label"])
     for handle, label in extra:
         handles.append(handle)
         labels.append(label)
     if handles:
-        fig.legend(handles, labels, loc="outside lower center",
-                   ncols=min(len(handles), ncols), frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncols=min(len(handles), ncols),
+            frameon=False,
+        )
 
 
-def _save(fig, stem: Path, formats: tuple[str, ...] = ("pdf", "png"), dpi: int = 150
-          ) -> list[Path]:
+def _save(fig, stem: Path, formats: tuple[str, ...] = ("pdf", "png"), dpi: int = 150) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in formats:
@@ -198,8 +228,9 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def quality_metric_for(table: pd.DataFrame, model: str, preferred: str,
-                       fallbacks: tuple[str, ...]) -> str | None:
+def quality_metric_for(
+    table: pd.DataFrame, model: str, preferred: str, fallbacks: tuple[str, ...]
+) -> str | None:
     """``preferred`` if some ok cell of ``model`` has it, else the first fallback that does."""
     rows = _ok(table)
     rows = rows[rows["model"] == model]
@@ -209,8 +240,14 @@ def quality_metric_for(table: pd.DataFrame, model: str, preferred: str,
     return None
 
 
-def quality_vs_speed(table: pd.DataFrame, stem: Path, metric: str, *, style: str = "paper",
-                     fallbacks: tuple[str, ...] = ()) -> list[Path]:
+def quality_vs_speed(
+    table: pd.DataFrame,
+    stem: Path,
+    metric: str,
+    *,
+    style: str = "paper",
+    fallbacks: tuple[str, ...] = (),
+) -> list[Path]:
     """Quality (lower is better) against ``fit_seconds`` (log x), one panel per model.
 
     One small point per seed, one large point per family at the mean over seeds, and the
@@ -238,15 +275,36 @@ def quality_vs_speed(table: pd.DataFrame, stem: Path, metric: str, *, style: str
             for family in [f for f in styles if f in means.index]:
                 st = styles[family]
                 sub = rows[rows["family"] == family]
-                ax.scatter(sub["fit_seconds"], sub[used], s=10, color=st["color"],
-                           marker=st["marker"], alpha=0.35, linewidths=0)
-                ax.scatter(means.loc[family, "fit_seconds"], means.loc[family, used], s=45,
-                           marker=st["marker"], facecolors=st["facecolor"],
-                           edgecolors=st["color"], linewidths=1.2, zorder=3)
+                ax.scatter(
+                    sub["fit_seconds"],
+                    sub[used],
+                    s=10,
+                    color=st["color"],
+                    marker=st["marker"],
+                    alpha=0.35,
+                    linewidths=0,
+                )
+                ax.scatter(
+                    means.loc[family, "fit_seconds"],
+                    means.loc[family, used],
+                    s=45,
+                    marker=st["marker"],
+                    facecolors=st["facecolor"],
+                    edgecolors=st["color"],
+                    linewidths=1.2,
+                    zorder=3,
+                )
             if len(means) > 1:
                 front = pareto_front(means["fit_seconds"].to_numpy(), means[used].to_numpy())
-                ax.step(means["fit_seconds"].to_numpy()[front], means[used].to_numpy()[front],
-                        where="post", color="0.4", linestyle=":", linewidth=1, zorder=2)
+                ax.step(
+                    means["fit_seconds"].to_numpy()[front],
+                    means[used].to_numpy()[front],
+                    where="post",
+                    color="0.4",
+                    linestyle=":",
+                    linewidth=1,
+                    zorder=2,
+                )
             _log_time_axis(ax)
             values = rows[used].to_numpy()
             if values.size and values.min() > 0 and values.max() / values.min() > 20:
@@ -273,8 +331,9 @@ SMOOTHING_FRACTION = 0.02
 GRID_POINTS = 200
 
 
-def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
-                 style: str = "paper") -> list[Path]:
+def elbo_vs_time(
+    histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *, style: str = "paper"
+) -> list[Path]:
     """ELBO (−loss, smoothed) against fit time, one panel per model, one line per family.
 
     Args:
@@ -299,8 +358,11 @@ def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
             ax.set_ylabel("ELBO (nats)")
             finals, tops = [], []
             for family in styles:
-                ids = [r for r in runs.index[(runs["model"] == model) & (runs["family"] == family)]
-                       if r in by_run]
+                ids = [
+                    r
+                    for r in runs.index[(runs["model"] == model) & (runs["family"] == family)]
+                    if r in by_run
+                ]
                 curves = [_curve(by_run[r]) for r in ids]
                 curves = [c for c in curves if c[0].size > 1]
                 if not curves:
@@ -308,8 +370,9 @@ def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
                 lo = min(c[0][0] for c in curves)
                 hi = max(c[0][-1] for c in curves)
                 grid = np.geomspace(lo, hi, GRID_POINTS)
-                stacked = np.array([np.interp(grid, t, v, left=np.nan, right=np.nan)
-                                    for t, v in curves])
+                stacked = np.array(
+                    [np.interp(grid, t, v, left=np.nan, right=np.nan) for t, v in curves]
+                )
                 finite = np.isfinite(stacked)
                 # The band spans every seed's range; the mean line only where at least half the
                 # seeds have data (else it would follow the one slowest seed alone).
@@ -322,11 +385,13 @@ def elbo_vs_time(histories: pd.DataFrame, table: pd.DataFrame, stem: Path, *,
                     low = np.nanmin(stacked[:, valid], axis=0)
                     high = np.nanmax(stacked[:, valid], axis=0)
                 st = styles[family]
-                ax.plot(grid[common], mean, color=st["color"], linestyle=st["linestyle"],
-                        linewidth=1.2)
+                ax.plot(
+                    grid[common], mean, color=st["color"], linestyle=st["linestyle"], linewidth=1.2
+                )
                 if len(curves) > 1:
-                    ax.fill_between(grid[valid], low, high, color=st["color"], alpha=0.2,
-                                    linewidth=0)
+                    ax.fill_between(
+                        grid[valid], low, high, color=st["color"], alpha=0.2, linewidth=0
+                    )
                 finals.append(mean[-1])
                 tops.append(np.nanmax(high))
                 if family not in shown:
@@ -384,12 +449,14 @@ def khat_heatmap(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> li
                 v = values[i, j]
                 text = "–" if not np.isfinite(v) else f"{v:.2f}"
                 dark = np.isfinite(v) and abs(norm(v) - 0.5) > 0.3
-                ax.text(j, i, text, ha="center", va="center",
-                        color="white" if dark else "black")
-        ax.set_xticks(range(len(families)), [styles[f]["label"] for f in families],
-                      rotation=30 if len(families) > 4 else 0,
-                      ha="right" if len(families) > 4 else "center",
-                      rotation_mode="anchor")
+                ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
+        ax.set_xticks(
+            range(len(families)),
+            [styles[f]["label"] for f in families],
+            rotation=30 if len(families) > 4 else 0,
+            ha="right" if len(families) > 4 else "center",
+            rotation_mode="anchor",
+        )
         ax.set_yticks(range(len(models)), [_wrap(titles[m]) for m in models])
         ax.spines[:].set_visible(False)
         ax.tick_params(length=0)
@@ -421,7 +488,8 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
         if "std_ratio_geomean" in ok:
             rows = ok[ok["std_ratio_geomean"] > 0]
             stats = rows.groupby(["model", "family"])["std_ratio_geomean"].agg(
-                ["mean", "std", "count"])
+                ["mean", "std", "count"]
+            )
             offsets = np.linspace(-0.3, 0.3, len(families)) if len(families) > 1 else [0.0]
             for j, family in enumerate(families):
                 st = styles[family]
@@ -432,30 +500,54 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
                     se = s["std"] / math.sqrt(s["count"]) if s["count"] > 1 else 0.0
                     x = i + offsets[j]
                     seeds = rows[(rows["model"] == model) & (rows["family"] == family)]
-                    ax.scatter(np.full(len(seeds), x), seeds["std_ratio_geomean"], s=8,
-                               color=st["color"], alpha=0.35, linewidths=0)
-                    ax.errorbar(x, s["mean"], yerr=se, color=st["color"], marker=st["marker"],
-                                markerfacecolor=st["facecolor"], markersize=5, capsize=2,
-                                linewidth=1)
+                    ax.scatter(
+                        np.full(len(seeds), x),
+                        seeds["std_ratio_geomean"],
+                        s=8,
+                        color=st["color"],
+                        alpha=0.35,
+                        linewidths=0,
+                    )
+                    ax.errorbar(
+                        x,
+                        s["mean"],
+                        yerr=se,
+                        color=st["color"],
+                        marker=st["marker"],
+                        markerfacecolor=st["facecolor"],
+                        markersize=5,
+                        capsize=2,
+                        linewidth=1,
+                    )
                     if family not in shown:
                         shown.append(family)
         if not shown:
             _empty(ax, "no std_ratio_geomean")
         _log_time_axis(ax, "y")  # same 1-2-5 log labels as the time axes
-        ax.set_xticks(range(len(models)), [_wrap(titles[m]) for m in models],
-                      rotation=30 if len(models) > 2 else 0,
-                      ha="right" if len(models) > 2 else "center", rotation_mode="anchor")
+        ax.set_xticks(
+            range(len(models)),
+            [_wrap(titles[m]) for m in models],
+            rotation=30 if len(models) > 2 else 0,
+            ha="right" if len(models) > 2 else "center",
+            rotation_mode="anchor",
+        )
         ax.set_xlim(-0.6, len(models) - 0.4)
         ax.set_ylabel("std ratio q / reference\n(geometric mean, log scale)")
         ax.grid(True, axis="y", which="major", alpha=0.3)
         ref = plt.Line2D([], [], color="0.3", linestyle="--", linewidth=0.8)
-        _legend(fig, styles, shown, [(ref, "calibrated (ratio 1)")],
-                ncols=2 if width < STYLES[style][1] else 4)
+        _legend(
+            fig,
+            styles,
+            shown,
+            [(ref, "calibrated (ratio 1)")],
+            ncols=2 if width < STYLES[style][1] else 4,
+        )
         return _save(fig, stem)
 
 
-def _reference_density(ax, i: int, reference: Mapping | None, bins, *,
-                       stairs: bool = False) -> None:
+def _reference_density(
+    ax, i: int, reference: Mapping | None, bins, *, stairs: bool = False
+) -> None:
     if reference is None:
         return
     draws = reference.get("draws")
@@ -467,8 +559,12 @@ def _reference_density(ax, i: int, reference: Mapping | None, bins, *,
     elif reference.get("mean") is not None:
         mean, std = float(reference["mean"][i]), float(reference["standard_deviation"][i])
         x = np.linspace(bins[0], bins[-1], 200)
-        ax.fill_between(x, np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi)),
-                        color=REFERENCE_COLOR, linewidth=0)
+        ax.fill_between(
+            x,
+            np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi)),
+            color=REFERENCE_COLOR,
+            linewidth=0,
+        )
 
 
 def _bins(arrays: list[np.ndarray], n: int = 30) -> np.ndarray:
@@ -500,8 +596,15 @@ def _reference_arrays(reference: Mapping | None, i: int) -> list[np.ndarray]:
     return []
 
 
-def marginals(draws: Mapping[str, np.ndarray], reference: Mapping | None, stem: Path, *,
-              table: pd.DataFrame, title: str, style: str = "paper") -> list[Path]:
+def marginals(
+    draws: Mapping[str, np.ndarray],
+    reference: Mapping | None,
+    stem: Path,
+    *,
+    table: pd.DataFrame,
+    title: str,
+    style: str = "paper",
+) -> list[Path]:
     """Marginals of q (one outline per family) over the reference, first 6 coordinates.
 
     Args:
@@ -528,9 +631,15 @@ def marginals(draws: Mapping[str, np.ndarray], reference: Mapping | None, stem: 
             for family in styles:
                 if family in draws and draws[family].shape[1] > i:
                     st = styles[family]
-                    ax.hist(draws[family][:, i], bins=_own_bins(draws[family][:, i], bins),
-                            density=True, histtype="step", color=st["color"],
-                            linestyle=st["linestyle"], linewidth=1.2)
+                    ax.hist(
+                        draws[family][:, i],
+                        bins=_own_bins(draws[family][:, i], bins),
+                        density=True,
+                        histtype="step",
+                        color=st["color"],
+                        linestyle=st["linestyle"],
+                        linewidth=1.2,
+                    )
             ax.set_xlabel(f"z[{i}] (model scale)")
             ax.set_ylabel("density")
             ax.set_yticks([])
@@ -540,8 +649,15 @@ def marginals(draws: Mapping[str, np.ndarray], reference: Mapping | None, stem: 
         return _save(fig, stem)
 
 
-def cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
-                loss_seconds: np.ndarray, reference: Mapping | None, title: str) -> Path:
+def cell_figure(
+    path: Path,
+    *,
+    draws: np.ndarray | None,
+    losses: np.ndarray,
+    loss_seconds: np.ndarray,
+    reference: Mapping | None,
+    title: str,
+) -> Path:
     """Small per-cell PNG for the MLflow run page: q's marginals (up to 6) over the reference,
     and the loss curve.  Cheap on purpose (one figure, low dpi, no PDF)."""
     d = 0 if draws is None else min(MAX_MARGINALS, draws.shape[1])
@@ -552,16 +668,24 @@ def cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
     width = panel * d + loss_panel
     with plt.rc_context(rc):
         fig = plt.figure(figsize=(width, height))
-        grid = fig.add_gridspec(1, d + 1, width_ratios=[panel] * d + [loss_panel],
-                                left=0.15 / width, right=1 - 0.65 / width, bottom=0.24,
-                                top=0.84, wspace=0.25)
+        grid = fig.add_gridspec(
+            1,
+            d + 1,
+            width_ratios=[panel] * d + [loss_panel],
+            left=0.15 / width,
+            right=1 - 0.65 / width,
+            bottom=0.24,
+            top=0.84,
+            wspace=0.25,
+        )
         axes = [fig.add_subplot(grid[0, i]) for i in range(d + 1)]
         fig.suptitle(title)
         for i, ax in enumerate(axes[:d]):
             bins = _bins([draws[:, i], *_reference_arrays(reference, i)], n=25)
             _reference_density(ax, i, reference, bins, stairs=True)
-            counts, edges = np.histogram(draws[:, i], bins=_own_bins(draws[:, i], bins, n=20),
-                                         density=True)
+            counts, edges = np.histogram(
+                draws[:, i], bins=_own_bins(draws[:, i], bins, n=20), density=True
+            )
             ax.stairs(counts, edges, color=OKABE_ITO[0], linewidth=1.0)
             ax.set_xlabel(f"z[{i}]")
             ax.set_yticks([])
@@ -573,7 +697,7 @@ def cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
             ax.plot(loss_seconds[finite], losses[finite], color="0.75", linewidth=0.5)
             final = smooth(losses[finite], window)
             ax.plot(loss_seconds[finite], final, color=OKABE_ITO[3], linewidth=1.0)
-            tail = final[final.size // 5:]
+            tail = final[final.size // 5 :]
             span = max(float(np.ptp(tail)), 1.0)
             ax.set_ylim(float(tail.min()) - 0.2 * span, float(tail.max()) + 0.5 * span)
         else:
@@ -591,8 +715,14 @@ def cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
 MAX_VSBC_PANELS = 9
 
 
-def vsbc_histogram(probabilities: np.ndarray, pvalues: np.ndarray, stem: Path, *,
-                   title: str = "", style: str = "paper") -> list[Path]:
+def vsbc_histogram(
+    probabilities: np.ndarray,
+    pvalues: np.ndarray,
+    stem: Path,
+    *,
+    title: str = "",
+    style: str = "paper",
+) -> list[Path]:
     """VSBC: histogram of ``Pr_q(θ_i < θ_true_i)`` over simulations, one panel per coordinate.
 
     The filled bars are p, the black outline is 1 − p (the mirror image the asymmetry test
@@ -611,8 +741,15 @@ def vsbc_histogram(probabilities: np.ndarray, pvalues: np.ndarray, stem: Path, *
         for ax, i in zip(axes, shown, strict=True):
             p = probabilities[:, i]
             ax.hist(p, bins=bins, density=True, color=OKABE_ITO[0], alpha=0.7, label="p")
-            ax.hist(1.0 - p, bins=bins, density=True, histtype="step", color="black",
-                    linewidth=0.9, label="1 − p")
+            ax.hist(
+                1.0 - p,
+                bins=bins,
+                density=True,
+                histtype="step",
+                color="black",
+                linewidth=0.9,
+                label="1 − p",
+            )
             ax.axhline(1.0, color="0.4", linestyle="--", linewidth=0.8)
             ax.set_xlim(0, 1)
             ax.set_title(f"$\\theta_{{{i}}}$: KS p = {pvalues[i]:.2g}")
@@ -625,9 +762,23 @@ def vsbc_histogram(probabilities: np.ndarray, pvalues: np.ndarray, stem: Path, *
         return _save(fig, stem)
 
 
-__all__ = ["KHAT_BANDS", "MARKERS", "OKABE_ITO", "STYLES", "cell_figure", "elbo_vs_time",
-           "family_styles", "khat_heatmap", "marginals", "pareto_front", "quality_metric_for",
-           "quality_vs_speed", "smooth", "std_ratio", "vsbc_histogram"]
+__all__ = [
+    "KHAT_BANDS",
+    "MARKERS",
+    "OKABE_ITO",
+    "STYLES",
+    "cell_figure",
+    "elbo_vs_time",
+    "family_styles",
+    "khat_heatmap",
+    "marginals",
+    "pareto_front",
+    "quality_metric_for",
+    "quality_vs_speed",
+    "smooth",
+    "std_ratio",
+    "vsbc_histogram",
+]
 
 
 # --- VAE experiments (amortized models: harness.vae) --------------------------------------------
@@ -637,15 +788,18 @@ __all__ = ["KHAT_BANDS", "MARKERS", "OKABE_ITO", "STYLES", "cell_figure", "elbo_
 VAE_IMAGE_ROWS = {"test images": 16, "reconstructions": 16, "prior samples": 16}
 VAE_IMAGE_SHAPE = (8, 8)
 VAE_MOSAIC_COLUMNS = 8
-METRIC_LABELS.update({
-    "test_iw_elbo": "test log-likelihood, IW bound (nats/image)",
-    "test_elbo": "test ELBO (nats/image)",
-    "amortization_gap": "amortization gap (nats/image)",
-})
+METRIC_LABELS.update(
+    {
+        "test_iw_elbo": "test log-likelihood, IW bound (nats/image)",
+        "test_elbo": "test ELBO (nats/image)",
+        "amortization_gap": "amortization gap (nats/image)",
+    }
+)
 
 
-def mosaic(images: np.ndarray, shape: tuple[int, int] = VAE_IMAGE_SHAPE,
-           columns: int = VAE_MOSAIC_COLUMNS) -> np.ndarray:
+def mosaic(
+    images: np.ndarray, shape: tuple[int, int] = VAE_IMAGE_SHAPE, columns: int = VAE_MOSAIC_COLUMNS
+) -> np.ndarray:
     """Flat images ``[n, h·w]`` → one ``[rows·(h+1)−1, columns·(w+1)−1]`` array, a 1-pixel
     gap (NaN, drawn as background) between images."""
     h, w = shape
@@ -654,8 +808,7 @@ def mosaic(images: np.ndarray, shape: tuple[int, int] = VAE_IMAGE_SHAPE,
     out = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan)
     for i in range(n):
         r, c = divmod(i, columns)
-        out[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = \
-            images[i].reshape(h, w)
+        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = images[i].reshape(h, w)
     return out
 
 
@@ -663,7 +816,7 @@ def split_vae_images(draws: np.ndarray) -> dict[str, np.ndarray]:
     """A VAE cell's kept images ``[48, 64]`` → name → ``[16, 64]`` (:data:`VAE_IMAGE_ROWS`)."""
     out, start = {}, 0
     for name, rows in VAE_IMAGE_ROWS.items():
-        out[name] = draws[start:start + rows]
+        out[name] = draws[start : start + rows]
         start += rows
     return out
 
@@ -677,8 +830,9 @@ def _image(ax, images: np.ndarray) -> None:
         spine.set_visible(False)
 
 
-def vae_images(images: Mapping[str, np.ndarray], labels: Mapping[str, str], stem: Path, *,
-               style: str = "paper") -> list[Path]:
+def vae_images(
+    images: Mapping[str, np.ndarray], labels: Mapping[str, str], stem: Path, *, style: str = "paper"
+) -> list[Path]:
     """One row per encoder family: test images, their reconstructions and decoded prior
     draws, as pixel probabilities (white 0, black 1).
 
@@ -691,8 +845,9 @@ def vae_images(images: Mapping[str, np.ndarray], labels: Mapping[str, str], stem
     panels = list(VAE_IMAGE_ROWS)
     with plt.rc_context(_rc(style)):
         height = 0.95 * page / len(panels) * 2 / 8 * max(1, len(families)) + 0.5
-        fig, axes = plt.subplots(max(1, len(families)), len(panels), figsize=(page, height),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            max(1, len(families)), len(panels), figsize=(page, height), squeeze=False
+        )
         for row, family in enumerate(families):
             parts = split_vae_images(images[family])
             for col, name in enumerate(panels):
@@ -701,15 +856,15 @@ def vae_images(images: Mapping[str, np.ndarray], labels: Mapping[str, str], stem
                 if row == 0:
                     ax.set_title(name)
                 if col == 0:  # horizontal row label: a long name never outgrows its row
-                    ax.set_ylabel(_wrap(labels.get(family, family), 12), rotation=0,
-                                  ha="right", va="center")
+                    ax.set_ylabel(
+                        _wrap(labels.get(family, family), 12), rotation=0, ha="right", va="center"
+                    )
         if not families:
             _empty(axes[0, 0], "no images")
         return _save(fig, stem)
 
 
-def vae_likelihood_vs_time(table: pd.DataFrame, stem: Path, *, style: str = "paper"
-                           ) -> list[Path]:
+def vae_likelihood_vs_time(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[Path]:
     """Test log-likelihood (``test_iw_elbo``, ± 2 Monte Carlo standard errors) and test ELBO
     against fit time (log x), one point per cell, one colour per encoder family."""
     ok = _ok(table)
@@ -727,17 +882,24 @@ def vae_likelihood_vs_time(table: pd.DataFrame, stem: Path, *, style: str = "pap
             for family, st in styles.items():
                 sub = ok[ok["family"] == family]
                 err = 2 * sub[se] if se in sub else None
-                ax.errorbar(sub["fit_seconds"], sub[metric], yerr=err, color=st["color"],
-                            marker=st["marker"], markerfacecolor=st["facecolor"],
-                            linestyle="none", markersize=4, capsize=2)
+                ax.errorbar(
+                    sub["fit_seconds"],
+                    sub[metric],
+                    yerr=err,
+                    color=st["color"],
+                    marker=st["marker"],
+                    markerfacecolor=st["facecolor"],
+                    linestyle="none",
+                    markersize=4,
+                    capsize=2,
+                )
             _log_time_axis(ax)
             ax.grid(True, which="major", alpha=0.3)
         _legend(fig, styles, list(styles))
         return _save(fig, stem)
 
 
-def vae_amortization_gap(table: pd.DataFrame, stem: Path, *, style: str = "paper"
-                         ) -> list[Path]:
+def vae_amortization_gap(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[Path]:
     """Amortization gap per encoder family: one point per seed (± 2 Monte Carlo standard
     errors), a bar at the mean over seeds; 0 (no cost of amortization) as a line."""
     ok = _ok(table)
@@ -747,17 +909,32 @@ def vae_amortization_gap(table: pd.DataFrame, stem: Path, *, style: str = "paper
     with plt.rc_context(_rc(style)):
         fig, ax = plt.subplots(figsize=(column, row_height + 0.4))
         ax.axhline(0.0, color="0.5", linewidth=0.8)
-        names = [f for f in styles if "amortization_gap" in ok
-                 and ok.loc[ok["family"] == f, "amortization_gap"].notna().any()]
+        names = [
+            f
+            for f in styles
+            if "amortization_gap" in ok
+            and ok.loc[ok["family"] == f, "amortization_gap"].notna().any()
+        ]
         for i, family in enumerate(names):
             st = styles[family]
             sub = ok[(ok["family"] == family) & ok["amortization_gap"].notna()]
             ax.bar(i, sub["amortization_gap"].mean(), color=st["color"], alpha=0.35, width=0.6)
             offsets = np.linspace(-0.15, 0.15, len(sub)) if len(sub) > 1 else np.zeros(1)
-            err = 2 * sub["amortization_gap_standard_error"] \
-                if "amortization_gap_standard_error" in sub else None
-            ax.errorbar(i + offsets, sub["amortization_gap"], yerr=err, color=st["color"],
-                        marker=st["marker"], linestyle="none", markersize=4, capsize=2)
+            err = (
+                2 * sub["amortization_gap_standard_error"]
+                if "amortization_gap_standard_error" in sub
+                else None
+            )
+            ax.errorbar(
+                i + offsets,
+                sub["amortization_gap"],
+                yerr=err,
+                color=st["color"],
+                marker=st["marker"],
+                linestyle="none",
+                markersize=4,
+                capsize=2,
+            )
         ax.set_xticks(range(len(names)), [_wrap(styles[f]["label"]) for f in names])
         ax.set_ylabel(_wrap(METRIC_LABELS["amortization_gap"], 22))
         if not names:
@@ -766,13 +943,20 @@ def vae_amortization_gap(table: pd.DataFrame, stem: Path, *, style: str = "paper
         return _save(fig, stem)
 
 
-def vae_cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
-                    loss_seconds: np.ndarray, title: str) -> Path:
+def vae_cell_figure(
+    path: Path,
+    *,
+    draws: np.ndarray | None,
+    losses: np.ndarray,
+    loss_seconds: np.ndarray,
+    title: str,
+) -> Path:
     """Small per-cell PNG of a VAE cell: its kept images and the training loss curve."""
     rc = {**_rc("paper"), "figure.constrained_layout.use": True}
     with plt.rc_context(rc):
-        fig, axes = plt.subplots(1, 4, figsize=(8.0, 1.9),
-                                 gridspec_kw={"width_ratios": [1.6, 1.6, 1.6, 1.4]})
+        fig, axes = plt.subplots(
+            1, 4, figsize=(8.0, 1.9), gridspec_kw={"width_ratios": [1.6, 1.6, 1.6, 1.4]}
+        )
         fig.suptitle(title)
         parts = split_vae_images(draws) if draws is not None else {}
         for ax, name in zip(axes[:3], VAE_IMAGE_ROWS, strict=True):
@@ -785,7 +969,7 @@ def vae_cell_figure(path: Path, *, draws: np.ndarray | None, losses: np.ndarray,
         finite = np.isfinite(losses)
         if finite.any():
             ax.plot(loss_seconds[finite], losses[finite], color="0.6", linewidth=0.5)
-            tail = losses[finite][losses[finite].size // 5:]
+            tail = losses[finite][losses[finite].size // 5 :]
             span = max(float(np.ptp(tail)), 1.0)
             ax.set_ylim(float(tail.min()) - 0.2 * span, float(tail.max()) + 0.5 * span)
         else:

@@ -36,8 +36,13 @@ MAX_POTENTIAL_SCALE_REDUCTION = 1.01
 MIN_EFFECTIVE_SAMPLE_SIZE = 1000.0
 # Draws stored in the file: enough for quantiles to ~0.02 sd, small enough to commit.
 MAX_DRAWS_KEPT = 4000
-_VERSIONED_PACKAGES = ("tensorflow", "tensorflow-probability", "numpy", "arviz-stats",
-                       "inference-gym")
+_VERSIONED_PACKAGES = (
+    "tensorflow",
+    "tensorflow-probability",
+    "numpy",
+    "arviz-stats",
+    "inference-gym",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +67,17 @@ class ReferenceRun:
         return not self.failures
 
 
-def run(model_name: str, *, num_chains: int = 4, num_warmup: int = 1000,
-        num_draws: int = 2500, seed: int = 0, target_accept_prob: float = 0.8,
-        command: str = "", model=None) -> ReferenceRun:
+def run(
+    model_name: str,
+    *,
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_draws: int = 2500,
+    seed: int = 0,
+    target_accept_prob: float = 0.8,
+    command: str = "",
+    model=None,
+) -> ReferenceRun:
     """Run NUTS on a model and check it against the convergence criteria.
 
     Args:
@@ -82,8 +95,14 @@ def run(model_name: str, *, num_chains: int = 4, num_warmup: int = 1000,
 
     if model is None:
         model = build_model(model_name)
-    result = nuts.sample(model, num_chains=num_chains, num_warmup=num_warmup,
-                         num_draws=num_draws, seed=seed, target_accept_prob=target_accept_prob)
+    result = nuts.sample(
+        model,
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_draws=num_draws,
+        seed=seed,
+        target_accept_prob=target_accept_prob,
+    )
     flat = result.draws.reshape(-1, model.dimension)
     thin = math.ceil(num_chains * num_draws / MAX_DRAWS_KEPT)
     kept = result.draws[:, ::thin].reshape(-1, model.dimension)
@@ -98,19 +117,25 @@ def run(model_name: str, *, num_chains: int = 4, num_warmup: int = 1000,
     failures = []
     if not np.all(rhat < MAX_POTENTIAL_SCALE_REDUCTION):
         worst = int(np.argmax(rhat))
-        failures.append(f"R-hat {rhat[worst]:.4f} >= {MAX_POTENTIAL_SCALE_REDUCTION} at "
-                        f"coordinate {worst} ({int(np.sum(rhat >= MAX_POTENTIAL_SCALE_REDUCTION))}"
-                        f" coordinates)")
+        failures.append(
+            f"R-hat {rhat[worst]:.4f} >= {MAX_POTENTIAL_SCALE_REDUCTION} at "
+            f"coordinate {worst} ({int(np.sum(rhat >= MAX_POTENTIAL_SCALE_REDUCTION))}"
+            f" coordinates)"
+        )
     if not np.all(ess > MIN_EFFECTIVE_SAMPLE_SIZE):
         worst = int(np.argmin(ess))
-        failures.append(f"bulk ESS {ess[worst]:.0f} <= {MIN_EFFECTIVE_SAMPLE_SIZE:.0f} at "
-                        f"coordinate {worst} ({int(np.sum(ess <= MIN_EFFECTIVE_SAMPLE_SIZE))} "
-                        f"coordinates)")
+        failures.append(
+            f"bulk ESS {ess[worst]:.0f} <= {MIN_EFFECTIVE_SAMPLE_SIZE:.0f} at "
+            f"coordinate {worst} ({int(np.sum(ess <= MIN_EFFECTIVE_SAMPLE_SIZE))} "
+            f"coordinates)"
+        )
     if not np.all(np.isfinite(flat)):
         failures.append("non-finite draws")
-    command = command or (f"harness reference {model_name} --chains {num_chains} --warmup "
-                          f"{num_warmup} --draws {num_draws} --seed {seed} --target-accept "
-                          f"{target_accept_prob}")
+    command = command or (
+        f"harness reference {model_name} --chains {num_chains} --warmup "
+        f"{num_warmup} --draws {num_draws} --seed {seed} --target-accept "
+        f"{target_accept_prob}"
+    )
     metadata = {
         "model": model_name,
         "dimension": model.dimension,
@@ -133,14 +158,19 @@ def run(model_name: str, *, num_chains: int = 4, num_warmup: int = 1000,
         "mean_accept_prob": result.mean_accept_prob,
         "wall_seconds": result.wall_seconds,
         "mode": result.mode,
-        "criteria": {"potential_scale_reduction_below": MAX_POTENTIAL_SCALE_REDUCTION,
-                     "effective_sample_size_above": MIN_EFFECTIVE_SAMPLE_SIZE},
-        "versions": {"python": platform.python_version(),
-                     **{p: _version(p) for p in _VERSIONED_PACKAGES}},
+        "criteria": {
+            "potential_scale_reduction_below": MAX_POTENTIAL_SCALE_REDUCTION,
+            "effective_sample_size_above": MIN_EFFECTIVE_SAMPLE_SIZE,
+        },
+        "versions": {
+            "python": platform.python_version(),
+            **{p: _version(p) for p in _VERSIONED_PACKAGES},
+        },
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    return ReferenceRun(model=model_name, arrays=arrays, metadata=metadata,
-                        failures=tuple(failures))
+    return ReferenceRun(
+        model=model_name, arrays=arrays, metadata=metadata, failures=tuple(failures)
+    )
 
 
 def default_path(model_name: str) -> Path:
@@ -155,16 +185,23 @@ def write(reference_run: ReferenceRun, path: str | Path | None = None) -> Path:
       ValueError: if the run failed the convergence checks (nothing is written).
     """
     if not reference_run.ok:
-        raise ValueError(f"not writing a reference for {reference_run.model}: "
-                         + "; ".join(reference_run.failures))
+        raise ValueError(
+            f"not writing a reference for {reference_run.model}: "
+            + "; ".join(reference_run.failures)
+        )
     path = Path(path) if path is not None else default_path(reference_run.model)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(reference_run.metadata, indent=1, sort_keys=True)
     with path.open("wb") as f:
         # Draws in float32: half the size, and 7 digits are far below their Monte Carlo error.
-        np.savez_compressed(f, metadata=np.array(text),
-                            **{k: np.asarray(v, np.float32 if k == "draws" else np.float64)
-                               for k, v in reference_run.arrays.items()})
+        np.savez_compressed(
+            f,
+            metadata=np.array(text),
+            **{
+                k: np.asarray(v, np.float32 if k == "draws" else np.float64)
+                for k, v in reference_run.arrays.items()
+            },
+        )
     path.with_suffix(".json").write_text(text + "\n")
     return path
 

@@ -36,29 +36,60 @@ import numpy as np
 import pandas as pd
 
 # Columns every tidy table has, in this order, before the metric columns.
-ID_COLUMNS = ["model", "family", "seed", "status", "reason", "fit_mode", "cell_id", "run_id",
-              "start_time", "model_pretty_name", "family_pretty_name", "family_kind",
-              "family_order", "loss_curve"]
+ID_COLUMNS = [
+    "model",
+    "family",
+    "seed",
+    "status",
+    "reason",
+    "fit_mode",
+    "cell_id",
+    "run_id",
+    "start_time",
+    "model_pretty_name",
+    "family_pretty_name",
+    "family_kind",
+    "family_order",
+    "loss_curve",
+]
 # Quality metrics a figure may put on its y axis, in order of preference (lower is better).
 QUALITY_METRICS = ["wasserstein_1", "mean_z_error_rms", "kl_divergence", "log_normalizer_error"]
 STYLES = ("paper", "slides")
 # Direction of "best" in the summary tables.
-_HIGHER_IS_BETTER = {"elbo", "iw_elbo", "coverage_90", "steps_per_second", "test_elbo",
-                     "test_iw_elbo"}
+_HIGHER_IS_BETTER = {
+    "elbo",
+    "iw_elbo",
+    "coverage_90",
+    "steps_per_second",
+    "test_elbo",
+    "test_iw_elbo",
+}
 _LABELS_MD = {
-    "elbo": "ELBO (nats)", "wasserstein_1": "W₁ (sd)", "mean_z_error_rms": "RMS z-error (sd)",
-    "mean_z_error_max": "max z-error (sd)", "kl_divergence": "KL(q‖p) (nats)",
-    "log_normalizer_error": "log Z − ELBO (nats)", "std_ratio_geomean": "std ratio",
-    "khat": "k̂", "fit_seconds": "fit time (s)",
-    "test_iw_elbo": "test log-lik. (nats)", "test_elbo": "test ELBO (nats)",
+    "elbo": "ELBO (nats)",
+    "wasserstein_1": "W₁ (sd)",
+    "mean_z_error_rms": "RMS z-error (sd)",
+    "mean_z_error_max": "max z-error (sd)",
+    "kl_divergence": "KL(q‖p) (nats)",
+    "log_normalizer_error": "log Z − ELBO (nats)",
+    "std_ratio_geomean": "std ratio",
+    "khat": "k̂",
+    "fit_seconds": "fit time (s)",
+    "test_iw_elbo": "test log-lik. (nats)",
+    "test_elbo": "test ELBO (nats)",
     "amortization_gap": "amortization gap (nats)",
 }
 _LABELS_TEX = {
-    "elbo": "ELBO (nats)", "wasserstein_1": "$W_1$ (sd)", "mean_z_error_rms": "RMS $z$-error (sd)",
-    "mean_z_error_max": "max $z$-error (sd)", "kl_divergence": r"KL$(q\|p)$ (nats)",
-    "log_normalizer_error": r"$\log Z - $ELBO (nats)", "std_ratio_geomean": "std ratio",
-    "khat": r"$\hat{k}$", "fit_seconds": "fit time (s)",
-    "test_iw_elbo": "test log-lik. (nats)", "test_elbo": "test ELBO (nats)",
+    "elbo": "ELBO (nats)",
+    "wasserstein_1": "$W_1$ (sd)",
+    "mean_z_error_rms": "RMS $z$-error (sd)",
+    "mean_z_error_max": "max $z$-error (sd)",
+    "kl_divergence": r"KL$(q\|p)$ (nats)",
+    "log_normalizer_error": r"$\log Z - $ELBO (nats)",
+    "std_ratio_geomean": "std ratio",
+    "khat": r"$\hat{k}$",
+    "fit_seconds": "fit time (s)",
+    "test_iw_elbo": "test log-lik. (nats)",
+    "test_elbo": "test ELBO (nats)",
     "amortization_gap": "amortization gap (nats)",
 }
 
@@ -90,8 +121,9 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 def check_experiment_name(name: str, where: str = "--experiment") -> str:
     """``name`` if it is a valid experiment name (a safe folder name), else ReportError."""
     if not _NAME_PATTERN.match(name) or ".." in name:
-        raise ReportError(f"{where}: '{name}' is not an experiment name (letters, digits, "
-                          "'_', '.', '-'; no '..')")
+        raise ReportError(
+            f"{where}: '{name}' is not an experiment name (letters, digits, '_', '.', '-'; no '..')"
+        )
     return name
 
 
@@ -112,23 +144,25 @@ def tidy(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=ID_COLUMNS)
     model = runs["tags.harness.model"]
     family = runs["tags.harness.family"]
-    out = pd.DataFrame({
-        "model": model,
-        "family": family,
-        "seed": pd.to_numeric(runs["tags.harness.seed"]).astype(int),
-        "status": runs["tags.harness.status"],
-        "reason": _tag(runs, "harness.reason", "").fillna(""),
-        "fit_mode": _tag(runs, "harness.fit_mode", "").fillna(""),
-        "cell_id": runs["tags.harness.cell_id"],
-        "run_id": runs["run_id"],
-        "start_time": runs["start_time"],
-        "model_pretty_name": _tag(runs, "harness.model_pretty_name").fillna(model),
-        "family_pretty_name": _tag(runs, "harness.family_pretty_name").fillna(family),
-        "family_kind": _tag(runs, "harness.family_kind", "svi").fillna("svi"),
-        "family_order": pd.to_numeric(_tag(runs, "harness.family_order"), errors="coerce"),
-        "loss_curve": _tag(runs, "harness.loss_curve"),
-        "_finished": runs["status"] == "FINISHED",
-    })
+    out = pd.DataFrame(
+        {
+            "model": model,
+            "family": family,
+            "seed": pd.to_numeric(runs["tags.harness.seed"]).astype(int),
+            "status": runs["tags.harness.status"],
+            "reason": _tag(runs, "harness.reason", "").fillna(""),
+            "fit_mode": _tag(runs, "harness.fit_mode", "").fillna(""),
+            "cell_id": runs["tags.harness.cell_id"],
+            "run_id": runs["run_id"],
+            "start_time": runs["start_time"],
+            "model_pretty_name": _tag(runs, "harness.model_pretty_name").fillna(model),
+            "family_pretty_name": _tag(runs, "harness.family_pretty_name").fillna(family),
+            "family_kind": _tag(runs, "harness.family_kind", "svi").fillna("svi"),
+            "family_order": pd.to_numeric(_tag(runs, "harness.family_order"), errors="coerce"),
+            "loss_curve": _tag(runs, "harness.loss_curve"),
+            "_finished": runs["status"] == "FINISHED",
+        }
+    )
     metric_columns = sorted(c for c in runs.columns if c.startswith("metrics."))
     for column in metric_columns:
         out[column.removeprefix("metrics.")] = pd.to_numeric(runs[column], errors="coerce")
@@ -142,7 +176,10 @@ def tidy(runs: pd.DataFrame) -> pd.DataFrame:
 def default_quality_metric(table: pd.DataFrame) -> str:
     """The first of :data:`QUALITY_METRICS` defined for every model in the table."""
     for metric in QUALITY_METRICS:
-        if metric in table and table.groupby("model")[metric].apply(lambda s: s.notna().any()).all():
+        if (
+            metric in table
+            and table.groupby("model")[metric].apply(lambda s: s.notna().any()).all()
+        ):
             return metric
     for metric in QUALITY_METRICS:
         if metric in table and table[metric].notna().any():
@@ -167,9 +204,17 @@ def summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
     """Columns of the summary tables: elbo, the quality metric, std ratio, k̂, fit time."""
-    wanted = ["elbo", quality_metric, "std_ratio_geomean", "khat",
-              # VAE cells (harness.vae): test bounds and the cost of amortization.
-              "test_iw_elbo", "test_elbo", "amortization_gap", "fit_seconds"]
+    wanted = [
+        "elbo",
+        quality_metric,
+        "std_ratio_geomean",
+        "khat",
+        # VAE cells (harness.vae): test bounds and the cost of amortization.
+        "test_iw_elbo",
+        "test_elbo",
+        "amortization_gap",
+        "fit_seconds",
+    ]
     return [m for m in dict.fromkeys(wanted) if m in table]
 
 
@@ -211,34 +256,54 @@ def summary_tables(table: pd.DataFrame, quality_metric: str) -> tuple[str, str]:
     means, ses = stats["mean"], stats["standard_error"]
     bold = best_mask(means)
     labels = table.drop_duplicates(["model", "family"]).set_index(["model", "family"])
-    cells = pd.DataFrame({m: [format_mean_se(means.loc[i, m], ses.loc[i, m]) for i in means.index]
-                          for m in metrics}, index=means.index)
-    names = [(labels.loc[i, "model_pretty_name"], labels.loc[i, "family_pretty_name"])
-             for i in means.index]
+    cells = pd.DataFrame(
+        {m: [format_mean_se(means.loc[i, m], ses.loc[i, m]) for i in means.index] for m in metrics},
+        index=means.index,
+    )
+    names = [
+        (labels.loc[i, "model_pretty_name"], labels.loc[i, "family_pretty_name"])
+        for i in means.index
+    ]
 
-    md_rows = ["| Model | Family | " + " | ".join(_LABELS_MD.get(m, m) for m in metrics) + " |",
-               "|---|---|" + "---:|" * len(metrics)]
+    md_rows = [
+        "| Model | Family | " + " | ".join(_LABELS_MD.get(m, m) for m in metrics) + " |",
+        "|---|---|" + "---:|" * len(metrics),
+    ]
     for (model, family), i in zip(names, means.index, strict=True):
-        values = [f"**{cells.loc[i, m]}**" if bold.loc[i, m] else cells.loc[i, m]
-                  for m in metrics]
+        values = [f"**{cells.loc[i, m]}**" if bold.loc[i, m] else cells.loc[i, m] for m in metrics]
         md_rows.append(f"| {model} | {family} | " + " | ".join(values) + " |")
     markdown = "\n".join(md_rows) + "\n"
 
     tex = cells.map(lambda s: s.replace("±", r"$\pm$").replace("–", "--"))
-    tex.index = pd.MultiIndex.from_tuples([(_tex_escape(a), _tex_escape(b)) for a, b in names],
-                                          names=["Model", "Family"])
+    tex.index = pd.MultiIndex.from_tuples(
+        [(_tex_escape(a), _tex_escape(b)) for a, b in names], names=["Model", "Family"]
+    )
     tex.columns = [_LABELS_TEX.get(m, _tex_escape(m)) for m in metrics]
     bold_tex = pd.DataFrame(bold.to_numpy(), index=tex.index, columns=tex.columns)
     styler = tex.style.apply(
-        lambda column: np.where(bold_tex[column.name], "font-weight: bold;", ""), axis=0)
-    latex = styler.to_latex(convert_css=True, hrules=True, multirow_align="t",
-                            clines="skip-last;data", column_format="ll" + "r" * len(metrics))
+        lambda column: np.where(bold_tex[column.name], "font-weight: bold;", ""), axis=0
+    )
+    latex = styler.to_latex(
+        convert_css=True,
+        hrules=True,
+        multirow_align="t",
+        clines="skip-last;data",
+        column_format="ll" + "r" * len(metrics),
+    )
     return markdown, latex
 
 
 def _tex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"),
-                          ("$", r"\$"), ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+    ):
         text = text.replace(char, escaped)
     return text
 
@@ -252,8 +317,9 @@ class ReportFiles:
     tables: list[Path] = dataclasses.field(default_factory=list)
 
 
-def overlay_draws(table: pd.DataFrame, model: str, uri: str | None = None
-                  ) -> tuple[dict[str, np.ndarray], dict | None]:
+def overlay_draws(
+    table: pd.DataFrame, model: str, uri: str | None = None
+) -> tuple[dict[str, np.ndarray], dict | None]:
     """q draws of ``model``'s lowest-seed ok run per family, and the reference logged with them
     (``draws`` when present, else ``mean`` and ``standard_deviation``)."""
     from harness import tracking
@@ -266,15 +332,23 @@ def overlay_draws(table: pd.DataFrame, model: str, uri: str | None = None
             continue
         draws[family] = logged["draws"]
         if reference is None and "reference_mean" in logged:
-            reference = {"mean": logged["reference_mean"],
-                         "standard_deviation": logged["reference_standard_deviation"],
-                         "draws": logged.get("reference_draws")}
+            reference = {
+                "mean": logged["reference_mean"],
+                "standard_deviation": logged["reference_standard_deviation"],
+                "draws": logged.get("reference_draws"),
+            }
     return draws, reference
 
 
-def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | None = None,
-                 style: str = "paper", model: str | None = None,
-                 tracking_uri: str | None = None) -> ReportFiles:
+def write_report(
+    table: pd.DataFrame,
+    out_dir: Path,
+    *,
+    quality_metric: str | None = None,
+    style: str = "paper",
+    model: str | None = None,
+    tracking_uri: str | None = None,
+) -> ReportFiles:
     """Write cells.csv, summary.csv, the tables and every figure of a tidy table.
 
     Args:
@@ -299,8 +373,9 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
         raise ReportError(f"model '{model}' has no runs here (models: {', '.join(models)})")
     metrics = [c for c in table.columns if c not in ID_COLUMNS and c != "reason"]
     if quality_metric is not None and quality_metric not in metrics:
-        raise ReportError(f"metric '{quality_metric}' was not logged (metrics: "
-                          f"{', '.join(sorted(metrics))})")
+        raise ReportError(
+            f"metric '{quality_metric}' was not logged (metrics: {', '.join(sorted(metrics))})"
+        )
     metric = quality_metric or default_quality_metric(table)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -328,8 +403,13 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
     # Figures are drawn by _draw: in parallel processes where that is safe.
     jobs = []
     if len(posterior):
-        jobs.append((plots.quality_vs_speed, (posterior, figures_dir / "quality_vs_speed",
-                                              preferred), {"fallbacks": fallbacks}))
+        jobs.append(
+            (
+                plots.quality_vs_speed,
+                (posterior, figures_dir / "quality_vs_speed", preferred),
+                {"fallbacks": fallbacks},
+            )
+        )
     runs = table[table["status"] != "error"][["run_id", "start_time", "loss_curve"]]
     histories = tracking.loss_histories(runs, tracking_uri)
     jobs.append((plots.elbo_vs_time, (histories, table, figures_dir / "elbo_vs_time"), {}))
@@ -340,18 +420,24 @@ def write_report(table: pd.DataFrame, out_dir: Path, *, quality_metric: str | No
         overlay_model = model if model in posterior_models else posterior_models[0]
         draws, reference = overlay_draws(posterior, overlay_model, tracking_uri)
         title = table.loc[table["model"] == overlay_model, "model_pretty_name"].iloc[0]
-        jobs.append((plots.marginals, (draws, reference,
-                                       figures_dir / f"marginals_{file_stem(overlay_model)}"),
-                     {"table": posterior, "title": title}))
+        jobs.append(
+            (
+                plots.marginals,
+                (draws, reference, figures_dir / f"marginals_{file_stem(overlay_model)}"),
+                {"table": posterior, "title": title},
+            )
+        )
     figures = _draw(jobs, style)
     if amortized.any():
-        figures += vae_figures(table[amortized], figures_dir, style=style,
-                               tracking_uri=tracking_uri)
+        figures += vae_figures(
+            table[amortized], figures_dir, style=style, tracking_uri=tracking_uri
+        )
     return ReportFiles(cells_csv, figures, [summary_csv, *tables])
 
 
-def vae_figures(table: pd.DataFrame, figures_dir: Path, *, style: str = "paper",
-                tracking_uri: str | None = None) -> list[Path]:
+def vae_figures(
+    table: pd.DataFrame, figures_dir: Path, *, style: str = "paper", tracking_uri: str | None = None
+) -> list[Path]:
     """Figures of VAE cells (encoder families of amortized models, see :mod:`harness.vae`).
 
     ``vae_likelihood_vs_time``: test log-likelihood (``test_iw_elbo``) and test ELBO against fit
@@ -361,22 +447,21 @@ def vae_figures(table: pd.DataFrame, figures_dir: Path, *, style: str = "paper",
     """
     from harness import plots, tracking
 
-    figures = plots.vae_likelihood_vs_time(table, figures_dir / "vae_likelihood_vs_time",
-                                           style=style)
-    figures += plots.vae_amortization_gap(table, figures_dir / "vae_amortization_gap",
-                                          style=style)
+    figures = plots.vae_likelihood_vs_time(
+        table, figures_dir / "vae_likelihood_vs_time", style=style
+    )
+    figures += plots.vae_amortization_gap(table, figures_dir / "vae_amortization_gap", style=style)
     ok = table[table["status"] == "ok"]
     for model_name, rows in ok.groupby("model", sort=False):
         images, labels = {}, {}
         for family, sub in rows.groupby("family", sort=False):
-            logged = tracking.load_draws(sub.sort_values("seed")["run_id"].iloc[0],
-                                         tracking_uri)
+            logged = tracking.load_draws(sub.sort_values("seed")["run_id"].iloc[0], tracking_uri)
             if logged is not None and "draws" in logged:
                 images[family] = logged["draws"]
                 labels[family] = sub["family_pretty_name"].iloc[0]
-        figures += plots.vae_images(images, labels,
-                                    figures_dir / f"vae_images_{file_stem(model_name)}",
-                                    style=style)
+        figures += plots.vae_images(
+            images, labels, figures_dir / f"vae_images_{file_stem(model_name)}", style=style
+        )
     return figures
 
 
@@ -406,12 +491,14 @@ def _draw(jobs: list, style: str) -> list[Path]:
     workers = min(len(jobs), os.cpu_count() or 1)
     parallel = workers > 1 and sys.platform == "linux" and "tensorflow" not in sys.modules
     if not parallel:
-        return [p for function, args, kwargs in jobs
-                for p in function(*args, style=style, **kwargs)]
+        return [
+            p for function, args, kwargs in jobs for p in function(*args, style=style, **kwargs)
+        ]
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(function, *args, style=style, **kwargs)
-                   for function, args, kwargs in jobs]
+        futures = [
+            pool.submit(function, *args, style=style, **kwargs) for function, args, kwargs in jobs
+        ]
         return [p for future in futures for p in future.result()]
 
 
@@ -422,6 +509,20 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-__all__ = ["ID_COLUMNS", "QUALITY_METRICS", "ReportError", "ReportFiles", "best_mask",
-           "check_experiment_name", "default_quality_metric", "experiment_name", "format_mean_se", "overlay_draws",
-           "summary", "summary_tables", "table_metrics", "tidy", "write_report"]
+__all__ = [
+    "ID_COLUMNS",
+    "QUALITY_METRICS",
+    "ReportError",
+    "ReportFiles",
+    "best_mask",
+    "check_experiment_name",
+    "default_quality_metric",
+    "experiment_name",
+    "format_mean_se",
+    "overlay_draws",
+    "summary",
+    "summary_tables",
+    "table_metrics",
+    "tidy",
+    "write_report",
+]

@@ -177,8 +177,10 @@ class Cell:
     def stateless_seed(self) -> tuple[int, int]:
         """Two int32 words derived from the cell's identity, for TFP stateless ops."""
         digest = hashlib.sha256(("seed:" + self.cell_id).encode()).digest()
-        return (int.from_bytes(digest[:4], "little") >> 1,
-                int.from_bytes(digest[4:8], "little") >> 1)
+        return (
+            int.from_bytes(digest[:4], "little") >> 1,
+            int.from_bytes(digest[4:8], "little") >> 1,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,14 +204,16 @@ class Spec:
     def cells(self) -> list[Cell]:
         """Expand the grid: models × families × fit settings × seeds, in that order, without
         the (model, family) pairs in ``excluded``."""
-        return [Cell(self.name, model, margs, family, hps, fit, seed, metrics=self.metrics)
-                for (model, margs), (family, hps), fit, seed
-                in itertools.product(self.models, self.families, self.fit_grid, self.seeds)
-                if ((model, margs), (family, hps)) not in self.excluded]
+        return [
+            Cell(self.name, model, margs, family, hps, fit, seed, metrics=self.metrics)
+            for (model, margs), (family, hps), fit, seed in itertools.product(
+                self.models, self.families, self.fit_grid, self.seeds
+            )
+            if ((model, margs), (family, hps)) not in self.excluded
+        ]
 
 
-_TOP_KEYS = {"name", "description", "seeds", "models", "families", "fit", "resources",
-             "metrics"}
+_TOP_KEYS = {"name", "description", "seeds", "models", "families", "fit", "resources", "metrics"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,12 +234,16 @@ def _resources(raw, where) -> Resources:
     values = {}
     for key, value in table.items():
         if key not in ("cpus_per_task", "gpus_per_task"):
-            raise SpecError(f"{where}: unknown key 'resources.{key}'"
-                            f"{_suggest(key, ('cpus_per_task', 'gpus_per_task'))}")
+            raise SpecError(
+                f"{where}: unknown key 'resources.{key}'"
+                f"{_suggest(key, ('cpus_per_task', 'gpus_per_task'))}"
+            )
         value = _check_type(value, float, where, f"resources.{key}")
         if value < 0 or (key == "cpus_per_task" and value == 0):
-            raise SpecError(f"{where}: key 'resources.{key}': must be "
-                            f"{'> 0' if key == 'cpus_per_task' else '>= 0'}, got {value!r}")
+            raise SpecError(
+                f"{where}: key 'resources.{key}': must be "
+                f"{'> 0' if key == 'cpus_per_task' else '>= 0'}, got {value!r}"
+            )
         values[key] = value
     return Resources(**values)
 
@@ -290,10 +298,15 @@ def _type_name(t: type) -> str:
 
 
 def _check_type(value, t: type, where: str, key: str):
-    ok = (isinstance(value, bool) if t is bool else
-          isinstance(value, int) and not isinstance(value, bool) if t is int else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if t is float else
-          isinstance(value, t))
+    ok = (
+        isinstance(value, bool)
+        if t is bool
+        else isinstance(value, int) and not isinstance(value, bool)
+        if t is int
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if t is float
+        else isinstance(value, t)
+    )
     if not ok:
         raise SpecError(f"{where}: key '{key}': expected {_type_name(t)}, got {value!r}")
     return float(value) if t is float else value
@@ -309,8 +322,10 @@ def check_experiment_name(name: Any, where: str) -> str:
       SpecError: ``"{where}: expected a name of ..., got ..."``.
     """
     if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
-        raise SpecError(f"{where}: expected a name of letters, digits, '_', '-', '.' "
-                        f"(no path separators), got {name!r}")
+        raise SpecError(
+            f"{where}: expected a name of letters, digits, '_', '-', '.' "
+            f"(no path separators), got {name!r}"
+        )
     return name
 
 
@@ -327,22 +342,36 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise SpecError(f"{where}: key 'seeds': expected a non-empty list of integers >= 0, "
-                        f"got {seeds!r}")
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
+        raise SpecError(
+            f"{where}: key 'seeds': expected a non-empty list of integers >= 0, got {seeds!r}"
+        )
     if len(set(seeds)) != len(seeds):
         raise SpecError(f"{where}: key 'seeds': duplicate seeds in {seeds!r}")
     models = tuple(_entries(raw, "models", MODELS, _model_parameters, where))
-    families = tuple(_entries(raw, "families", FAMILIES,
-                              lambda n: dict(FAMILIES[n].hyperparameters), where))
+    families = tuple(
+        _entries(raw, "families", FAMILIES, lambda n: dict(FAMILIES[n].hyperparameters), where)
+    )
     fit_grid = tuple(_fit_grid(raw.get("fit", {}), where))
     resources = _resources(raw, where)
     metrics = _metric_settings(raw.get("metrics", {}), where)
-    return Spec(path=path, name=name, description=description, seeds=tuple(seeds),
-                models=models, families=families, fit_grid=fit_grid, raw=dict(raw),
-                resources=resources, metrics=metrics,
-                excluded=_inapplicable(models, families, where))
+    return Spec(
+        path=path,
+        name=name,
+        description=description,
+        seeds=tuple(seeds),
+        models=models,
+        families=families,
+        fit_grid=fit_grid,
+        raw=dict(raw),
+        resources=resources,
+        metrics=metrics,
+        excluded=_inapplicable(models, families, where),
+    )
 
 
 def _inapplicable(models, families, where) -> frozenset:
@@ -356,8 +385,11 @@ def _inapplicable(models, families, where) -> frozenset:
     from harness.models import AMORTIZED_MODELS
 
     amortized = {m for m in models if m[0] in AMORTIZED_MODELS}
-    restricted = [(i, entry) for i, entry in enumerate(families)
-                  if FAMILIES[entry[0]].requirement or amortized]
+    restricted = [
+        (i, entry)
+        for i, entry in enumerate(families)
+        if FAMILIES[entry[0]].requirement or amortized
+    ]
     if not restricted:
         return frozenset()
     from harness.models import build_model
@@ -371,13 +403,20 @@ def _inapplicable(models, families, where) -> frozenset:
     excluded = set()
     for i, entry in restricted:
         family = FAMILIES[entry[0]]
-        rejected = [m for m in models if not family.supports(built[m])
-                    or (m in amortized and family.kind != "amortized")]
+        rejected = [
+            m
+            for m in models
+            if not family.supports(built[m]) or (m in amortized and family.kind != "amortized")
+        ]
         if len(rejected) == len(models):
-            need = family.requirement or "a model that is not amortized (a VAE takes encoder_* " \
-                                         "families)"
-            raise SpecError(f"{where}: key 'families[{i}]': '{entry[0]}' applies to none of the "
-                            f"listed models: it needs {need}")
+            need = (
+                family.requirement
+                or "a model that is not amortized (a VAE takes encoder_* families)"
+            )
+            raise SpecError(
+                f"{where}: key 'families[{i}]': '{entry[0]}' applies to none of the "
+                f"listed models: it needs {need}"
+            )
         excluded.update((m, entry) for m in rejected)
     return frozenset(excluded)
 
@@ -391,8 +430,9 @@ def _entries(raw, key, registry, parameters, where):
     """Validate a list of registry entries: strings or tables ``{name = ..., arg = ...}``."""
     entries = raw.get(key)
     if entries is None:
-        raise SpecError(f"{where}: missing key '{key}': list at least one of "
-                        f"{', '.join(sorted(registry))}")
+        raise SpecError(
+            f"{where}: missing key '{key}': list at least one of {', '.join(sorted(registry))}"
+        )
     if not isinstance(entries, list) or not entries:
         raise SpecError(f"{where}: key '{key}': expected a non-empty list of names or tables")
     seen = set()
@@ -411,16 +451,20 @@ def _entries(raw, key, registry, parameters, where):
             yield ident
             continue
         if name not in registry:
-            raise SpecError(f"{where}: key '{item}': unknown {key[:-1].replace('ie', 'y')} "
-                            f"'{name}'{_suggest(name, registry)}")
+            raise SpecError(
+                f"{where}: key '{item}': unknown {key[:-1].replace('ie', 'y')} "
+                f"'{name}'{_suggest(name, registry)}"
+            )
         allowed = parameters(name)
         args = {}
         for arg, value in entry.items():
             if arg == "name":
                 continue
             if arg not in allowed:
-                raise SpecError(f"{where}: key '{item}.{arg}': unknown argument of '{name}'"
-                                f"{_suggest(arg, allowed) if allowed else '; it takes none'}")
+                raise SpecError(
+                    f"{where}: key '{item}.{arg}': unknown argument of '{name}'"
+                    f"{_suggest(arg, allowed) if allowed else '; it takes none'}"
+                )
             default = allowed[arg]
             if default is not None and default is not inspect.Parameter.empty:
                 t = type(default)
@@ -452,8 +496,10 @@ def _user_model_entry(entry, item, where):
     user = _user_models()
     for arg in entry:
         if arg not in ("name", "reference"):
-            raise SpecError(f"{where}: key '{item}.{arg}': a user model takes only 'reference' "
-                            "(a .npz or .csv file of posterior draws)")
+            raise SpecError(
+                f"{where}: key '{item}.{arg}': a user model takes only 'reference' "
+                "(a .npz or .csv file of posterior draws)"
+            )
     try:
         args = user.resolve(entry["name"], Path(where).parent, entry.get("reference"))
         user.load(entry["name"], **args)
@@ -495,8 +541,9 @@ def _fit_grid(fit, where):
             if lower is not None and v <= lower:
                 raise SpecError(f"{where}: key 'fit.{key}': must be > {lower:g}, got {v!r}")
             if key in _FIT_CHOICES and v not in _FIT_CHOICES[key]:
-                raise SpecError(f"{where}: key 'fit.{key}': unknown value {v!r}"
-                                f"{_suggest(v, _FIT_CHOICES[key])}")
+                raise SpecError(
+                    f"{where}: key 'fit.{key}': unknown value {v!r}{_suggest(v, _FIT_CHOICES[key])}"
+                )
             if key == "early_stopping_tolerance" and v < 0:
                 raise SpecError(f"{where}: key 'fit.{key}': must be >= 0, got {v!r}")
             checked.append(v)

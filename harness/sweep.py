@@ -85,10 +85,17 @@ class Progress:
         return self.elapsed_seconds / self.done * (self.total - self.done) if self.done else 0.0
 
 
-def run(spec: Spec, *, tracking_uri: str | None = None, executor: str = "local",
-        workers: int | None = None, ray_address: str | None = None, force: bool = False,
-        results_dir: Path = Path("results"),
-        on_progress: Callable[[Progress], None] | None = None) -> SweepOutcome:
+def run(
+    spec: Spec,
+    *,
+    tracking_uri: str | None = None,
+    executor: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    force: bool = False,
+    results_dir: Path = Path("results"),
+    on_progress: Callable[[Progress], None] | None = None,
+) -> SweepOutcome:
     """Run every cell of ``spec`` that has no FINISHED run yet (all of them with ``force``)."""
     cells = spec.cells()
     journal_file = journal.journal_path(results_dir, spec.name)
@@ -101,17 +108,25 @@ def run(spec: Spec, *, tracking_uri: str | None = None, executor: str = "local",
     done_ids = set() if force else tracking.finished_cell_ids(sweep_probe)
     todo = [c for c in cells if c.cell_id not in done_ids]
     workers = workers or executors.default_workers()
-    sweep = tracking.start_sweep(spec, tracking_uri, num_cells=len(cells),
-                                 num_skipped=len(cells) - len(todo), executor=executor,
-                                 workers=workers)
+    sweep = tracking.start_sweep(
+        spec,
+        tracking_uri,
+        num_cells=len(cells),
+        num_skipped=len(cells) - len(todo),
+        executor=executor,
+        workers=workers,
+    )
     results: list[FitResult] = []
     start = time.perf_counter()
     if executor == "serial":
         stream = executors.run_serial(todo)
     elif executor == "ray":
-        stream = executors.run_ray(todo, address=ray_address,
-                                   cpus_per_task=spec.resources.cpus_per_task,
-                                   gpus_per_task=spec.resources.gpus_per_task)
+        stream = executors.run_ray(
+            todo,
+            address=ray_address,
+            cpus_per_task=spec.resources.cpus_per_task,
+            gpus_per_task=spec.resources.gpus_per_task,
+        )
     else:
         stream = executors.run_local(todo, workers)
     journaled: list[FitResult] = []
@@ -126,8 +141,7 @@ def run(spec: Spec, *, tracking_uri: str | None = None, executor: str = "local",
                 tracking_error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
             results.append(result)
             if on_progress:
-                on_progress(Progress(len(results), len(todo), time.perf_counter() - start,
-                                     result))
+                on_progress(Progress(len(results), len(todo), time.perf_counter() - start, result))
     except BaseException:
         _end_sweep(sweep, journal_file, failed=True)
         raise
@@ -146,10 +160,17 @@ def run(spec: Spec, *, tracking_uri: str | None = None, executor: str = "local",
         files = report.write_report(table, results_dir / spec.name, tracking_uri=tracking_uri)
     except tracking.TrackingUnavailable as e:
         table, files, tracking_error = None, None, str(e)
-    return SweepOutcome(results, len(cells) - len(todo), sweep.parent_run_id, files, table,
-                        journaled=journaled,
-                        journal_path=journal_file if journal_file.is_file() else None,
-                        tracking_error=tracking_error, replayed=replayed)
+    return SweepOutcome(
+        results,
+        len(cells) - len(todo),
+        sweep.parent_run_id,
+        files,
+        table,
+        journaled=journaled,
+        journal_path=journal_file if journal_file.is_file() else None,
+        tracking_error=tracking_error,
+        replayed=replayed,
+    )
 
 
 def _end_sweep(sweep: tracking.Sweep, journal_file: Path, *, failed: bool) -> bool:
@@ -158,13 +179,17 @@ def _end_sweep(sweep: tracking.Sweep, journal_file: Path, *, failed: bool) -> bo
         tracking.end_sweep(sweep, failed=failed)
         return True
     except Exception:  # noqa: BLE001 - never mask the sweep's own outcome
-        journal.append_sweep_end(journal_file, parent_run_id=sweep.parent_run_id,
-                                 status="FAILED" if failed else "FINISHED")
+        journal.append_sweep_end(
+            journal_file,
+            parent_run_id=sweep.parent_run_id,
+            status="FAILED" if failed else "FINISHED",
+        )
         return False
 
 
-def sync(experiment: str, *, tracking_uri: str | None = None,
-         results_dir: Path = Path("results")) -> SyncOutcome:
+def sync(
+    experiment: str, *, tracking_uri: str | None = None, results_dir: Path = Path("results")
+) -> SyncOutcome:
     """Replay the journal of ``experiment`` (``results_dir/experiment/journal.jsonl``) into MLflow.
 
     Idempotent: entries already in MLflow are not written twice.
@@ -200,27 +225,39 @@ def _replay(client, experiment_id: str, path: Path) -> SyncOutcome:
     try:
         for entry in entries:
             if entry.kind == "sweep_end":
-                if tracking.run_status(client, entry.parent_run_id) not in (None, "FINISHED",
-                                                                             "FAILED"):
+                if tracking.run_status(client, entry.parent_run_id) not in (
+                    None,
+                    "FINISHED",
+                    "FAILED",
+                ):
                     tracking.end_run(client, entry.parent_run_id, entry.sweep_status)
                 done.append(entry.entry_id)
                 continue
             result = entry.result
-            if entry.entry_id in logged or (result.status != "error"
-                                            and result.cell.cell_id in finished):
+            if entry.entry_id in logged or (
+                result.status != "error" and result.cell.cell_id in finished
+            ):
                 already += 1
                 done.append(entry.entry_id)
                 continue
-            parent = (entry.parent_run_id
-                      if tracking.run_status(client, entry.parent_run_id) is not None else "")
+            parent = (
+                entry.parent_run_id
+                if tracking.run_status(client, entry.parent_run_id) is not None
+                else ""
+            )
             try:
-                tracking.log_cell(tracking.Sweep(client, experiment_id, parent), result,
-                                  extra_tags={"harness.journal_entry": entry.entry_id})
+                tracking.log_cell(
+                    tracking.Sweep(client, experiment_id, parent),
+                    result,
+                    extra_tags={"harness.journal_entry": entry.entry_id},
+                )
             except tracking.TrackingUnavailable:
                 raise
             except Exception as e:  # noqa: BLE001 - one rejected entry must not block the rest
-                errors.append(f"{result.cell.run_name}: {type(e).__name__}: "
-                              f"{(str(e).splitlines() or [''])[0][:300]}")
+                errors.append(
+                    f"{result.cell.run_name}: {type(e).__name__}: "
+                    f"{(str(e).splitlines() or [''])[0][:300]}"
+                )
                 continue
             if result.status != "error":
                 finished.add(result.cell.cell_id)

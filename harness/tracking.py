@@ -41,8 +41,16 @@ DEFAULT_ARTIFACT_ROOT = "results/mlartifacts"
 MAX_LOSS_POINTS = 1000
 _BATCH_METRICS = 1000  # MLflow's log_batch limits
 _BATCH_PARAMS = 100
-_PACKAGES = ("tensorflow", "tensorflow-probability", "tf-keras", "inference-gym", "mlflow",
-             "numpy", "pandas", "vi-harness")
+_PACKAGES = (
+    "tensorflow",
+    "tensorflow-probability",
+    "tf-keras",
+    "inference-gym",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "vi-harness",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +87,12 @@ def _transient(error: BaseException) -> bool:
         message = str(error)
         # MLflow wraps connection failures as "API request to ... failed with exception ...";
         # 5xx answers (and 429) are the server's trouble, 4xx are the request's.
-        return (message.startswith("API request to") or "database is locked" in message
-                or error.get_http_status_code() >= 500 or error.get_http_status_code() == 429)
+        return (
+            message.startswith("API request to")
+            or "database is locked" in message
+            or error.get_http_status_code() >= 500
+            or error.get_http_status_code() == 429
+        )
     return type(error).__module__.split(".")[0] in ("requests", "urllib3", "sqlalchemy")
 
 
@@ -105,7 +117,8 @@ def with_retries(function, *args, **kwargs):
                 raise TrackingUnavailable(
                     f"tracking store failed {attempt} times "
                     f"({getattr(function, '__name__', 'call')}): {type(e).__name__}: "
-                    f"{first_line}") from e
+                    f"{first_line}"
+                ) from e
             time.sleep(delay)
             delay *= 2
 
@@ -170,8 +183,9 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
-def start_sweep(spec: Spec, uri: str | None, *, num_cells: int, num_skipped: int,
-                executor: str, workers: int) -> Sweep:
+def start_sweep(
+    spec: Spec, uri: str | None, *, num_cells: int, num_skipped: int, executor: str, workers: int
+) -> Sweep:
     """Create the parent run of an invocation and record the spec, config and environment."""
     client = client_for(uri)
     experiment_id = get_or_create_experiment(client, spec.name)
@@ -189,14 +203,21 @@ def start_sweep(spec: Spec, uri: str | None, *, num_cells: int, num_skipped: int
         tags[MLFLOW_GIT_COMMIT] = commit
     run = client.create_run(experiment_id, tags=tags)
     run_id = run.info.run_id
-    params = {"spec": spec.path.name, "num_cells": num_cells, "num_skipped": num_skipped,
-              "seeds": ",".join(map(str, spec.seeds)), "executor": executor, "workers": workers,
-              "models": ",".join(m for m, _ in spec.models),
-              "families": ",".join(f for f, _ in spec.families)}
+    params = {
+        "spec": spec.path.name,
+        "num_cells": num_cells,
+        "num_skipped": num_skipped,
+        "seeds": ",".join(map(str, spec.seeds)),
+        "executor": executor,
+        "workers": workers,
+        "models": ",".join(m for m, _ in spec.models),
+        "families": ",".join(f for f, _ in spec.families),
+    }
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
     client.log_artifact(run_id, str(spec.path), "spec")
-    client.log_text(run_id, json.dumps(_jsonable(spec.raw), indent=2, sort_keys=True),
-                    "spec/resolved_spec.json")
+    client.log_text(
+        run_id, json.dumps(_jsonable(spec.raw), indent=2, sort_keys=True), "spec/resolved_spec.json"
+    )
     return Sweep(client, experiment_id, run_id)
 
 
@@ -213,8 +234,11 @@ def finished_cell_ids(sweep: Sweep) -> set[str]:
 def journal_entry_ids(sweep: Sweep) -> set[str]:
     """Journal entries already replayed: tags ``harness.journal_entry`` of terminated runs."""
     runs = _search(sweep.client, sweep.experiment_id, "tags.`harness.journal_entry` != ''")
-    return {r.data.tags["harness.journal_entry"] for r in runs
-            if r.info.status in ("FINISHED", "FAILED")}
+    return {
+        r.data.tags["harness.journal_entry"]
+        for r in runs
+        if r.info.status in ("FINISHED", "FAILED")
+    }
 
 
 def run_status(client: MlflowClient, run_id: str) -> str | None:
@@ -252,8 +276,7 @@ def mark_dead_runs_killed(client: MlflowClient, experiment_id: str) -> int:
     return killed
 
 
-def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | None = None
-             ) -> str:
+def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | None = None) -> str:
     """Write one cell's result as a nested run; returns its run id.
 
     ``extra_tags`` are added to the run's tags (a journal replay adds
@@ -287,8 +310,9 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
 
         tags["harness.khat_band"] = khat_band(result.metrics["khat"])
     started_ms = int(result.started_at * 1000) or None
-    run = client.create_run(sweep.experiment_id, start_time=started_ms, tags=tags,
-                            run_name=cell.run_name)
+    run = client.create_run(
+        sweep.experiment_id, start_time=started_ms, tags=tags, run_name=cell.run_name
+    )
     run_id = run.info.run_id
     try:
         now = int(time.time() * 1000)
@@ -296,14 +320,20 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
         if result.losses.size:
             steps = thin_steps(result.losses.size, MAX_LOSS_POINTS)
             base = started_ms or now
-            metrics += [Metric("loss", float(result.losses[i]),
-                               base + int(1000 * result.loss_seconds[i]), int(i))
-                        for i in steps if np.isfinite(result.losses[i])]
+            metrics += [
+                Metric(
+                    "loss",
+                    float(result.losses[i]),
+                    base + int(1000 * result.loss_seconds[i]),
+                    int(i),
+                )
+                for i in steps
+                if np.isfinite(result.losses[i])
+            ]
         params = [Param(k, str(v)) for k, v in cell_params(cell).items()]
-        client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS],
-                         params=params[:_BATCH_PARAMS])
+        client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS], params=params[:_BATCH_PARAMS])
         for i in range(_BATCH_METRICS, len(metrics), _BATCH_METRICS):
-            client.log_batch(run_id, metrics=metrics[i:i + _BATCH_METRICS])
+            client.log_batch(run_id, metrics=metrics[i : i + _BATCH_METRICS])
         if result.losses.size:
             client.log_text(run_id, loss_trace_csv(result), "loss_trace.csv")
         if result.traceback:
@@ -340,8 +370,13 @@ def thin_steps(n: int, max_points: int) -> np.ndarray:
 
 def loss_trace_csv(result: FitResult) -> str:
     buffer = io.StringIO()
-    pd.DataFrame({"step": np.arange(result.losses.size), "seconds": result.loss_seconds,
-                  "loss": result.losses}).to_csv(buffer, index=False)
+    pd.DataFrame(
+        {
+            "step": np.arange(result.losses.size),
+            "seconds": result.loss_seconds,
+            "loss": result.losses,
+        }
+    ).to_csv(buffer, index=False)
     return buffer.getvalue()
 
 
@@ -352,15 +387,20 @@ def search_cells(experiment: str, uri: str | None = None) -> pd.DataFrame:
     found = with_retries(mlflow.search_experiments, filter_string=f"name = '{experiment}'")
     if not found:
         raise LookupError(f"no MLflow experiment named '{experiment}' at {tracking_uri(uri)}")
-    return with_retries(mlflow.search_runs, experiment_ids=[found[0].experiment_id],
-                        filter_string="tags.`harness.cell_id` != ''", max_results=100_000)
+    return with_retries(
+        mlflow.search_runs,
+        experiment_ids=[found[0].experiment_id],
+        filter_string="tags.`harness.cell_id` != ''",
+        max_results=100_000,
+    )
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterable:
     token = None
     while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=5000,
-                                  page_token=token)
+        page = client.search_runs(
+            [experiment_id], filter_string, max_results=5000, page_token=token
+        )
         yield from page
         token = page.token
         if not token:
@@ -388,8 +428,9 @@ def _pid_alive(pid: str | None) -> bool:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -462,13 +503,17 @@ def log_cell_artifacts(client: MlflowClient, run_id: str, result: FitResult) -> 
     reference = None
     arrays = {}
     if ref is not None:
-        reference = {"mean": np.asarray(ref.mean, np.float32),
-                     "standard_deviation": np.asarray(ref.standard_deviation, np.float32),
-                     "draws": (None if ref.draws is None
-                               else np.asarray(ref.draws[:MAX_LOGGED_DRAWS], np.float32))}
+        reference = {
+            "mean": np.asarray(ref.mean, np.float32),
+            "standard_deviation": np.asarray(ref.standard_deviation, np.float32),
+            "draws": (
+                None if ref.draws is None else np.asarray(ref.draws[:MAX_LOGGED_DRAWS], np.float32)
+            ),
+        }
         arrays.update({f"reference_{k}": v for k, v in reference.items() if v is not None})
-    draws = None if result.draws is None else np.asarray(result.draws[:MAX_LOGGED_DRAWS],
-                                                         np.float32)
+    draws = (
+        None if result.draws is None else np.asarray(result.draws[:MAX_LOGGED_DRAWS], np.float32)
+    )
     if draws is not None:
         arrays["draws"] = draws
     if draws is None and not result.losses.size:
@@ -476,16 +521,27 @@ def log_cell_artifacts(client: MlflowClient, run_id: str, result: FitResult) -> 
     with tempfile.TemporaryDirectory() as tmp:
         if draws is not None:
             np.savez(Path(tmp) / DRAWS_ARTIFACT, **arrays)
-        title = f"{model.pretty_name if model is not None else cell.model} · {cell.family} · " \
-                f"seed {cell.seed}"
+        title = (
+            f"{model.pretty_name if model is not None else cell.model} · {cell.family} · "
+            f"seed {cell.seed}"
+        )
         if getattr(model, "kind", "posterior") == "amortized":  # a VAE: draws are images
-            plots.vae_cell_figure(Path(tmp) / CELL_FIGURE_ARTIFACT, draws=draws,
-                                  losses=result.losses, loss_seconds=result.loss_seconds,
-                                  title=title)
+            plots.vae_cell_figure(
+                Path(tmp) / CELL_FIGURE_ARTIFACT,
+                draws=draws,
+                losses=result.losses,
+                loss_seconds=result.loss_seconds,
+                title=title,
+            )
         else:
-            plots.cell_figure(Path(tmp) / CELL_FIGURE_ARTIFACT, draws=draws,
-                              losses=result.losses, loss_seconds=result.loss_seconds,
-                              reference=reference, title=title)
+            plots.cell_figure(
+                Path(tmp) / CELL_FIGURE_ARTIFACT,
+                draws=draws,
+                losses=result.losses,
+                loss_seconds=result.loss_seconds,
+                reference=reference,
+                title=title,
+            )
         client.log_artifacts(run_id, tmp)
 
 
@@ -514,8 +570,9 @@ LOSS_CURVE_POINTS = 64
 LOSS_CURVE_SMOOTHING = 0.02
 
 
-def loss_curve(losses: np.ndarray, seconds: np.ndarray, points: int = LOSS_CURVE_POINTS
-               ) -> tuple[np.ndarray, np.ndarray]:
+def loss_curve(
+    losses: np.ndarray, seconds: np.ndarray, points: int = LOSS_CURVE_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     """(seconds, smoothed loss) at ≤ ``points`` steps log-spaced in fit time (first and last
     kept); non-finite losses and steps at time 0 are dropped."""
     from harness.plots import smooth
@@ -536,12 +593,13 @@ def loss_curve(losses: np.ndarray, seconds: np.ndarray, points: int = LOSS_CURVE
 def loss_curve_tag(losses: np.ndarray, seconds: np.ndarray) -> str:
     """The JSON value of the ``harness.loss_curve`` tag: ``{"seconds": [...], "loss": [...]}``."""
     t, loss = loss_curve(losses, seconds)
-    return json.dumps({"seconds": [float(f"{v:.4g}") for v in t],
-                       "loss": [float(f"{v:.7g}") for v in loss]}, separators=(",", ":"))
+    return json.dumps(
+        {"seconds": [float(f"{v:.4g}") for v in t], "loss": [float(f"{v:.7g}") for v in loss]},
+        separators=(",", ":"),
+    )
 
 
-def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int = 8
-                   ) -> pd.DataFrame:
+def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int = 8) -> pd.DataFrame:
     """Smoothed loss curves of runs against fit time (see :func:`loss_curve`).
 
     Args:
@@ -563,8 +621,9 @@ def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int =
 
     tagged = runs["loss_curve"] if "loss_curve" in runs else pd.Series(None, index=runs.index)
     missing = []
-    for run_id, start, tag in zip(runs["run_id"], _epoch_ms(runs["start_time"]), tagged,
-                                  strict=True):
+    for run_id, start, tag in zip(
+        runs["run_id"], _epoch_ms(runs["start_time"]), tagged, strict=True
+    ):
         if isinstance(tag, str) and tag:
             curve = json.loads(tag)
             add(run_id, curve["seconds"], curve["loss"])
@@ -585,10 +644,20 @@ def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int =
                 origin = start if start > 0 else timestamps.min()
                 add(run_id, *loss_curve(values, (timestamps - origin) / 1000.0))
     if not ids:
-        return pd.DataFrame({"run_id": pd.Series(dtype=object), "seconds": pd.Series(dtype=float),
-                             "loss": pd.Series(dtype=float)})
-    return pd.DataFrame({"run_id": np.concatenate(ids), "seconds": np.concatenate(seconds),
-                         "loss": np.concatenate(losses)})
+        return pd.DataFrame(
+            {
+                "run_id": pd.Series(dtype=object),
+                "seconds": pd.Series(dtype=float),
+                "loss": pd.Series(dtype=float),
+            }
+        )
+    return pd.DataFrame(
+        {
+            "run_id": np.concatenate(ids),
+            "seconds": np.concatenate(seconds),
+            "loss": np.concatenate(losses),
+        }
+    )
 
 
 def _epoch_ms(values: pd.Series) -> np.ndarray:
@@ -653,16 +722,23 @@ def log_vsbc(result, uri: str | None = None, *, figures: Iterable[Path] = ()) ->
         tags[MLFLOW_GIT_COMMIT] = commit
     run_id = client.create_run(experiment_id, tags=tags).info.run_id
     now = int(time.time() * 1000)
-    params = {**cell_params(cell), "num_simulations": int(result.summary["num_simulations"])
-              + int(result.summary["num_failed"])}
+    params = {
+        **cell_params(cell),
+        "num_simulations": int(result.summary["num_simulations"])
+        + int(result.summary["num_failed"]),
+    }
     metrics = [Metric(k, float(v), now, 0) for k, v in result.summary.items()]
-    metrics += [Metric(f"vsbc_pvalue_{i}", float(v), now, 0)
-                for i, v in enumerate(result.pvalues)]
-    client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS],
-                     params=[Param(k, str(v)) for k, v in params.items()][:_BATCH_PARAMS])
+    metrics += [Metric(f"vsbc_pvalue_{i}", float(v), now, 0) for i, v in enumerate(result.pvalues)]
+    client.log_batch(
+        run_id,
+        metrics=metrics[:_BATCH_METRICS],
+        params=[Param(k, str(v)) for k, v in params.items()][:_BATCH_PARAMS],
+    )
     d = result.probabilities.shape[1]
-    table = pd.DataFrame(np.hstack([result.true_params, result.probabilities]),
-                         columns=[f"true_{i}" for i in range(d)] + [f"p_{i}" for i in range(d)])
+    table = pd.DataFrame(
+        np.hstack([result.true_params, result.probabilities]),
+        columns=[f"true_{i}" for i in range(d)] + [f"p_{i}" for i in range(d)],
+    )
     client.log_text(run_id, table.to_csv(index_label="simulation"), "vsbc_probabilities.csv")
     for path in figures:
         client.log_artifact(run_id, str(path), "figures")
@@ -670,9 +746,29 @@ def log_vsbc(result, uri: str | None = None, *, figures: Iterable[Path] = ()) ->
     return run_id
 
 
-__all__ = ["RETRY", "RetryPolicy", "Sweep", "TrackingUnavailable", "cell_params", "end_run",
-           "display_tags", "load_draws", "log_cell_artifacts", "loss_curve", "loss_curve_tag",
-           "loss_histories",
-           "journal_entry_ids", "run_status", "with_retries", "end_sweep", "finished_cell_ids",
-           "log_cell", "log_vsbc", "mark_dead_runs_killed", "search_cells", "start_sweep",
-           "thin_steps", "tracking_uri"]
+__all__ = [
+    "RETRY",
+    "RetryPolicy",
+    "Sweep",
+    "TrackingUnavailable",
+    "cell_params",
+    "end_run",
+    "display_tags",
+    "load_draws",
+    "log_cell_artifacts",
+    "loss_curve",
+    "loss_curve_tag",
+    "loss_histories",
+    "journal_entry_ids",
+    "run_status",
+    "with_retries",
+    "end_sweep",
+    "finished_cell_ids",
+    "log_cell",
+    "log_vsbc",
+    "mark_dead_runs_killed",
+    "search_cells",
+    "start_sweep",
+    "thin_steps",
+    "tracking_uri",
+]

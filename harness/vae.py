@@ -63,6 +63,7 @@ _IAF_GATE_BIAS = 2.0
 
 # --- networks ------------------------------------------------------------------------------------
 
+
 def _dense(shape, seed, name):
     """A Glorot-uniform weight and a zero bias, as variables (created now, never lazily)."""
     import tensorflow as tf
@@ -99,8 +100,7 @@ class Decoder:
         import tensorflow_probability as tfp
 
         tfd = tfp.distributions
-        return tfd.Independent(tfd.Bernoulli(logits=self.logits(z), dtype=x.dtype),
-                               1).log_prob(x)
+        return tfd.Independent(tfd.Bernoulli(logits=self.logits(z), dtype=x.dtype), 1).log_prob(x)
 
 
 class Encoder:
@@ -116,14 +116,26 @@ class Encoder:
         layer, and size of the context ``h`` (``iaf`` only).
     """
 
-    def __init__(self, kind: str, latent_size: int, num_pixels: int, *, hidden_units: int,
-                 seed, num_layers: int = 0, flow_hidden_units: int = 0, context_size: int = 0):
+    def __init__(
+        self,
+        kind: str,
+        latent_size: int,
+        num_pixels: int,
+        *,
+        hidden_units: int,
+        seed,
+        num_layers: int = 0,
+        flow_hidden_units: int = 0,
+        context_size: int = 0,
+    ):
         d = latent_size
         self.kind, self.latent_size = kind, d
         self.context_size = context_size if kind == "iaf" else 0
         self.num_local_parameters = {
-            "diagonal": 2 * d, "full_covariance": d + d * (d + 1) // 2,
-            "iaf": 2 * d + self.context_size}[kind]
+            "diagonal": 2 * d,
+            "full_covariance": d + d * (d + 1) // 2,
+            "iaf": 2 * d + self.context_size,
+        }[kind]
         s = _split_seeds(seed, 3 + num_layers)
         self.w1, self.b1 = _dense((num_pixels, hidden_units), s[0], "encoder_1")
         self.w2, self.b2 = _dense((hidden_units, self.num_local_parameters), s[1], "encoder_2")
@@ -153,17 +165,18 @@ class Encoder:
         if self.kind == "full_covariance":
             scale_tril = tfb.FillScaleTriL(diag_shift=_MIN_SCALE)(params[..., d:])
             return tfd.MultivariateNormalTriL(loc, scale_tril)
-        return tfd.MultivariateNormalDiag(loc, tf.nn.softplus(params[..., d:2 * d]) + _MIN_SCALE)
+        return tfd.MultivariateNormalDiag(loc, tf.nn.softplus(params[..., d : 2 * d]) + _MIN_SCALE)
 
     def sample_and_log_prob(self, params, sample_size: int, seed):
         """``z ~ q(z | x)`` ``[sample_size, N, d]`` and ``log q(z | x)`` ``[sample_size, N]``."""
         import tensorflow as tf
 
         z, log_q = self.base_distribution(params).experimental_sample_and_log_prob(
-            sample_size, seed=seed)
+            sample_size, seed=seed
+        )
         if self.kind != "iaf":
             return z, log_q
-        context = params[..., 2 * self.latent_size:]
+        context = params[..., 2 * self.latent_size :]
         for layer in self.flows:
             m, gate_logit = _made_apply(layer, z, context)
             gate = tf.sigmoid(gate_logit)
@@ -179,8 +192,9 @@ class Encoder:
             return None
         import tensorflow_probability as tfp
 
-        return tfp.distributions.kl_divergence(self.base_distribution(params),
-                                               prior(self.latent_size))
+        return tfp.distributions.kl_divergence(
+            self.base_distribution(params), prior(self.latent_size)
+        )
 
 
 def _made(d: int, hidden_units: int, context_size: int, seed, name: str) -> dict:
@@ -197,10 +211,14 @@ def _made(d: int, hidden_units: int, context_size: int, seed, name: str) -> dict
     input_degrees = np.arange(1, d + 1)
     hidden_degrees = np.arange(hidden_units) % max(1, d - 1) + 1
     w_in, b_in = _dense((d, hidden_units), s[0], f"{name}_in")
-    layer = {} if not context_size else {
-        "w_context": _dense((context_size, hidden_units), s[1], f"{name}_context")[0]}
+    layer = (
+        {}
+        if not context_size
+        else {"w_context": _dense((context_size, hidden_units), s[1], f"{name}_context")[0]}
+    )
     return layer | {
-        "w_in": w_in, "b_in": b_in,
+        "w_in": w_in,
+        "b_in": b_in,
         "mask_in": tf.constant(hidden_degrees[None, :] >= input_degrees[:, None], tf.float32),
         "w_m": tf.Variable(tf.zeros((hidden_units, d)), name=f"{name}_m_w"),
         "b_m": tf.Variable(tf.zeros(d), name=f"{name}_m_b"),
@@ -232,6 +250,7 @@ def prior(latent_size: int):
 
 # --- family builders (registered in harness.families) ---------------------------------------------
 
+
 def supports_amortized(model) -> bool:
     """Whether ``model`` is an amortized model (the encoder families apply to nothing else)."""
     return getattr(model, "kind", "posterior") == "amortized"
@@ -243,8 +262,9 @@ def build_encoder_diagonal(model, *, seed, hidden_units: int = 64) -> Encoder:
     Args:
       hidden_units: Width of the encoder MLP's hidden layer.
     """
-    return Encoder("diagonal", model.dimension, _num_pixels(model), hidden_units=hidden_units,
-                   seed=seed)
+    return Encoder(
+        "diagonal", model.dimension, _num_pixels(model), hidden_units=hidden_units, seed=seed
+    )
 
 
 def build_encoder_full_covariance(model, *, seed, hidden_units: int = 64) -> Encoder:
@@ -254,12 +274,20 @@ def build_encoder_full_covariance(model, *, seed, hidden_units: int = 64) -> Enc
     Args:
       hidden_units: Width of the encoder MLP's hidden layer.
     """
-    return Encoder("full_covariance", model.dimension, _num_pixels(model),
-                   hidden_units=hidden_units, seed=seed)
+    return Encoder(
+        "full_covariance", model.dimension, _num_pixels(model), hidden_units=hidden_units, seed=seed
+    )
 
 
-def build_encoder_iaf(model, *, seed, hidden_units: int = 64, num_layers: int = 2,
-                      flow_hidden_units: int = 32, context_size: int = 16) -> Encoder:
+def build_encoder_iaf(
+    model,
+    *,
+    seed,
+    hidden_units: int = 64,
+    num_layers: int = 2,
+    flow_hidden_units: int = 32,
+    context_size: int = 16,
+) -> Encoder:
     """IAF encoder (Kingma et al., 2016): diagonal Gaussian and context from the encoder MLP,
     then ``num_layers`` context-conditioned IAF steps with shared weights.
 
@@ -269,9 +297,16 @@ def build_encoder_iaf(model, *, seed, hidden_units: int = 64, num_layers: int = 
       flow_hidden_units: Width of each step's MADE hidden layer.
       context_size: Size of the per-image context ``h`` fed to every step.
     """
-    return Encoder("iaf", model.dimension, _num_pixels(model), hidden_units=hidden_units,
-                   seed=seed, num_layers=num_layers, flow_hidden_units=flow_hidden_units,
-                   context_size=context_size)
+    return Encoder(
+        "iaf",
+        model.dimension,
+        _num_pixels(model),
+        hidden_units=hidden_units,
+        seed=seed,
+        num_layers=num_layers,
+        flow_hidden_units=flow_hidden_units,
+        context_size=context_size,
+    )
 
 
 def _num_pixels(model) -> int:
@@ -281,6 +316,7 @@ def _num_pixels(model) -> int:
 
 
 # --- fitting ----------------------------------------------------------------------------------------
+
 
 def fit_vae(cell, model, family, started: float):
     """Fit a VAE cell: encoder ``family`` × amortized ``model``; see the module docstring.
@@ -294,17 +330,22 @@ def fit_vae(cell, model, family, started: float):
     from harness.metrics import runtime
 
     if not supports_amortized(model):
-        raise ValueError(f"family '{family.name}' does not apply to model '{model.name}': "
-                         "it needs an amortized model (e.g. vae_digits)")
+        raise ValueError(
+            f"family '{family.name}' does not apply to model '{model.name}': "
+            "it needs an amortized model (e.g. vae_digits)"
+        )
     if family.kind != "amortized":
-        raise ValueError(f"family '{family.name}' does not apply to model '{model.name}': "
-                         "an amortized model needs an encoder family (encoder_diagonal, "
-                         "encoder_full_covariance, encoder_iaf)")
-    if cell.fit.importance_sample_size != 1 or \
-            cell.fit.gradient_estimator != "reparameterization":
-        raise ValueError("a VAE cell trains on the ELBO with the reparameterization gradient: "
-                         "fit.importance_sample_size must be 1 and fit.gradient_estimator "
-                         "'reparameterization'")
+        raise ValueError(
+            f"family '{family.name}' does not apply to model '{model.name}': "
+            "an amortized model needs an encoder family (encoder_diagonal, "
+            "encoder_full_covariance, encoder_iaf)"
+        )
+    if cell.fit.importance_sample_size != 1 or cell.fit.gradient_estimator != "reparameterization":
+        raise ValueError(
+            "a VAE cell trains on the ELBO with the reparameterization gradient: "
+            "fit.importance_sample_size must be 1 and fit.gradient_estimator "
+            "'reparameterization'"
+        )
     eval_seed = _split_seeds(cell.stateless_seed, 3)[2]
     trained = train(cell, model, family)
     encoder, decoder, losses = trained["encoder"], trained["decoder"], trained["losses"]
@@ -323,7 +364,9 @@ def fit_vae(cell, model, family, started: float):
         "num_steps_run": float(num_steps_run),
         # Each step differentiates log p(x_n, z) at sample_size draws for every training image.
         "num_gradient_evaluations": runtime.num_gradient_evaluations(
-            num_steps_run, cell.fit.sample_size, 1) * len(model.data["x_train"]),
+            num_steps_run, cell.fit.sample_size, 1
+        )
+        * len(model.data["x_train"]),
         "compile_seconds": compile_seconds,
     }
     status, reason, diverged_step, draws = "ok", "", None, None
@@ -334,24 +377,37 @@ def fit_vae(cell, model, family, started: float):
     else:
         t0 = time.perf_counter()
         metrics["seconds_to_converge"] = runtime.seconds_to_converge(
-            all_losses, loss_seconds, cell.metrics.convergence_tolerance)
-        evaluation = evaluate(encoder, decoder, x_test, cell, model, eval_seed,
-                              jit=mode == "xla")
+            all_losses, loss_seconds, cell.metrics.convergence_tolerance
+        )
+        evaluation = evaluate(encoder, decoder, x_test, cell, model, eval_seed, jit=mode == "xla")
         draws = evaluation.pop("draws")
-        if not all(np.isfinite(v) for v in evaluation.values()) or \
-                not np.all(np.isfinite(draws)):
-            status, reason, diverged_step = ("diverged", "non-finite test metrics after "
-                                             "fitting", num_steps_run)
+        if not all(np.isfinite(v) for v in evaluation.values()) or not np.all(np.isfinite(draws)):
+            status, reason, diverged_step = (
+                "diverged",
+                "non-finite test metrics after fitting",
+                num_steps_run,
+            )
             draws = None
         metrics.update(evaluation)
         metrics["metrics_seconds"] = time.perf_counter() - t0
     metrics["peak_memory_mb"] = runtime.peak_memory_mb()
     return fit_module.FitResult(
-        cell=cell, status=status, reason=reason, losses=all_losses, loss_seconds=loss_seconds,
-        compile_seconds=compile_seconds, fit_seconds=fit_seconds, num_steps_run=num_steps_run,
-        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)}, draws=draws,
-        fit_mode=mode, fallback_reason=fallback_reason, device=fit_module._device(),
-        started_at=started, diverged_step=diverged_step)
+        cell=cell,
+        status=status,
+        reason=reason,
+        losses=all_losses,
+        loss_seconds=loss_seconds,
+        compile_seconds=compile_seconds,
+        fit_seconds=fit_seconds,
+        num_steps_run=num_steps_run,
+        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
+        draws=draws,
+        fit_mode=mode,
+        fallback_reason=fallback_reason,
+        device=fit_module._device(),
+        started_at=started,
+        diverged_step=diverged_step,
+    )
 
 
 def train(cell, model, family=None) -> dict[str, Any]:
@@ -385,16 +441,23 @@ def train(cell, model, family=None) -> dict[str, Any]:
     for mode in modes:
         # Fresh weights per attempt: a failed XLA attempt may have run some steps.
         encoder = family.build(model, seed=encoder_seed, **dict(cell.hyperparameters))
-        decoder = Decoder(model.dimension, model.decoder_hidden_units, x_train.shape[1],
-                          seed=decoder_seed)
+        decoder = Decoder(
+            model.dimension, model.decoder_hidden_units, x_train.shape[1], seed=decoder_seed
+        )
         runners = _training_runners(encoder, decoder, x_train, cell, set(chunks), mode == "xla")
         try:
             t0 = time.perf_counter()
             first = runners[chunks[0]](chunk_seeds[0]).numpy()
             first_seconds = time.perf_counter() - t0
             break
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
-                tf.errors.InternalError, NotImplementedError, TypeError, ValueError) as e:
+        except (
+            tf.errors.InvalidArgumentError,
+            tf.errors.UnimplementedError,
+            tf.errors.InternalError,
+            NotImplementedError,
+            TypeError,
+            ValueError,
+        ) as e:
             if mode != "xla":
                 raise
             fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
@@ -409,8 +472,14 @@ def train(cell, model, family=None) -> dict[str, Any]:
             if fit_module.converged(losses, cell.fit.early_stopping_tolerance):
                 break
 
-    return {"encoder": encoder, "decoder": decoder, "losses": losses,
-            "chunk_seconds": chunk_seconds, "mode": mode, "fallback_reason": fallback_reason}
+    return {
+        "encoder": encoder,
+        "decoder": decoder,
+        "losses": losses,
+        "chunk_seconds": chunk_seconds,
+        "mode": mode,
+        "fallback_reason": fallback_reason,
+    }
 
 
 def _elbo_terms(encoder, decoder, x, params, sample_size: int, seed):
@@ -435,21 +504,29 @@ def _training_runners(encoder, decoder, x_train, cell, sizes: set[int], jit: boo
 
     def loss_fn(seed=None):
         params = encoder.local_parameters(x_train)
-        log_likelihood, log_prior, log_q = _elbo_terms(encoder, decoder, x_train, params,
-                                                       sample_size, seed)
+        log_likelihood, log_prior, log_q = _elbo_terms(
+            encoder, decoder, x_train, params, sample_size, seed
+        )
         return -tf.reduce_mean(log_likelihood + log_prior - log_q)
 
     def make(num_steps):
         @tf.function(jit_compile=jit, autograph=False)
         def run(seed):
-            return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
-                                     trainable_variables=variables, seed=seed)
+            return tfp.math.minimize(
+                loss_fn,
+                num_steps=num_steps,
+                optimizer=optimizer,
+                trainable_variables=variables,
+                seed=seed,
+            )
+
         return run
 
     return {size: make(size) for size in sizes}
 
 
 # --- evaluation --------------------------------------------------------------------------------------
+
 
 def test_log_weights(encoder, decoder, x, params, num_draws: int, seed) -> dict[str, Any]:
     """Per-draw terms of the test bounds, in batches of images (eager: one call per cell).
@@ -463,15 +540,17 @@ def test_log_weights(encoder, decoder, x, params, num_draws: int, seed) -> dict[
     seeds = _split_seeds(seed, max(1, math.ceil(x.shape[0] / _EVAL_BATCH)))
     log_weights, log_likelihood, kl = [], [], []
     for b, start in enumerate(range(0, x.shape[0], _EVAL_BATCH)):
-        xb, pb = x[start:start + _EVAL_BATCH], params[start:start + _EVAL_BATCH]
+        xb, pb = x[start : start + _EVAL_BATCH], params[start : start + _EVAL_BATCH]
         ll, lp, lq = _elbo_terms(encoder, decoder, xb, pb, num_draws, seeds[b])
         log_weights.append((ll + lp - lq).numpy())
         log_likelihood.append(ll.numpy())
         k = encoder.kl_to_prior(pb)
         kl.append(None if k is None else tf.convert_to_tensor(k).numpy())
-    return {"log_weights": np.concatenate(log_weights, axis=1).astype(np.float64),
-            "log_likelihood": np.concatenate(log_likelihood, axis=1).astype(np.float64),
-            "kl_to_prior": None if kl[0] is None else np.concatenate(kl).astype(np.float64)}
+    return {
+        "log_weights": np.concatenate(log_weights, axis=1).astype(np.float64),
+        "log_likelihood": np.concatenate(log_likelihood, axis=1).astype(np.float64),
+        "kl_to_prior": None if kl[0] is None else np.concatenate(kl).astype(np.float64),
+    }
 
 
 def mean_bound(per_draw: np.ndarray, offset: np.ndarray | None = None) -> tuple[float, float]:
@@ -513,22 +592,33 @@ def evaluate(encoder, decoder, x_test, cell, model, seed, *, jit: bool) -> dict[
     (``draws``, see :data:`DRAW_ROWS`)."""
     num_draws = cell.metrics.importance_sample_size
     if num_draws < 2:
-        raise ValueError("a VAE cell needs metrics.importance_sample_size >= 2 (draws per test "
-                         "image for the test bounds and their standard errors)")
+        raise ValueError(
+            "a VAE cell needs metrics.importance_sample_size >= 2 (draws per test "
+            "image for the test bounds and their standard errors)"
+        )
     test_seed, gap_seed, draws_seed = _split_seeds(seed, 3)
     params = encoder.local_parameters(x_test)
     terms = test_log_weights(encoder, decoder, x_test, params, num_draws, test_seed)
     out: dict[str, Any] = {}
     out["test_elbo"], out["test_elbo_standard_error"] = mean_bound(terms["log_weights"])
     if terms["kl_to_prior"] is not None:
-        (out["test_elbo_likelihood_kl"],
-         out["test_elbo_likelihood_kl_standard_error"]) = mean_bound(terms["log_likelihood"],
-                                                                     terms["kl_to_prior"])
-    out["test_iw_elbo"], out["test_iw_elbo_standard_error"] = iw_bound(terms["log_weights"],
-                                                                       num_draws)
+        (out["test_elbo_likelihood_kl"], out["test_elbo_likelihood_kl_standard_error"]) = (
+            mean_bound(terms["log_likelihood"], terms["kl_to_prior"])
+        )
+    out["test_iw_elbo"], out["test_iw_elbo_standard_error"] = iw_bound(
+        terms["log_weights"], num_draws
+    )
     m = min(model.gap_num_points, x_test.shape[0])
-    gap, gap_se = amortization_gap(encoder, decoder, x_test[:m], terms["log_weights"][:, :m],
-                                   cell, model.gap_num_steps, gap_seed, jit=jit)
+    gap, gap_se = amortization_gap(
+        encoder,
+        decoder,
+        x_test[:m],
+        terms["log_weights"][:, :m],
+        cell,
+        model.gap_num_steps,
+        gap_seed,
+        jit=jit,
+    )
     out["amortization_gap"], out["amortization_gap_standard_error"] = gap, gap_se
     out["draws"] = kept_images(encoder, decoder, x_test, params, draws_seed)
     return out
@@ -554,15 +644,21 @@ def optimize_local(encoder, decoder, x, cell, num_steps: int, seed, *, jit: bool
 
     @tf.function(jit_compile=jit, autograph=False)
     def run(seed):
-        return tfp.math.minimize(loss_fn, num_steps=num_steps, optimizer=optimizer,
-                                 trainable_variables=[local], seed=seed)
+        return tfp.math.minimize(
+            loss_fn,
+            num_steps=num_steps,
+            optimizer=optimizer,
+            trainable_variables=[local],
+            seed=seed,
+        )
 
     run(seed)
     return tf.convert_to_tensor(local)
 
 
-def amortization_gap(encoder, decoder, x, amortized_log_weights: np.ndarray, cell,
-                     num_steps: int, seed, *, jit: bool) -> tuple[float, float]:
+def amortization_gap(
+    encoder, decoder, x, amortized_log_weights: np.ndarray, cell, num_steps: int, seed, *, jit: bool
+) -> tuple[float, float]:
     """Mean over images ``x`` of ELBO(optimized own q) − ELBO(encoder's q), with its standard
     error (the two ELBOs are estimated from independent draws).
 
@@ -571,8 +667,9 @@ def amortization_gap(encoder, decoder, x, amortized_log_weights: np.ndarray, cel
     """
     fit_seed, eval_seed = _split_seeds(seed, 2)
     local = optimize_local(encoder, decoder, x, cell, num_steps, fit_seed, jit=jit)
-    optimized = test_log_weights(encoder, decoder, x, local, amortized_log_weights.shape[0],
-                                 eval_seed)["log_weights"]
+    optimized = test_log_weights(
+        encoder, decoder, x, local, amortized_log_weights.shape[0], eval_seed
+    )["log_weights"]
     k = amortized_log_weights.shape[0]
     n = x.shape[0]
     gap = optimized.mean(axis=0) - amortized_log_weights.mean(axis=0)
@@ -590,6 +687,6 @@ def kept_images(encoder, decoder, x_test, params, seed) -> np.ndarray:
     reconstructions = tf.sigmoid(decoder.logits(z[0]))
     z_prior = prior(encoder.latent_size).sample(n_prior, seed=prior_seed)
     samples = tf.sigmoid(decoder.logits(z_prior))
-    return np.concatenate([np.asarray(x_test[:n_test]), reconstructions.numpy(),
-                           samples.numpy()]).astype(np.float32)
-
+    return np.concatenate(
+        [np.asarray(x_test[:n_test]), reconstructions.numpy(), samples.numpy()]
+    ).astype(np.float32)

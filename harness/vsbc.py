@@ -51,8 +51,9 @@ def simulation_seed(cell: Cell, index: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def run(cell: Cell, num_simulations: int, *,
-        on_progress: Callable[[int, FitResult], None] | None = None) -> VsbcResult:
+def run(
+    cell: Cell, num_simulations: int, *, on_progress: Callable[[int, FitResult], None] | None = None
+) -> VsbcResult:
     """Simulate, fit and test ``num_simulations`` times.
 
     Args:
@@ -71,8 +72,9 @@ def run(cell: Cell, num_simulations: int, *,
         raise ValueError(f"VSBC needs at least 2 simulations, got {num_simulations}")
     model = build_model(cell.model, **dict(cell.model_args))
     if model.simulate is None:
-        raise ValueError(f"model '{cell.model}' has no simulator (Model.simulate), so VSBC "
-                         "cannot run on it")
+        raise ValueError(
+            f"model '{cell.model}' has no simulator (Model.simulate), so VSBC cannot run on it"
+        )
     truths, probabilities, failures, fit_seconds = [], [], [], 0.0
     for index in range(num_simulations):
         true_params, simulated = model.simulate(simulation_seed(cell, index))
@@ -86,12 +88,23 @@ def run(cell: Cell, num_simulations: int, *,
         truths.append(np.asarray(true_params, np.float64).ravel())
         probabilities.append(vsbc_metrics.probabilities(result.draws, true_params))
     if len(probabilities) < 2:
-        raise RuntimeError(f"only {len(probabilities)} of {num_simulations} VSBC fits succeeded: "
-                         + "; ".join(reason for _, reason in failures[:3]))
+        raise RuntimeError(
+            f"only {len(probabilities)} of {num_simulations} VSBC fits succeeded: "
+            + "; ".join(reason for _, reason in failures[:3])
+        )
     p = np.stack(probabilities)
     pvalues = vsbc_metrics.asymmetry_pvalues(p)
     summary = vsbc_metrics.summary(pvalues)
-    summary.update(num_simulations=float(len(probabilities)), num_failed=float(len(failures)),
-                   fit_seconds=fit_seconds)
-    return VsbcResult(cell=cell, true_params=np.stack(truths), probabilities=p, pvalues=pvalues,
-                      summary=summary, failures=tuple(failures))
+    summary.update(
+        num_simulations=float(len(probabilities)),
+        num_failed=float(len(failures)),
+        fit_seconds=fit_seconds,
+    )
+    return VsbcResult(
+        cell=cell,
+        true_params=np.stack(truths),
+        probabilities=p,
+        pvalues=pvalues,
+        summary=summary,
+        failures=tuple(failures),
+    )

@@ -45,9 +45,14 @@ class Driver:
     def __init__(self, args, cwd):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True)
+            [sys.executable, "-m", "harness.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -65,8 +70,9 @@ class Driver:
             if self.process.poll() is not None:
                 return False
             time.sleep(0.05)
-        raise AssertionError(f"no line starting with {prefix!r} after {WAIT_SECONDS} s: "
-                             f"{self.lines[-5:]}")
+        raise AssertionError(
+            f"no line starting with {prefix!r} after {WAIT_SECONDS} s: {self.lines[-5:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole process group (a spawn pool's workers too)."""
@@ -83,8 +89,16 @@ def test_kill_9_at_random_moments_then_rerun_finishes_each_cell_once(tmp_path):
     path = tmp_path / "crash.toml"
     path.write_text(SPEC)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["run", str(path), "--executor", "serial", "--tracking-uri", uri,
-            "--results-dir", str(tmp_path / "results")]
+    args = [
+        "run",
+        str(path),
+        "--executor",
+        "serial",
+        "--tracking-uri",
+        uri,
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     MlflowClient(uri).search_experiments()  # the store exists, as after any earlier sweep
     rng = random.Random()
     seed = rng.randrange(2**32)
@@ -121,16 +135,18 @@ def test_kill_9_at_random_moments_then_rerun_finishes_each_cell_once(tmp_path):
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     assert not [r for r in runs if r.info.status == "RUNNING"], context
     cells = [r for r in runs if "harness.cell_id" in r.data.tags]
-    finished = collections.Counter(r.data.tags["harness.cell_id"] for r in cells
-                                   if r.info.status == "FINISHED")
+    finished = collections.Counter(
+        r.data.tags["harness.cell_id"] for r in cells if r.info.status == "FINISHED"
+    )
     assert len(finished) == NUM_CELLS and set(finished.values()) == {1}, context
     parents = {r.info.run_id: r for r in runs if r.data.tags.get("harness.kind") == "sweep"}
     for run in runs:
         if run.info.status == "KILLED":
             owner = parents.get(run.data.tags.get("mlflow.parentRunId"), run)
             assert owner.data.tags["harness.driver_pid"] in killed_pids, context
-    final_parent = [p for p in parents.values()
-                    if p.data.tags["harness.driver_pid"] == str(final.process.pid)]
+    final_parent = [
+        p for p in parents.values() if p.data.tags["harness.driver_pid"] == str(final.process.pid)
+    ]
     assert [p.info.status for p in final_parent] == ["FINISHED"], context
     table = pd.read_csv(tmp_path / "results" / "crash" / "cells.csv")
     assert len(table) == NUM_CELLS and set(table["status"]) == {"ok"}, context
@@ -165,18 +181,32 @@ def _alive(pid: int) -> bool:
 def test_pool_workers_exit_when_their_driver_is_killed(tmp_path):
     path = tmp_path / "orphans.toml"
     # Long fits, so that the workers are still fitting when the driver dies.
-    path.write_text(SPEC.replace('name = "crash"', 'name = "orphans"')
-                    .replace("num_steps = 20", "num_steps = 20000"))
-    driver = Driver(["run", str(path), "--workers", "2", "--tracking-uri",
-                     f"sqlite:///{tmp_path / 'mlflow.db'}", "--results-dir",
-                     str(tmp_path / "results")], tmp_path)
+    path.write_text(
+        SPEC.replace('name = "crash"', 'name = "orphans"').replace(
+            "num_steps = 20", "num_steps = 20000"
+        )
+    )
+    driver = Driver(
+        [
+            "run",
+            str(path),
+            "--workers",
+            "2",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        tmp_path,
+    )
     workers: set[int] = set()
     try:
         assert driver.wait_for("experiment orphans:"), driver.lines[-5:]
         deadline = time.monotonic() + WAIT_SECONDS
         while len(workers) < 2 and time.monotonic() < deadline:
-            workers = {pid for pid in _children(driver.process.pid)
-                       if b"spawn_main" in _cmdline(pid)}
+            workers = {
+                pid for pid in _children(driver.process.pid) if b"spawn_main" in _cmdline(pid)
+            }
             time.sleep(0.2)
         assert len(workers) == 2, driver.lines[-5:]
         time.sleep(15)  # the workers import TensorFlow, run their initializer and start fitting

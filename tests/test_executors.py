@@ -13,9 +13,12 @@ SETTINGS = FitSettings(num_steps=20, sample_size=4, elbo_sample_size=1000, num_d
 
 
 def _cells():
-    return [Cell("executors", model, (), family, (), SETTINGS, seed)
-            for model in ("banana",) for family in ("mean_field", "full_rank")
-            for seed in (0, 1, 2)]
+    return [
+        Cell("executors", model, (), family, (), SETTINGS, seed)
+        for model in ("banana",)
+        for family in ("mean_field", "full_rank")
+        for seed in (0, 1, 2)
+    ]
 
 
 def _by_id(results):
@@ -43,6 +46,7 @@ def test_local_pool_matches_serial(serial):
 
 def test_ray_matches_serial(serial):
     import ray
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         _assert_same(_by_id(executors.run_ray(_cells())), serial)
@@ -78,10 +82,13 @@ def test_vectorized_replicates_agree_in_distribution_with_separate_fits():
     of a separate fit differ only by optimisation noise: a paired z-test across seeds."""
     import dataclasses
 
-    settings = dataclasses.replace(SETTINGS, num_steps=400, sample_size=8,
-                                   elbo_sample_size=2000, vectorize_seeds=True)
-    cells = [Cell("vectorized", "correlated_gaussian", (), "full_rank", (), settings, seed)
-             for seed in range(8)]
+    settings = dataclasses.replace(
+        SETTINGS, num_steps=400, sample_size=8, elbo_sample_size=2000, vectorize_seeds=True
+    )
+    cells = [
+        Cell("vectorized", "correlated_gaussian", (), "full_rank", (), settings, seed)
+        for seed in range(8)
+    ]
     batched = fit.fit_group(cells)
     separate = [fit.fit(cell) for cell in cells]
     assert all(r.status == "ok" for r in batched + separate)
@@ -90,12 +97,17 @@ def test_vectorized_replicates_agree_in_distribution_with_separate_fits():
     # Independent replicates: no two seeds give the same trace.
     assert len({r.losses.tobytes() for r in batched}) == len(cells)
     for metric in ("elbo", "kl_divergence"):
-        d = np.array([b.metrics[metric] - s.metrics[metric]
-                      for b, s in zip(batched, separate, strict=True)])
+        d = np.array(
+            [b.metrics[metric] - s.metrics[metric] for b, s in zip(batched, separate, strict=True)]
+        )
         assert abs(d.mean()) <= 4 * d.std(ddof=1) / np.sqrt(d.size) + 1e-12, (metric, d)
     tail = slice(-100, None)
-    d = np.array([b.losses[tail].mean() - s.losses[tail].mean()
-                  for b, s in zip(batched, separate, strict=True)])
+    d = np.array(
+        [
+            b.losses[tail].mean() - s.losses[tail].mean()
+            for b, s in zip(batched, separate, strict=True)
+        ]
+    )
     assert abs(d.mean()) <= 4 * d.std(ddof=1) / np.sqrt(d.size), d
 
 
@@ -124,18 +136,31 @@ def model():
 '''
 
 
-def test_worker_crash_is_that_cells_failure_and_the_pool_carries_on(write_spec, tracking_uri,
-                                                                     tmp_path, capsys):
+def test_worker_crash_is_that_cells_failure_and_the_pool_carries_on(
+    write_spec, tracking_uri, tmp_path, capsys
+):
     from mlflow.tracking import MlflowClient
 
     from harness import cli
 
     (tmp_path / "killer.py").write_text(KILLER)
-    spec = write_spec('name = "crash"\nseeds = [0, 1]\n'
-                      'models = ["banana", "killer.py:model"]\nfamilies = ["mean_field"]\n'
-                      "[fit]\nnum_steps = 10\nelbo_sample_size = 1000\n")
-    code = cli.main(["run", str(spec), "--workers", "2", "--tracking-uri", tracking_uri,
-                     "--results-dir", str(tmp_path / "results")])
+    spec = write_spec(
+        'name = "crash"\nseeds = [0, 1]\n'
+        'models = ["banana", "killer.py:model"]\nfamilies = ["mean_field"]\n'
+        "[fit]\nnum_steps = 10\nelbo_sample_size = 1000\n"
+    )
+    code = cli.main(
+        [
+            "run",
+            str(spec),
+            "--workers",
+            "2",
+            "--tracking-uri",
+            tracking_uri,
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
     assert code == 1
     assert "worker process died" in capsys.readouterr().err
     client = MlflowClient(tracking_uri)
@@ -144,7 +169,10 @@ def test_worker_crash_is_that_cells_failure_and_the_pool_carries_on(write_spec, 
     assert len(cells) == 4
     for seed in (0, 1):
         assert cells[f"banana/mean_field/{seed}"].data.tags["harness.status"] == "ok"
-        killed = [r for name, r in cells.items() if name.endswith(f"mean_field/{seed}")
-                  and not name.startswith("banana")]
+        killed = [
+            r
+            for name, r in cells.items()
+            if name.endswith(f"mean_field/{seed}") and not name.startswith("banana")
+        ]
         assert killed[0].data.tags["harness.status"] == "error"
         assert killed[0].info.status == "FAILED"

@@ -38,7 +38,8 @@ SMOKE_CELLS = [(model, "mean_field") for model in sorted(set(MODELS) - AMORTIZED
     (model, family)
     for family in sorted(families.FAMILIES)
     if families.FAMILIES[family].kind == "svi" and family != "mean_field"
-    for model in ((_ONLY_MODEL[family],) if family in _ONLY_MODEL else _SMOKE_MODELS)]
+    for model in ((_ONLY_MODEL[family],) if family in _ONLY_MODEL else _SMOKE_MODELS)
+]
 
 
 @pytest.mark.parametrize(("model", "family"), SMOKE_CELLS)
@@ -51,8 +52,15 @@ def test_every_cell_fits_a_few_steps_with_finite_losses(model, family):
         assert result.fit_mode == "graph" and result.fallback_reason
     else:
         assert result.fit_mode == "xla", result.fallback_reason
-    for metric in ("elbo", "elbo_standard_error", "compile_seconds", "fit_seconds",
-                   "steps_per_second", "mean_z_error_max", "std_ratio_geomean"):
+    for metric in (
+        "elbo",
+        "elbo_standard_error",
+        "compile_seconds",
+        "fit_seconds",
+        "steps_per_second",
+        "mean_z_error_max",
+        "std_ratio_geomean",
+    ):
         assert np.isfinite(result.metrics[metric]), metric
     assert result.draws.shape == (100, MODELS[model]().dimension)
     assert np.all(np.diff(result.loss_seconds) >= 0)
@@ -75,8 +83,9 @@ def test_same_cell_gives_identical_losses_and_metrics():
 @pytest.mark.slow
 def test_full_rank_recovers_analytic_gaussian_within_monte_carlo_error():
     n = 8192
-    settings = FitSettings(num_steps=4000, sample_size=32, learning_rate=0.01,
-                           elbo_sample_size=n, num_draws_kept=n)
+    settings = FitSettings(
+        num_steps=4000, sample_size=32, learning_rate=0.01, elbo_sample_size=n, num_draws_kept=n
+    )
     result = fit(_cell("correlated_gaussian", "full_rank", settings))
     assert result.status == "ok", result.reason
     ref = MODELS["correlated_gaussian"]().reference
@@ -85,7 +94,8 @@ def test_full_rank_recovers_analytic_gaussian_within_monte_carlo_error():
     # are those of the estimates from n draws (the reference is exact, its error is 0).
     z_mean = (draws.mean(0) - ref.mean) / (ref.standard_deviation / np.sqrt(n))
     z_std = (draws.std(0, ddof=1) - ref.standard_deviation) / (
-        ref.standard_deviation / np.sqrt(2 * (n - 1)))
+        ref.standard_deviation / np.sqrt(2 * (n - 1))
+    )
     assert np.all(np.abs(z_mean) < 5), z_mean
     assert np.all(np.abs(z_std) < 5), z_std
 
@@ -95,17 +105,24 @@ def _build_uncompilable(model, *, seed, initial_scale: float = 0.1):
     q = build_mean_field(model, seed=seed, initial_scale=initial_scale)
     through_python = tfp.bijectors.Inline(
         forward_fn=lambda x: tf.py_function(lambda t: t, [x], x.dtype),
-        inverse_fn=tf.identity, forward_log_det_jacobian_fn=lambda x: tf.zeros([], x.dtype),
-        forward_min_event_ndims=0, is_constant_jacobian=True, name="through_python")
+        inverse_fn=tf.identity,
+        forward_log_det_jacobian_fn=lambda x: tf.zeros([], x.dtype),
+        forward_min_event_ndims=0,
+        is_constant_jacobian=True,
+        name="through_python",
+    )
     return tfp.distributions.TransformedDistribution(q, through_python)
 
 
 def test_xla_failure_falls_back_to_graph_mode_and_records_why(monkeypatch):
-    monkeypatch.setitem(families.FAMILIES, "uncompilable",
-                        Family("uncompilable", "Uncompilable", _build_uncompilable,
-                               {"initial_scale": 0.1}))
-    result = fit(_cell("correlated_gaussian", "uncompilable",
-                       dataclasses.replace(TINY, num_steps=10)))
+    monkeypatch.setitem(
+        families.FAMILIES,
+        "uncompilable",
+        Family("uncompilable", "Uncompilable", _build_uncompilable, {"initial_scale": 0.1}),
+    )
+    result = fit(
+        _cell("correlated_gaussian", "uncompilable", dataclasses.replace(TINY, num_steps=10))
+    )
     assert result.status == "ok", result.reason + result.traceback
     assert result.fit_mode == "graph"
     assert result.fallback_reason

@@ -23,8 +23,9 @@ def _fit(family="mean_field", model="correlated_gaussian", **settings):
     return result
 
 
-@pytest.mark.parametrize(("schedule", "final"), [("constant", 1.0), ("cosine", 0.0),
-                                                 ("exponential", 0.01)])
+@pytest.mark.parametrize(
+    ("schedule", "final"), [("constant", 1.0), ("cosine", 0.0), ("exponential", 0.01)]
+)
 def test_learning_rate_schedules_decay_over_num_steps(schedule, final):
     settings = dataclasses.replace(TINY, learning_rate=0.1, learning_rate_schedule=schedule)
     rate = learning_rate(settings)
@@ -42,14 +43,18 @@ def test_schedule_runs_across_chunks_with_one_iteration_counter():
 
 def test_importance_weighted_objective_and_sticking_the_landing_fit():
     plain = _fit()
-    for settings in ({"importance_sample_size": 4},
-                     {"importance_sample_size": 4, "gradient_estimator": "sticking_the_landing"},
-                     {"gradient_estimator": "sticking_the_landing"}):
+    for settings in (
+        {"importance_sample_size": 4},
+        {"importance_sample_size": 4, "gradient_estimator": "sticking_the_landing"},
+        {"gradient_estimator": "sticking_the_landing"},
+    ):
         result = _fit(**settings)
         assert result.fit_mode == "xla", result.fallback_reason
         assert np.all(np.isfinite(result.losses))
-        assert result.metrics["num_gradient_evaluations"] == settings.get(
-            "importance_sample_size", 1) * plain.metrics["num_gradient_evaluations"]
+        assert (
+            result.metrics["num_gradient_evaluations"]
+            == settings.get("importance_sample_size", 1) * plain.metrics["num_gradient_evaluations"]
+        )
 
 
 def _exact_full_rank(model):
@@ -57,7 +62,8 @@ def _exact_full_rank(model):
     q = FAMILIES["full_rank"].build(model, seed=tf.constant([1, 2]))
     q.distribution.loc.assign(model.reference.mean.astype(np.float32))
     q.distribution.scale_tril.assign(  # a TransformedVariable: assigns through its bijector
-        np.linalg.cholesky(model.reference.covariance).astype(np.float32))
+        np.linalg.cholesky(model.reference.covariance).astype(np.float32)
+    )
     return q
 
 
@@ -74,8 +80,12 @@ def test_sticking_the_landing_gradient_vanishes_at_the_exact_posterior(importanc
     while the reparameterization gradient is 0 only in expectation."""
     model = MODELS["correlated_gaussian"]()
     q = _exact_full_rank(model)
-    stl_loss, stl = _gradients(model, q, gradient_estimator="sticking_the_landing",
-                               importance_sample_size=importance_sample_size)
+    stl_loss, stl = _gradients(
+        model,
+        q,
+        gradient_estimator="sticking_the_landing",
+        importance_sample_size=importance_sample_size,
+    )
     plain_loss, plain = _gradients(model, q, importance_sample_size=importance_sample_size)
     # Same draws, same objective value (−log Z exactly, as every log weight equals log Z).
     np.testing.assert_allclose(stl_loss.numpy(), plain_loss.numpy(), rtol=1e-5)

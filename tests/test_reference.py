@@ -29,7 +29,8 @@ def test_small_run_converges_and_agrees_with_the_closed_form(small_run):
     a = small_run.arrays
     z = (a["mean"] - exact.mean) / a["mean_standard_error"]
     z_sd = (a["standard_deviation"] - exact.standard_deviation) / a[
-        "standard_deviation_standard_error"]
+        "standard_deviation_standard_error"
+    ]
     # 4.5 sigma over 3 coordinates: a false alarm has probability < 1e-4.
     assert np.all(np.abs(z) < 4.5), z
     assert np.all(np.abs(z_sd) < 4.5), z_sd
@@ -50,24 +51,44 @@ def test_cli_writes_the_same_reference_for_the_same_seed(small_run, tmp_path, ca
     np.testing.assert_array_equal(ref.mean, small_run.arrays["mean"])
     np.testing.assert_array_equal(ref.draws, small_run.arrays["draws"].astype(np.float32))
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["command"] == ("harness reference conjugate_normal_mean " + " ".join(SMALL_ARGS)
-                                  + f" --target-accept 0.8 --out {out}")
+    assert sidecar["command"] == (
+        "harness reference conjugate_normal_mean "
+        + " ".join(SMALL_ARGS)
+        + f" --target-accept 0.8 --out {out}"
+    )
     assert sidecar["command"] in ref.provenance
     assert f"reference: {out}" in capsys.readouterr().out
 
 
 def test_cli_refuses_to_write_an_unconverged_reference(tmp_path, capsys):
     out = tmp_path / "short.npz"
-    code = cli.main(["reference", "conjugate_normal_mean", "--chains", "2", "--warmup", "50",
-                     "--draws", "40", "--out", str(out)])
+    code = cli.main(
+        [
+            "reference",
+            "conjugate_normal_mean",
+            "--chains",
+            "2",
+            "--warmup",
+            "50",
+            "--draws",
+            "40",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == cli.EXIT_FAILED_CELLS
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert "bulk ESS" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["reference", "no_such_model"],
-                                  ["reference", "banana", "--draws", "0"],
-                                  ["reference", "banana", "--out", "x.txt"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reference", "no_such_model"],
+        ["reference", "banana", "--draws", "0"],
+        ["reference", "banana", "--out", "x.txt"],
+    ],
+)
 def test_cli_usage_errors_exit_2(argv, capsys):
     assert cli.main(argv) == cli.EXIT_USAGE
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
@@ -94,10 +115,12 @@ def test_noncentered_eight_schools_reference_agrees_with_inference_gym_centered(
     coordinates; school effects are derived from the non-centered draws."""
     ours = MODELS["eight_schools_noncentered"]().reference
     gym = MODELS["eight_schools"]().reference
-    z = (ours.mean[:2] - gym.mean[:2]) / np.hypot(ours.mean_standard_error[:2],
-                                                  gym.mean_standard_error[:2])
+    z = (ours.mean[:2] - gym.mean[:2]) / np.hypot(
+        ours.mean_standard_error[:2], gym.mean_standard_error[:2]
+    )
     z_sd = (ours.standard_deviation[:2] - gym.standard_deviation[:2]) / np.hypot(
-        ours.standard_deviation_standard_error[:2], gym.standard_deviation_standard_error[:2])
+        ours.standard_deviation_standard_error[:2], gym.standard_deviation_standard_error[:2]
+    )
     assert np.all(np.abs(z) < 4.5), z
     assert np.all(np.abs(z_sd) < 4.5), z_sd
     draws = ours.draws
@@ -111,13 +134,16 @@ def test_noncentered_and_centered_densities_differ_by_the_jacobian():
     """Same data and priors: log p_nc(a, l, s) = log p_c(a, l, a + e^l s) + 8 l (deterministic)."""
     nc, c = MODELS["eight_schools_noncentered"](dtype="float64"), MODELS["eight_schools"]()
     rng = np.random.default_rng(0)
-    z = np.concatenate([rng.normal(5, 3, (6, 1)), rng.normal(2, 0.5, (6, 1)),
-                        rng.normal(size=(6, 8))], axis=1)
+    z = np.concatenate(
+        [rng.normal(5, 3, (6, 1)), rng.normal(2, 0.5, (6, 1)), rng.normal(size=(6, 8))], axis=1
+    )
     theta = z[:, :1] + np.exp(z[:, 1:2]) * z[:, 2:]
     centered = np.concatenate([z[:, :2], theta], axis=1).astype(np.float32)
-    np.testing.assert_allclose(nc.unnormalized_log_prob(z).numpy(),
-                               c.unnormalized_log_prob(centered).numpy() + 8 * z[:, 1],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        nc.unnormalized_log_prob(z).numpy(),
+        c.unnormalized_log_prob(centered).numpy() + 8 * z[:, 1],
+        rtol=1e-5,
+    )
 
 
 @pytest.mark.slow
@@ -132,8 +158,9 @@ def test_nuts_on_unknown_noise_regression_matches_the_closed_form_marginals():
     flat = result.draws.reshape(-1, model.dimension)
     exact = model.reference
     z = (flat.mean(0) - exact.mean) / result.mean_standard_error
-    z_sd = (flat.std(0, ddof=1) - exact.standard_deviation) / \
-        result.standard_deviation_standard_error
+    z_sd = (
+        flat.std(0, ddof=1) - exact.standard_deviation
+    ) / result.standard_deviation_standard_error
     assert np.all(np.abs(z) < 4.5), z
     assert np.all(np.abs(z_sd) < 4.5), z_sd
     assert result.num_leapfrog_steps > 4 * 900 and result.wall_seconds > 0

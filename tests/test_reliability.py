@@ -32,8 +32,16 @@ from harness.models.base import Model, exact_reference
 from harness.spec import Cell, FitSettings
 
 # Posterior metrics that must be absent (never faked) when a fit diverged.
-POSTERIOR_METRICS = ("elbo", "elbo_standard_error", "khat", "mean_z_error_max",
-                     "mean_z_error_rms", "std_ratio_geomean", "coverage_90", "wasserstein_1")
+POSTERIOR_METRICS = (
+    "elbo",
+    "elbo_standard_error",
+    "khat",
+    "mean_z_error_max",
+    "mean_z_error_rms",
+    "std_ratio_geomean",
+    "coverage_90",
+    "wasserstein_1",
+)
 
 
 def _gaussian_test_model(name: str, log_prob_fn, mode: float) -> Model:
@@ -41,11 +49,16 @@ def _gaussian_test_model(name: str, log_prob_fn, mode: float) -> Model:
 
     dimension = 2
     return Model(
-        name=name, pretty_name=name, dimension=dimension, dtype=np.float32,
+        name=name,
+        pretty_name=name,
+        dimension=dimension,
+        dtype=np.float32,
         default_event_space_bijector=tfp.bijectors.Identity(),
         unnormalized_log_prob=log_prob_fn,
-        reference=exact_reference(np.full(dimension, mode), np.eye(dimension),
-                                  provenance="closed form: N(mode·1, I)"))
+        reference=exact_reference(
+            np.full(dimension, mode), np.eye(dimension), provenance="closed form: N(mode·1, I)"
+        ),
+    )
 
 
 def nan_beyond_three() -> Model:
@@ -111,11 +124,20 @@ def _cell_runs(uri: str, experiment: str) -> list:
 
 
 def test_divergence_is_a_result_and_errors_end_the_sweep_with_exit_1(
-        test_models, write_spec, tracking_uri, tmp_path, capsys):
+    test_models, write_spec, tracking_uri, tmp_path, capsys
+):
     models = '"nan_beyond_three", "nan_on_large_batches", "correlated_gaussian"'
     path = write_spec(SPEC.format(models=models))
-    args = ["run", str(path), "--tracking-uri", tracking_uri, "--executor", "serial",
-            "--results-dir", str(tmp_path / "results")]
+    args = [
+        "run",
+        str(path),
+        "--tracking-uri",
+        tracking_uri,
+        "--executor",
+        "serial",
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     assert cli.main(args) == 0, "diverged cells alone must exit 0"
     assert "2 cells diverged" in capsys.readouterr().err
     client = MlflowClient(tracking_uri)
@@ -169,23 +191,44 @@ def test_divergence_is_a_result_and_errors_end_the_sweep_with_exit_1(
     trace = client.download_artifacts(failed.info.run_id, "traceback.txt", str(tmp_path))
     text = open(trace).read()
     assert "Traceback (most recent call last)" in text and "raise RuntimeError" in text
-    parents = [r for r in client.search_runs([failed.info.experiment_id])
-               if r.data.tags.get("harness.kind") == "sweep"]
+    parents = [
+        r
+        for r in client.search_runs([failed.info.experiment_id])
+        if r.data.tags.get("harness.kind") == "sweep"
+    ]
     assert sorted(p.info.status for p in parents) == ["FAILED", "FINISHED"]
 
 
 # --- journal -------------------------------------------------------------------------------------
 
+
 def _result(seed: int, status: str = "diverged") -> FitResult:
-    cell = Cell("journaled", "correlated_gaussian", (("dimension", 2),), "mean_field",
-                (("initial_scale", 0.1),), FitSettings(num_steps=4), seed)
-    return FitResult(cell=cell, status=status, reason="loss became nan at step 2",
-                     losses=np.array([1.5, 0.25, np.nan, np.inf]),
-                     loss_seconds=np.array([0.1, 0.2, 0.3, 0.4]), compile_seconds=float("nan"),
-                     fit_seconds=0.4, num_steps_run=4, metrics={"fit_seconds": 0.4},
-                     draws=np.random.default_rng(seed).normal(size=(50, 2)).astype(np.float32),
-                     fit_mode="xla",
-                     device="CPU", started_at=1.7e9, traceback="", diverged_step=2)
+    cell = Cell(
+        "journaled",
+        "correlated_gaussian",
+        (("dimension", 2),),
+        "mean_field",
+        (("initial_scale", 0.1),),
+        FitSettings(num_steps=4),
+        seed,
+    )
+    return FitResult(
+        cell=cell,
+        status=status,
+        reason="loss became nan at step 2",
+        losses=np.array([1.5, 0.25, np.nan, np.inf]),
+        loss_seconds=np.array([0.1, 0.2, 0.3, 0.4]),
+        compile_seconds=float("nan"),
+        fit_seconds=0.4,
+        num_steps_run=4,
+        metrics={"fit_seconds": 0.4},
+        draws=np.random.default_rng(seed).normal(size=(50, 2)).astype(np.float32),
+        fit_mode="xla",
+        device="CPU",
+        started_at=1.7e9,
+        traceback="",
+        diverged_step=2,
+    )
 
 
 def _assert_same(a: FitResult, b: FitResult) -> None:
@@ -228,8 +271,15 @@ def test_sync_replays_idempotently(tmp_path, tracking_uri, capsys):
     journal.append_result(path, _result(2, status="error"), parent_run_id="no-such-run")
     journal.append_sweep_end(path, parent_run_id=parent, status="FINISHED")
     saved = path.read_text()
-    args = ["sync", "--experiment", "journaled", "--tracking-uri", tracking_uri,
-            "--results-dir", str(tmp_path / "results")]
+    args = [
+        "sync",
+        "--experiment",
+        "journaled",
+        "--tracking-uri",
+        tracking_uri,
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     assert cli.main(args) == 0
     assert "replayed 3, already in MLflow 0, left 0" in capsys.readouterr().out
     assert not path.exists()
@@ -252,17 +302,24 @@ def test_sync_replays_idempotently(tmp_path, tracking_uri, capsys):
 
 
 def test_an_entry_the_store_rejects_stays_in_the_journal_and_does_not_block_others(
-        tmp_path, tracking_uri, capsys):
+    tmp_path, tracking_uri, capsys
+):
     path = journal.journal_path(tmp_path / "results", "journaled")
     rejected = _result(1)
     # MLflow refuses param keys over 250 characters: the store rejects this entry (HTTP 400
     # semantics), which no retry can fix.
     cell = dataclasses.replace(rejected.cell, model_args=(("dimension", 2), ("k" * 300, 1)))
-    kept = journal.append_result(path, dataclasses.replace(rejected, cell=cell),
-                                 parent_run_id="")
+    kept = journal.append_result(path, dataclasses.replace(rejected, cell=cell), parent_run_id="")
     journal.append_result(path, _result(0), parent_run_id="")
-    args = ["sync", "--experiment", "journaled", "--tracking-uri", tracking_uri,
-            "--results-dir", str(tmp_path / "results")]
+    args = [
+        "sync",
+        "--experiment",
+        "journaled",
+        "--tracking-uri",
+        tracking_uri,
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     assert cli.main(args) == 1
     captured = capsys.readouterr()
     assert "replayed 1, already in MLflow 0, left 1" in captured.out
@@ -276,23 +333,27 @@ def test_an_entry_the_store_rejects_stays_in_the_journal_and_does_not_block_othe
 
 def test_sync_rejects_a_path_as_experiment_name(tmp_path, capsys):
     for name in ("../x", "a/b", "/etc", ".."):
-        assert cli.main(["sync", "--experiment", name,
-                         "--results-dir", str(tmp_path / "results")]) == 2
+        assert (
+            cli.main(["sync", "--experiment", name, "--results-dir", str(tmp_path / "results")])
+            == 2
+        )
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--experiment" in err and "no path" in err
     assert not (tmp_path / "results").exists()
 
 
 def test_with_retries_backs_off_then_gives_up(monkeypatch):
-    monkeypatch.setattr(tracking, "RETRY", tracking.RetryPolicy(attempts=3, first_delay=0.05,
-                                                               max_seconds=5.0))
+    monkeypatch.setattr(
+        tracking, "RETRY", tracking.RetryPolicy(attempts=3, first_delay=0.05, max_seconds=5.0)
+    )
     calls = []
 
     def flaky(fail_times):
         calls.append(time.monotonic())
         if len(calls) <= fail_times:
             raise mlflow.exceptions.MlflowException(
-                "API request to http://127.0.0.1:1/api failed with exception refused")
+                "API request to http://127.0.0.1:1/api failed with exception refused"
+            )
         return "done"
 
     assert tracking.with_retries(flaky, 2) == "done"
@@ -315,6 +376,7 @@ def test_with_retries_backs_off_then_gives_up(monkeypatch):
 
 # --- a real tracking server that goes down mid-sweep ---------------------------------------------
 
+
 class TrackingServer:
     """``mlflow server`` on 127.0.0.1 (sqlite backend) in its own process group."""
 
@@ -330,14 +392,29 @@ class TrackingServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
-             "--artifacts-destination", str(self.folder / "artifacts")],
-            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self.folder / 'server.db'}",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+            ],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             # No background job runner: one process less to start on a small machine.
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            start_new_session=True)
+            start_new_session=True,
+        )
         deadline = time.monotonic() + self.START_SECONDS
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "mlflow server exited during start-up"
@@ -366,10 +443,14 @@ def server(tmp_path):
 
 @pytest.mark.slow
 def test_server_down_mid_sweep_results_journaled_then_synced_once(
-        server, monkeypatch, write_spec, tmp_path, capsys):
+    server, monkeypatch, write_spec, tmp_path, capsys
+):
     # Fail fast: two attempts 0.2 s apart, 5 s per request (the defaults take ~10 s per call).
-    monkeypatch.setattr(tracking, "RETRY", tracking.RetryPolicy(
-        attempts=2, first_delay=0.2, max_seconds=3.0, request_timeout=5))
+    monkeypatch.setattr(
+        tracking,
+        "RETRY",
+        tracking.RetryPolicy(attempts=2, first_delay=0.2, max_seconds=3.0, request_timeout=5),
+    )
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -382,8 +463,16 @@ def test_server_down_mid_sweep_results_journaled_then_synced_once(
     monkeypatch.setitem(MODELS, "stops_server", stops_server)
     server.start()
     path = write_spec(SPEC.format(models='"correlated_gaussian", "stops_server", "banana"'))
-    args = ["run", str(path), "--tracking-uri", server.uri, "--executor", "serial",
-            "--results-dir", str(tmp_path / "results")]
+    args = [
+        "run",
+        str(path),
+        "--tracking-uri",
+        server.uri,
+        "--executor",
+        "serial",
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     journal_file = journal.journal_path(tmp_path / "results", "reliability")
 
     assert cli.main(args) == 1, "results that are only in the journal exit 1"
@@ -407,8 +496,14 @@ def test_server_down_mid_sweep_results_journaled_then_synced_once(
     err = capsys.readouterr().err
     assert "replayed 2 journaled results" in err and "skipped 3 cells" in err
     assert not journal_file.exists()
-    sync = ["sync", str(path), "--tracking-uri", server.uri,
-            "--results-dir", str(tmp_path / "results")]
+    sync = [
+        "sync",
+        str(path),
+        "--tracking-uri",
+        server.uri,
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     assert cli.main(sync) == 0  # nothing left: a no-op
     assert "replayed 0, already in MLflow 0, left 0" in capsys.readouterr().out
 
@@ -417,7 +512,10 @@ def test_server_down_mid_sweep_results_journaled_then_synced_once(
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     cells = [r for r in runs if "harness.cell_id" in r.data.tags]
     assert sorted(r.data.tags["harness.model"] for r in cells) == [
-        "banana", "correlated_gaussian", "stops_server"]
+        "banana",
+        "correlated_gaussian",
+        "stops_server",
+    ]
     assert {r.info.status for r in runs} == {"FINISHED"}
     first_parent = entries[2].parent_run_id
     assert all(r.data.tags["mlflow.parentRunId"] == first_parent for r in cells)
@@ -449,14 +547,29 @@ TIMING_COLUMNS = re.compile(r"seconds|per_second|memory|start_time")
 
 def _sweep_table_and_losses(path, folder, executor_args):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    assert cli.main(["run", str(path), "--tracking-uri", uri,
-                     "--results-dir", str(folder / "results"), *executor_args]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                str(path),
+                "--tracking-uri",
+                uri,
+                "--results-dir",
+                str(folder / "results"),
+                *executor_args,
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(folder / "results" / "determinism" / "cells.csv")
     table = table.sort_values("cell_id").reset_index(drop=True)
     client = MlflowClient(uri)
-    losses = {cell_id: [m.value for m in sorted(client.get_metric_history(run_id, "loss"),
-                                                key=lambda m: m.step)]
-              for cell_id, run_id in zip(table["cell_id"], table["run_id"], strict=True)}
+    losses = {
+        cell_id: [
+            m.value for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)
+        ]
+        for cell_id, run_id in zip(table["cell_id"], table["run_id"], strict=True)
+    }
     return table, losses
 
 
@@ -467,17 +580,22 @@ def test_same_spec_gives_bit_identical_results_serial_and_through_the_pool(write
     pooled, pooled_losses = _sweep_table_and_losses(path, tmp_path / "b", ["--workers", "2"])
     assert len(serial) == 4 and list(serial["cell_id"]) == list(pooled["cell_id"])
     assert set(serial["status"]) == {"ok"}
-    numeric = [c for c in serial.select_dtypes("number").columns
-               if not TIMING_COLUMNS.search(c) and c in pooled]
+    numeric = [
+        c
+        for c in serial.select_dtypes("number").columns
+        if not TIMING_COLUMNS.search(c) and c in pooled
+    ]
     assert {"elbo", "khat", "mean_z_error_rms", "seed"} <= set(numeric)
     for column in numeric:
-        np.testing.assert_array_equal(serial[column].to_numpy(), pooled[column].to_numpy(),
-                                      err_msg=column)
+        np.testing.assert_array_equal(
+            serial[column].to_numpy(), pooled[column].to_numpy(), err_msg=column
+        )
     assert serial_losses == pooled_losses
     assert all(len(v) == 30 for v in serial_losses.values())
 
 
 # --- names that look like paths -------------------------------------------------------------------
+
 
 def test_file_stem_never_leaves_its_folder():
     for name in ("../x", "a/b", "/etc/passwd", "..", "path/to/file.py:attr", "C:\\x", ".hidden"):
@@ -492,9 +610,11 @@ def test_a_user_model_path_as_model_name_writes_only_inside_results(monkeypatch,
     # A user model's name is a path: absolute, with '..' and separators.
     zoo = tmp_path / "zoo"
     zoo.mkdir()
-    (zoo / "m.py").write_text("from harness.models import MODELS\n\n\n"
-                              "def target():\n"
-                              "    return MODELS['correlated_gaussian'](dimension=2)\n")
+    (zoo / "m.py").write_text(
+        "from harness.models import MODELS\n\n\n"
+        "def target():\n"
+        "    return MODELS['correlated_gaussian'](dimension=2)\n"
+    )
     name = f"{zoo}/../zoo/m.py:target"
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC.format(models=json.dumps(name)).replace("60", "10"))
@@ -502,8 +622,21 @@ def test_a_user_model_path_as_model_name_writes_only_inside_results(monkeypatch,
     (work / "store").mkdir(parents=True)
     monkeypatch.chdir(work)
     uri = f"sqlite:///{work / 'store' / 'mlflow.db'}"
-    assert cli.main(["run", str(spec), "--tracking-uri", uri, "--executor", "serial",
-                     "--results-dir", "results"]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                str(spec),
+                "--tracking-uri",
+                uri,
+                "--executor",
+                "serial",
+                "--results-dir",
+                "results",
+            ]
+        )
+        == 0
+    )
     written = {p.relative_to(work) for p in work.rglob("*") if p.is_file()}
     assert {p.parts[0] for p in written} == {"results", "store"}
     assert {p.parts[1] for p in written if p.parts[0] == "results"} == {"reliability"}

@@ -33,8 +33,7 @@ elbo_sample_size = 1000
 num_draws_kept = 300
 jit_compile = false  # graph mode: no XLA compilation, the cheapest fit per cell
 """
-FIGURES = ("quality_vs_speed", "elbo_vs_time", "khat", "std_ratio",
-           "marginals_correlated_gaussian")
+FIGURES = ("quality_vs_speed", "elbo_vs_time", "khat", "std_ratio", "marginals_correlated_gaussian")
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +43,35 @@ def sweep(tmp_path_factory):
     spec = tmp / "tiny_report.toml"
     spec.write_text(SPEC)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    assert cli.main(["run", str(spec), "--tracking-uri", uri, "--executor", "serial",
-                     "--results-dir", str(tmp / "results")]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                str(spec),
+                "--tracking-uri",
+                uri,
+                "--executor",
+                "serial",
+                "--results-dir",
+                str(tmp / "results"),
+            ]
+        )
+        == 0
+    )
     out = tmp / "report"
     code = cli.main(["report", str(spec), "--tracking-uri", uri, "--out", str(out)])
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tiny_report")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    return {"code": code, "uri": uri, "out": out, "spec": spec, "client": client,
-            "cells": [r for r in runs if "harness.cell_id" in r.data.tags],
-            "parent": next(r for r in runs if r.data.tags.get("harness.kind") == "sweep")}
+    return {
+        "code": code,
+        "uri": uri,
+        "out": out,
+        "spec": spec,
+        "client": client,
+        "cells": [r for r in runs if "harness.cell_id" in r.data.tags],
+        "parent": next(r for r in runs if r.data.tags.get("harness.kind") == "sweep"),
+    }
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -91,17 +109,25 @@ def test_summary_matches_mean_and_standard_error_from_mlflow(sweep):
     summary = pd.read_csv(sweep["out"] / "summary.csv")
     assert len(summary) == 4
     assert set(zip(summary["model"], summary["family"], strict=True)) == {
-        (m, f) for m in ("correlated_gaussian", "eight_schools")
-        for f in ("mean_field", "full_rank")}
+        (m, f)
+        for m in ("correlated_gaussian", "eight_schools")
+        for f in ("mean_field", "full_rank")
+    }
     for metric in ("elbo", "khat", "std_ratio_geomean", "fit_seconds"):
         for (model, family), row in summary.set_index(["model", "family"]).iterrows():
-            values = np.array([r.data.metrics[metric] for r in sweep["cells"]
-                               if r.data.tags["harness.model"] == model
-                               and r.data.tags["harness.family"] == family])
+            values = np.array(
+                [
+                    r.data.metrics[metric]
+                    for r in sweep["cells"]
+                    if r.data.tags["harness.model"] == model
+                    and r.data.tags["harness.family"] == family
+                ]
+            )
             assert len(values) == 2
             assert row[metric] == pytest.approx(values.mean(), rel=1e-12)
             assert row[f"{metric}_standard_error"] == pytest.approx(
-                values.std(ddof=1) / np.sqrt(2), rel=1e-9)
+                values.std(ddof=1) / np.sqrt(2), rel=1e-9
+            )
 
 
 def test_markdown_and_latex_tables_bold_the_best_family_per_model(sweep):
@@ -109,8 +135,10 @@ def test_markdown_and_latex_tables_bold_the_best_family_per_model(sweep):
     rows = [line for line in markdown[2:] if line.startswith("|")]
     assert len(rows) == 4
     summary = pd.read_csv(sweep["out"] / "summary.csv")
-    for model, pretty in (("correlated_gaussian", "Correlated Gaussian"),
-                          ("eight_schools", "Eight schools")):
+    for model, pretty in (
+        ("correlated_gaussian", "Correlated Gaussian"),
+        ("eight_schools", "Eight schools"),
+    ):
         sub = summary[summary["model"] == model]
         best = sub.loc[sub["elbo"].idxmax(), "family"]
         worst = sub.loc[sub["elbo"].idxmin(), "family"]
@@ -139,8 +167,7 @@ def test_each_cell_run_has_its_figure_draws_and_labels(sweep):
         history = client.get_metric_history(run.info.run_id, "loss")
         assert np.all(np.diff(curve["seconds"]) > 0)
         assert np.allclose(curve["loss"], [m.value for m in history], rtol=1e-6)
-    draws = report.overlay_draws(report.tidy(_search(sweep)), "correlated_gaussian",
-                                 sweep["uri"])
+    draws = report.overlay_draws(report.tidy(_search(sweep)), "correlated_gaussian", sweep["uri"])
     q, reference = draws
     assert set(q) == {"mean_field", "full_rank"}
     assert all(a.dtype == np.float32 and a.shape == (300, 5) for a in q.values())
@@ -157,8 +184,13 @@ def _search(sweep):
 def test_parent_run_records_spec_config_commit_versions_and_hardware(sweep):
     parent = sweep["parent"]
     tags = parent.data.tags
-    for key in ("harness.hardware", "harness.accelerator", "harness.version.tensorflow",
-                "harness.version.mlflow", "harness.host"):
+    for key in (
+        "harness.hardware",
+        "harness.accelerator",
+        "harness.version.tensorflow",
+        "harness.version.mlflow",
+        "harness.host",
+    ):
         assert tags[key], key
     assert tags["harness.accelerator"].startswith(("CPU: ", "GPU: "))
     assert len(tags.get("mlflow.source.git.commit", "")) == 40
@@ -167,9 +199,26 @@ def test_parent_run_records_spec_config_commit_versions_and_hardware(sweep):
 
 
 def test_report_styles_change_figure_size(sweep, tmp_path):
-    assert cli.main(["report", "--experiment", "tiny_report", "--tracking-uri", sweep["uri"],
-                     "--out", str(tmp_path), "--style", "slides", "--model", "eight_schools",
-                     "--metric", "mean_z_error_max"]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                "--experiment",
+                "tiny_report",
+                "--tracking-uri",
+                sweep["uri"],
+                "--out",
+                str(tmp_path),
+                "--style",
+                "slides",
+                "--model",
+                "eight_schools",
+                "--metric",
+                "mean_z_error_max",
+            ]
+        )
+        == 0
+    )
     paper = _png_size(sweep["out"] / "figures" / "khat.png")
     slides = _png_size(tmp_path / "figures" / "khat.png")
     assert slides[0] > paper[0]
@@ -177,13 +226,16 @@ def test_report_styles_change_figure_size(sweep, tmp_path):
     assert "max z-error" in (tmp_path / "tables" / "summary.md").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--experiment", "no_such_experiment"], "no MLflow experiment"),
-    (["--experiment", "../escape"], "not an experiment name"),
-    (["--model", "no_such_model"], "no runs here"),
-    (["--metric", "no_such_metric"], "was not logged"),
-    ([], "give a SPEC"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--experiment", "no_such_experiment"], "no MLflow experiment"),
+        (["--experiment", "../escape"], "not an experiment name"),
+        (["--model", "no_such_model"], "no runs here"),
+        (["--metric", "no_such_metric"], "was not logged"),
+        ([], "give a SPEC"),
+    ],
+)
 def test_report_bad_input_is_one_line_and_exit_2(sweep, tmp_path, capsys, args, message):
     if "--experiment" not in args and args:
         args = [str(sweep["spec"]), *args]
@@ -195,17 +247,29 @@ def test_report_bad_input_is_one_line_and_exit_2(sweep, tmp_path, capsys, args, 
 
 def _cell_runs(client, name):
     experiment = client.get_experiment_by_name(name)
-    return [r for r in client.search_runs([experiment.experiment_id], max_results=1000)
-            if "harness.cell_id" in r.data.tags]
+    return [
+        r
+        for r in client.search_runs([experiment.experiment_id], max_results=1000)
+        if "harness.cell_id" in r.data.tags
+    ]
 
 
-def test_interrupted_sweep_resumes_without_duplicate_finished_runs(tmp_path, write_spec,
-                                                                   tracking_uri, capsys):
-    text = ('name = "resume"\nseeds = {seeds}\nmodels = ["correlated_gaussian"]\n'
-            'families = ["mean_field", "full_rank"]\n'
-            "[fit]\nnum_steps = 10\nelbo_sample_size = 1000\njit_compile = false\n")
-    base = ["--tracking-uri", tracking_uri, "--executor", "serial", "--results-dir",
-            str(tmp_path / "results")]
+def test_interrupted_sweep_resumes_without_duplicate_finished_runs(
+    tmp_path, write_spec, tracking_uri, capsys
+):
+    text = (
+        'name = "resume"\nseeds = {seeds}\nmodels = ["correlated_gaussian"]\n'
+        'families = ["mean_field", "full_rank"]\n'
+        "[fit]\nnum_steps = 10\nelbo_sample_size = 1000\njit_compile = false\n"
+    )
+    base = [
+        "--tracking-uri",
+        tracking_uri,
+        "--executor",
+        "serial",
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     one = write_spec(text.format(seeds="[0]"), "one.toml")
     two = write_spec(text.format(seeds="[0, 1]"), "two.toml")
     client = MlflowClient(tracking_uri)
@@ -241,9 +305,24 @@ def test_interrupted_sweep_resumes_without_duplicate_finished_runs(tmp_path, wri
 def test_report_in_a_fresh_process_draws_the_same_figures_in_parallel(sweep, tmp_path):
     """``harness report`` (no TensorFlow loaded) draws in forked processes; the PNGs are the
     same bytes as the in-process (serial) report's."""
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--experiment",
-                          "tiny_report", "--tracking-uri", sweep["uri"], "--out", str(tmp_path)],
-                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "report",
+            "--experiment",
+            "tiny_report",
+            "--tracking-uri",
+            sweep["uri"],
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     for name in FIGURES:
         png = f"figures/{name}.png"
@@ -251,10 +330,18 @@ def test_report_in_a_fresh_process_draws_the_same_figures_in_parallel(sweep, tmp
 
 
 def test_report_path_never_imports_tensorflow():
-    code = ("import sys, harness.cli, harness.report, harness.plots, harness.tracking; "
-            "print('tensorflow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO, check=True, timeout=120)
+    code = (
+        "import sys, harness.cli, harness.report, harness.plots, harness.tracking; "
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        timeout=120,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -273,10 +360,13 @@ def test_format_mean_se_rounds_mean_to_the_standard_error():
 
 
 def test_best_mask_uses_each_metrics_direction():
-    index = pd.MultiIndex.from_tuples([("m", "a"), ("m", "b"), ("n", "a")],
-                                      names=["model", "family"])
-    means = pd.DataFrame({"elbo": [-3.0, -1.0, 0.0], "khat": [0.4, 0.9, 1.0],
-                          "std_ratio_geomean": [0.5, 1.5, 2.0]}, index=index)
+    index = pd.MultiIndex.from_tuples(
+        [("m", "a"), ("m", "b"), ("n", "a")], names=["model", "family"]
+    )
+    means = pd.DataFrame(
+        {"elbo": [-3.0, -1.0, 0.0], "khat": [0.4, 0.9, 1.0], "std_ratio_geomean": [0.5, 1.5, 2.0]},
+        index=index,
+    )
     mask = report.best_mask(means)
     assert list(mask["elbo"]) == [False, True, True]
     assert list(mask["khat"]) == [True, False, True]
@@ -291,13 +381,20 @@ def test_smooth_is_a_trailing_moving_average():
 
 
 def test_tidy_keeps_the_latest_finished_run_per_cell():
-    runs = pd.DataFrame({
-        "run_id": ["r1", "r2", "r3"], "status": ["FINISHED", "FAILED", "FINISHED"],
-        "start_time": pd.to_datetime([1, 3, 2], unit="s", utc=True),
-        "tags.harness.model": "m", "tags.harness.family": ["a", "a", "b"],
-        "tags.harness.seed": "0", "tags.harness.status": ["ok", "error", "ok"],
-        "tags.harness.cell_id": ["c1", "c1", "c2"], "tags.harness.family_order": ["1", "1", "0"],
-        "metrics.elbo": [1.0, np.nan, 2.0]})
+    runs = pd.DataFrame(
+        {
+            "run_id": ["r1", "r2", "r3"],
+            "status": ["FINISHED", "FAILED", "FINISHED"],
+            "start_time": pd.to_datetime([1, 3, 2], unit="s", utc=True),
+            "tags.harness.model": "m",
+            "tags.harness.family": ["a", "a", "b"],
+            "tags.harness.seed": "0",
+            "tags.harness.status": ["ok", "error", "ok"],
+            "tags.harness.cell_id": ["c1", "c1", "c2"],
+            "tags.harness.family_order": ["1", "1", "0"],
+            "metrics.elbo": [1.0, np.nan, 2.0],
+        }
+    )
     table = report.tidy(runs)
     assert list(table["run_id"]) == ["r3", "r1"]  # family b has registry position 0
     assert list(table["family_pretty_name"]) == ["b", "a"]  # no tag: the name itself
@@ -307,27 +404,56 @@ def test_tidy_keeps_the_latest_finished_run_per_cell():
 def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path):
     """A baseline (kind != svi) and a family with no registry tags share the axes."""
     rng = np.random.default_rng(0)
-    families = [("mean_field", 0.0, "Mean-field", "svi"), ("nuts", 9.0, "NUTS", "nuts"),
-                ("mystery", np.nan, "mystery", "svi")]
-    rows = [{"model": model, "family": name, "seed": seed, "status": "ok",
-             "run_id": f"{model}-{name}-{seed}", "model_pretty_name": model.title(),
-             "family_pretty_name": pretty, "family_order": order, "family_kind": kind,
-             "fit_seconds": 10 ** rng.uniform(-1, 2), "wasserstein_1": rng.uniform(0.05, 1),
-             "khat": rng.uniform(0, 1.2), "std_ratio_geomean": rng.uniform(0.3, 1.2)}
-            for model in ("alpha", "beta") for name, order, pretty, kind in families
-            for seed in (0, 1)]
+    families = [
+        ("mean_field", 0.0, "Mean-field", "svi"),
+        ("nuts", 9.0, "NUTS", "nuts"),
+        ("mystery", np.nan, "mystery", "svi"),
+    ]
+    rows = [
+        {
+            "model": model,
+            "family": name,
+            "seed": seed,
+            "status": "ok",
+            "run_id": f"{model}-{name}-{seed}",
+            "model_pretty_name": model.title(),
+            "family_pretty_name": pretty,
+            "family_order": order,
+            "family_kind": kind,
+            "fit_seconds": 10 ** rng.uniform(-1, 2),
+            "wasserstein_1": rng.uniform(0.05, 1),
+            "khat": rng.uniform(0, 1.2),
+            "std_ratio_geomean": rng.uniform(0.3, 1.2),
+        }
+        for model in ("alpha", "beta")
+        for name, order, pretty, kind in families
+        for seed in (0, 1)
+    ]
     table = pd.DataFrame(rows)
     styles = plots.family_styles(table)
     assert list(styles) == ["mean_field", "nuts", "mystery"]
     assert styles["nuts"]["baseline"] and styles["nuts"]["facecolor"] == "white"
     assert styles["mystery"]["color"] == plots.UNKNOWN_COLOR
     t = np.linspace(0.01, 5, 50)
-    histories = pd.DataFrame([{"run_id": r["run_id"], "seconds": s, "loss": 10 + 1 / s}
-                              for r in rows if r["family"] != "nuts" for s in t])
-    paths = [*plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1"),
-             *plots.elbo_vs_time(histories, table, tmp_path / "e"),
-             *plots.khat_heatmap(table, tmp_path / "k"),
-             *plots.std_ratio(table, tmp_path / "s"),
-             *plots.marginals({"mean_field": rng.normal(size=(200, 3))}, None, tmp_path / "m",
-                              table=table, title="Alpha")]
+    histories = pd.DataFrame(
+        [
+            {"run_id": r["run_id"], "seconds": s, "loss": 10 + 1 / s}
+            for r in rows
+            if r["family"] != "nuts"
+            for s in t
+        ]
+    )
+    paths = [
+        *plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1"),
+        *plots.elbo_vs_time(histories, table, tmp_path / "e"),
+        *plots.khat_heatmap(table, tmp_path / "k"),
+        *plots.std_ratio(table, tmp_path / "s"),
+        *plots.marginals(
+            {"mean_field": rng.normal(size=(200, 3))},
+            None,
+            tmp_path / "m",
+            table=table,
+            title="Alpha",
+        ),
+    ]
     assert len(paths) == 10 and all(p.stat().st_size > 3000 for p in paths)

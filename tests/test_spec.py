@@ -47,28 +47,59 @@ def test_overrides_apply_before_validation(write_spec):
         spec.load(write_spec(GOOD), ["fit.num_steps=0"])
 
 
-@pytest.mark.parametrize("text, key, hint", [
-    ('models = ["bananna"]\nfamilies = ["mean_field"]', "models[0]", "did you mean 'banana'"),
-    ('models = ["banana"]\nfamilies = ["full_rnk"]', "families[0]", "did you mean 'full_rank'"),
-    ('modles = ["banana"]\nmodels = ["banana"]\nfamilies = ["mean_field"]', "modles",
-     "did you mean 'models'"),
-    ('models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nnum_step = 3', "fit.num_step",
-     "did you mean 'num_steps'"),
-    ('models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nnum_steps = "many"', "fit.num_steps",
-     "expected an integer"),
-    ('models = ["banana"]\nfamilies = [{ name = "iaf", num_layers = 1.5 }]',
-     "families[0].num_layers", "expected an integer"),
-    ('models = ["banana"]\nfamilies = ["mean_field"]\nseeds = "0"', "seeds", "list of integers"),
-    ('models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nlearning_rate = -1.0',
-     "fit.learning_rate", "must be > 0"),
-    ('models = []\nfamilies = ["mean_field"]', "models", "non-empty"),
-    ('models = ["banana"\nfamilies = ["mean_field"]', "", "malformed TOML"),
-])
+@pytest.mark.parametrize(
+    "text, key, hint",
+    [
+        ('models = ["bananna"]\nfamilies = ["mean_field"]', "models[0]", "did you mean 'banana'"),
+        ('models = ["banana"]\nfamilies = ["full_rnk"]', "families[0]", "did you mean 'full_rank'"),
+        (
+            'modles = ["banana"]\nmodels = ["banana"]\nfamilies = ["mean_field"]',
+            "modles",
+            "did you mean 'models'",
+        ),
+        (
+            'models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nnum_step = 3',
+            "fit.num_step",
+            "did you mean 'num_steps'",
+        ),
+        (
+            'models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nnum_steps = "many"',
+            "fit.num_steps",
+            "expected an integer",
+        ),
+        (
+            'models = ["banana"]\nfamilies = [{ name = "iaf", num_layers = 1.5 }]',
+            "families[0].num_layers",
+            "expected an integer",
+        ),
+        (
+            'models = ["banana"]\nfamilies = ["mean_field"]\nseeds = "0"',
+            "seeds",
+            "list of integers",
+        ),
+        (
+            'models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nlearning_rate = -1.0',
+            "fit.learning_rate",
+            "must be > 0",
+        ),
+        ('models = []\nfamilies = ["mean_field"]', "models", "non-empty"),
+        ('models = ["banana"\nfamilies = ["mean_field"]', "", "malformed TOML"),
+    ],
+)
 def test_bad_spec_exits_2_with_clear_message_and_logs_nothing(
-        write_spec, tracking_uri, tmp_path, capsys, text, key, hint):
+    write_spec, tracking_uri, tmp_path, capsys, text, key, hint
+):
     path = write_spec(text)
-    code = cli.main(["run", str(path), "--tracking-uri", tracking_uri,
-                     "--results-dir", str(tmp_path / "results")])
+    code = cli.main(
+        [
+            "run",
+            str(path),
+            "--tracking-uri",
+            tracking_uri,
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1, err
@@ -85,8 +116,9 @@ def test_unknown_model_lists_valid_choices(write_spec):
 
 
 def test_dry_run_prints_plan(write_spec, capsys, tracking_uri, tmp_path):
-    assert cli.main(["run", str(write_spec(GOOD)), "--dry-run",
-                     "--tracking-uri", tracking_uri]) == 0
+    assert (
+        cli.main(["run", str(write_spec(GOOD)), "--dry-run", "--tracking-uri", tracking_uri]) == 0
+    )
     out = capsys.readouterr().out
     assert "= 16 cells" in out
     assert "banana/iaf/1" in out
@@ -96,12 +128,15 @@ def test_dry_run_prints_plan(write_spec, capsys, tracking_uri, tmp_path):
 def test_metrics_table_is_validated_and_part_of_the_cell_identity(write_spec):
     default = spec.load(write_spec(GOOD)).cells()[0]
     assert default.metrics == spec.MetricSettings()
-    custom = spec.load(write_spec(GOOD + "[metrics]\nimportance_sample_size = 16\n",
-                                  "k16.toml")).cells()[0]
+    custom = spec.load(
+        write_spec(GOOD + "[metrics]\nimportance_sample_size = 16\n", "k16.toml")
+    ).cells()[0]
     assert custom.metrics.importance_sample_size == 16
     assert custom.cell_id != default.cell_id  # other metrics: another cell, not a resumed one
-    for bad, message in [("importance_sample_size = 0", "must be > 0"),
-                         ("importance_sample_size = [8, 16]", "expected an integer"),
-                         ("imporance_sample_size = 8", "did you mean 'importance_sample_size'")]:
+    for bad, message in [
+        ("importance_sample_size = 0", "must be > 0"),
+        ("importance_sample_size = [8, 16]", "expected an integer"),
+        ("imporance_sample_size = 8", "did you mean 'importance_sample_size'"),
+    ]:
         with pytest.raises(spec.SpecError, match=message):
             spec.load(write_spec(GOOD + f"[metrics]\n{bad}\n", "bad.toml"))

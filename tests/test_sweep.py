@@ -10,8 +10,15 @@ from mlflow.tracking import MlflowClient
 from harness import cli
 from tests.conftest import REPO
 
-CELL_METRICS = ("elbo", "elbo_standard_error", "compile_seconds", "fit_seconds",
-                "steps_per_second", "mean_z_error_max", "std_ratio_geomean")
+CELL_METRICS = (
+    "elbo",
+    "elbo_standard_error",
+    "compile_seconds",
+    "fit_seconds",
+    "steps_per_second",
+    "mean_z_error_max",
+    "std_ratio_geomean",
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +26,22 @@ def quickstart(tmp_path_factory):
     """The quickstart spec itself, shrunk with --set, run through the spawn pool."""
     tmp = tmp_path_factory.mktemp("quickstart")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    code = cli.main(["run", str(REPO / "experiments" / "quickstart.toml"), "--tracking-uri", uri,
-                     "--results-dir", str(tmp / "results"), "--workers", "2",
-                     "--set", "fit.num_steps=30", "--set", "fit.elbo_sample_size=1000"])
+    code = cli.main(
+        [
+            "run",
+            str(REPO / "experiments" / "quickstart.toml"),
+            "--tracking-uri",
+            uri,
+            "--results-dir",
+            str(tmp / "results"),
+            "--workers",
+            "2",
+            "--set",
+            "fit.num_steps=30",
+            "--set",
+            "fit.elbo_sample_size=1000",
+        ]
+    )
     return code, uri, tmp
 
 
@@ -47,8 +67,10 @@ def test_mlflow_has_parent_and_one_finished_nested_run_per_cell(quickstart):
         tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
         assert run.info.status == "FINISHED"
         assert tags["mlflow.parentRunId"] == parent.info.run_id
-        assert tags["mlflow.runName"] == f"{tags['harness.model']}/{tags['harness.family']}/" \
-                                         f"{tags['harness.seed']}"
+        assert (
+            tags["mlflow.runName"] == f"{tags['harness.model']}/{tags['harness.family']}/"
+            f"{tags['harness.seed']}"
+        )
         assert tags["harness.status"] == "ok"
         assert tags["harness.fit_mode"] in ("xla", "graph")
         assert params["model"] == tags["harness.model"]
@@ -64,10 +86,25 @@ def test_mlflow_has_parent_and_one_finished_nested_run_per_cell(quickstart):
 
 
 def test_loss_history_is_thinned_to_1000_points(tmp_path, write_spec, tracking_uri):
-    path = write_spec('name = "long"\nmodels = ["banana"]\nfamilies = ["mean_field"]\n'
-                      "[fit]\nnum_steps = 2500\nelbo_sample_size = 1000\n")
-    assert cli.main(["run", str(path), "--tracking-uri", tracking_uri, "--executor", "serial",
-                     "--results-dir", str(tmp_path / "r")]) == 0
+    path = write_spec(
+        'name = "long"\nmodels = ["banana"]\nfamilies = ["mean_field"]\n'
+        "[fit]\nnum_steps = 2500\nelbo_sample_size = 1000\n"
+    )
+    assert (
+        cli.main(
+            [
+                "run",
+                str(path),
+                "--tracking-uri",
+                tracking_uri,
+                "--executor",
+                "serial",
+                "--results-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name("long")
     run = [r for r in client.search_runs([exp.experiment_id]) if "harness.cell_id" in r.data.tags]
@@ -91,21 +128,47 @@ def test_cells_csv_and_figure_written(quickstart):
 
 def test_rerun_skips_finished_cells(quickstart, capsys):
     _, uri, tmp = quickstart
-    code = cli.main(["run", str(REPO / "experiments" / "quickstart.toml"), "--tracking-uri", uri,
-                     "--results-dir", str(tmp / "results"), "--executor", "serial",
-                     "--set", "fit.num_steps=30", "--set", "fit.elbo_sample_size=1000"])
+    code = cli.main(
+        [
+            "run",
+            str(REPO / "experiments" / "quickstart.toml"),
+            "--tracking-uri",
+            uri,
+            "--results-dir",
+            str(tmp / "results"),
+            "--executor",
+            "serial",
+            "--set",
+            "fit.num_steps=30",
+            "--set",
+            "fit.elbo_sample_size=1000",
+        ]
+    )
     assert code == 0
     assert "skipped 18 cells" in capsys.readouterr().err
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("quickstart")
-    cells = [r for r in client.search_runs([exp.experiment_id], max_results=1000)
-             if "harness.cell_id" in r.data.tags]
+    cells = [
+        r
+        for r in client.search_runs([exp.experiment_id], max_results=1000)
+        if "harness.cell_id" in r.data.tags
+    ]
     assert len(cells) == 18
 
 
 def test_list_shows_models_and_families(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("correlated_gaussian", "banana", "eight_schools", "mean_field", "full_rank",
-                 "iaf", "num_layers=2", "analytic", "draws", "moments"):
+    for name in (
+        "correlated_gaussian",
+        "banana",
+        "eight_schools",
+        "mean_field",
+        "full_rank",
+        "iaf",
+        "num_layers=2",
+        "analytic",
+        "draws",
+        "moments",
+    ):
         assert name in out

@@ -54,22 +54,25 @@ def _serving(command: list[str], port: int, log: Path, cwd: Path, env=None):
     """Start ``command`` in its own process group; yield its base URL once /health answers."""
     url = f"http://127.0.0.1:{port}"
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                                   env=env, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True
+        )
         try:
             deadline = time.monotonic() + START_SECONDS
             while True:
                 if process.poll() is not None:
-                    raise AssertionError(f"server exited with {process.returncode}: "
-                                         f"{log.read_text()[-2000:]}")
+                    raise AssertionError(
+                        f"server exited with {process.returncode}: {log.read_text()[-2000:]}"
+                    )
                 try:
                     if _get(url + "/health") == (200, "OK"):
                         break
                 except (urllib.error.URLError, ConnectionError, TimeoutError):
                     pass
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"no /health after {START_SECONDS} s: "
-                                         f"{log.read_text()[-2000:]}")
+                    raise AssertionError(
+                        f"no /health after {START_SECONDS} s: {log.read_text()[-2000:]}"
+                    )
                 time.sleep(0.5)
             yield url
         finally:
@@ -87,10 +90,20 @@ def _serving(command: list[str], port: int, log: Path, cwd: Path, env=None):
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     port = _free_port()
-    command = [str(BIN / "mlflow"), "server",
-               "--backend-store-uri", f"sqlite:///{tmp / 'server.db'}",
-               "--artifacts-destination", str(tmp / "artifacts"),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     with _serving(command, port, tmp / "server.log", tmp) as url:
         yield url, tmp
 
@@ -99,8 +112,21 @@ def test_sweep_and_report_round_trip_through_a_tracking_server(server):
     url, tmp = server
     spec = tmp / "served.toml"
     spec.write_text(SPEC)
-    assert cli.main(["run", str(spec), "--tracking-uri", url, "--executor", "serial",
-                     "--results-dir", str(tmp / "results")]) == 0
+    assert (
+        cli.main(
+            [
+                "run",
+                str(spec),
+                "--tracking-uri",
+                url,
+                "--executor",
+                "serial",
+                "--results-dir",
+                str(tmp / "results"),
+            ]
+        )
+        == 0
+    )
 
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("served")
@@ -110,14 +136,17 @@ def test_sweep_and_report_round_trip_through_a_tracking_server(server):
     for run in cells:
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"cell.png", "draws.npz", "loss_trace.csv"} <= artifacts
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == \
-            list(range(10))
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(
+            range(10)
+        )
     # Artifacts went through the server into its own artifact folder, not a local one.
     assert list((tmp / "artifacts").rglob("cell.png"))
 
     out = tmp / "report"
-    assert cli.main(["report", "--experiment", "served", "--tracking-uri", url,
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(["report", "--experiment", "served", "--tracking-uri", url, "--out", str(out)])
+        == 0
+    )
     table = pd.read_csv(out / "cells.csv")
     assert sorted(table["run_id"]) == sorted(r.info.run_id for r in cells)
     for run in cells:
@@ -125,8 +154,13 @@ def test_sweep_and_report_round_trip_through_a_tracking_server(server):
         assert row["elbo"] == pytest.approx(run.data.metrics["elbo"], rel=1e-12)
     q, reference = report.overlay_draws(table, "correlated_gaussian", url)
     assert q["mean_field"].shape[1] == 5 and reference["draws"].shape[1] == 5
-    for name in ("quality_vs_speed", "elbo_vs_time", "khat", "std_ratio",
-                 "marginals_correlated_gaussian"):
+    for name in (
+        "quality_vs_speed",
+        "elbo_vs_time",
+        "khat",
+        "std_ratio",
+        "marginals_correlated_gaussian",
+    ):
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
 
 
@@ -136,8 +170,9 @@ def test_harness_ui_serves_the_local_default_store(tmp_path):
     command = [str(BIN / "harness"), "ui", "--port", str(port)]
     with _serving(command, port, tmp_path / "ui.log", tmp_path, env) as url:
         # The first API call of a fresh store can take seconds on a loaded machine.
-        status, body = _get(url + "/api/2.0/mlflow/experiments/get-by-name"
-                                  "?experiment_name=Default", timeout=60)
+        status, body = _get(
+            url + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default", timeout=60
+        )
         assert status == 200 and '"name": "Default"' in body.replace('":"', '": "')
     # The default store is results/mlflow.db under the folder it was started in.
     assert (tmp_path / "results" / "mlflow.db").is_file()

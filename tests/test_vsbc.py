@@ -23,9 +23,22 @@ jit_compile = false
 
 def test_vsbc_command_logs_pvalues_table_and_figure(write_spec, tracking_uri, tmp_path, capsys):
     spec = write_spec(SPEC)
-    code = cli.main(["vsbc", str(spec), "--model", "conjugate_normal_mean", "--family",
-                     "full_rank", "--simulations", "3", "--tracking-uri", tracking_uri,
-                     "--results-dir", str(tmp_path / "results")])
+    code = cli.main(
+        [
+            "vsbc",
+            str(spec),
+            "--model",
+            "conjugate_normal_mean",
+            "--family",
+            "full_rank",
+            "--simulations",
+            "3",
+            "--tracking-uri",
+            tracking_uri,
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == cli.EXIT_OK, out
     assert "Bonferroni" in out and "θ[2]" in out
@@ -40,13 +53,16 @@ def test_vsbc_command_logs_pvalues_table_and_figure(write_spec, tracking_uri, tm
     assert metrics["vsbc_min_pvalue"] == min(pvalues)
     assert metrics["num_simulations"] + metrics["num_failed"] == 3
     assert run.data.params["num_simulations"] == "3"
-    table = pd.read_csv(client.download_artifacts(run.info.run_id, "vsbc_probabilities.csv",
-                                                  str(tmp_path)))
+    table = pd.read_csv(
+        client.download_artifacts(run.info.run_id, "vsbc_probabilities.csv", str(tmp_path))
+    )
     assert len(table) == metrics["num_simulations"]
     assert np.all((table[["p_0", "p_1", "p_2"]] >= 0) & (table[["p_0", "p_1", "p_2"]] <= 1))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert artifacts == {"figures/vsbc_conjugate_normal_mean_full_rank.png",
-                         "figures/vsbc_conjugate_normal_mean_full_rank.pdf"}
+    assert artifacts == {
+        "figures/vsbc_conjugate_normal_mean_full_rank.png",
+        "figures/vsbc_conjugate_normal_mean_full_rank.pdf",
+    }
     assert tracking.search_cells("vsbc_test", tracking_uri).empty
 
 
@@ -56,8 +72,10 @@ def test_vsbc_usage_errors_exit_2_with_one_line(write_spec, tracking_uri, capsys
         (["--model", "banana", "--family", "full_rank"], "no simulator"),
         (["--model", "eight_schools", "--family", "full_rank"], "not in the spec's models"),
         (["--model", "conjugate_normal_mean", "--family", "iaf"], "not in the spec's families"),
-        (["--model", "conjugate_normal_mean", "--family", "full_rank", "--simulations", "1"],
-         "--simulations must be >= 2"),
+        (
+            ["--model", "conjugate_normal_mean", "--family", "full_rank", "--simulations", "1"],
+            "--simulations must be >= 2",
+        ),
     ]
     for extra, message in cases:
         code = cli.main(["vsbc", str(spec), "--tracking-uri", tracking_uri, *extra])

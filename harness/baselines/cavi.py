@@ -42,8 +42,11 @@ def supports_cavi(model) -> bool:
     """CAVI applies to normal-inverse-gamma linear regression (``Model.data`` with ``x``, ``y``,
     ``mean0``, ``precision0``, ``a0``, ``b0`` and an event ``[w, σ²]``)."""
     data = getattr(model, "data", None)
-    return (data is not None and all(k in data for k in _DATA_KEYS)
-            and model.dimension == np.shape(data["x"])[1] + 1)
+    return (
+        data is not None
+        and all(k in data for k in _DATA_KEYS)
+        and model.dimension == np.shape(data["x"])[1] + 1
+    )
 
 
 def _elbo(mean, covariance, a, b, *, x, y, mean0, precision0, a0, b0, precision_n, h):
@@ -51,20 +54,29 @@ def _elbo(mean, covariance, a, b, *, x, y, mean0, precision0, a0, b0, precision_
     n, p = x.shape
     expected_precision = a / b
     expected_log_variance = math.log(b) - digamma(a)
-    quadratic = (y @ y + mean0 @ precision0 @ mean0 - 2 * mean @ h
-                 + mean @ precision_n @ mean + np.sum(precision_n * covariance))
+    quadratic = (
+        y @ y
+        + mean0 @ precision0 @ mean0
+        - 2 * mean @ h
+        + mean @ precision_n @ mean
+        + np.sum(precision_n * covariance)
+    )
     expected_log_joint = (
-        -0.5 * (n + p) * math.log(2 * math.pi) + 0.5 * np.linalg.slogdet(precision0)[1]
-        + a0 * math.log(b0) - gammaln(a0)
+        -0.5 * (n + p) * math.log(2 * math.pi)
+        + 0.5 * np.linalg.slogdet(precision0)[1]
+        + a0 * math.log(b0)
+        - gammaln(a0)
         - (0.5 * (n + p) + a0 + 1) * expected_log_variance
-        - expected_precision * (b0 + 0.5 * quadratic))
+        - expected_precision * (b0 + 0.5 * quadratic)
+    )
     entropy_w = 0.5 * (p * (1 + math.log(2 * math.pi)) + np.linalg.slogdet(covariance)[1])
     entropy_variance = a + math.log(b) + gammaln(a) - (1 + a) * digamma(a)
     return float(expected_log_joint + entropy_w + entropy_variance)
 
 
-def build_cavi(model, *, seed, num_sweeps: int = 100, tolerance: float = 1e-10,
-               factorize_weights: bool = False) -> BaselineFit:
+def build_cavi(
+    model, *, seed, num_sweeps: int = 100, tolerance: float = 1e-10, factorize_weights: bool = False
+) -> BaselineFit:
     """Coordinate-ascent VI for normal-inverse-gamma linear regression.
 
     Starts from ``q(σ²)`` = the prior and ``μ = m₀``; each sweep updates ``q(w)`` then ``q(σ²)``
@@ -91,8 +103,10 @@ def build_cavi(model, *, seed, num_sweeps: int = 100, tolerance: float = 1e-10,
     tfd = tfp.distributions
     del seed
     if not supports_cavi(model):
-        raise ValueError(f"cavi supports normal-inverse-gamma linear regression only (Model.data "
-                         f"with {', '.join(_DATA_KEYS)}); {model.name} is not")
+        raise ValueError(
+            f"cavi supports normal-inverse-gamma linear regression only (Model.data "
+            f"with {', '.join(_DATA_KEYS)}); {model.name} is not"
+        )
     t0 = time.perf_counter()
     data = {k: np.asarray(model.data[k], np.float64) for k in _DATA_KEYS}
     x, y, mean0, precision0 = data["x"], data["y"], data["mean0"], data["precision0"]
@@ -113,8 +127,13 @@ def build_cavi(model, *, seed, num_sweeps: int = 100, tolerance: float = 1e-10,
         else:
             mean = np.linalg.solve(precision_n, h)
             covariance = np.linalg.inv(precision_n) / expected_precision
-        b = b0 + 0.5 * (y @ y + mean0 @ precision0 @ mean0 - 2 * mean @ h
-                        + mean @ precision_n @ mean + np.sum(precision_n * covariance))
+        b = b0 + 0.5 * (
+            y @ y
+            + mean0 @ precision0 @ mean0
+            - 2 * mean @ h
+            + mean @ precision_n @ mean
+            + np.sum(precision_n * covariance)
+        )
         expected_precision = a / b
         elbos.append(_elbo(mean, covariance, a, b, **data, precision_n=precision_n, h=h))
         if len(elbos) > 1 and elbos[-1] - elbos[-2] < tolerance * max(1.0, abs(elbos[-1])):
@@ -122,10 +141,19 @@ def build_cavi(model, *, seed, num_sweeps: int = 100, tolerance: float = 1e-10,
     fit_seconds = time.perf_counter() - t0
 
     dtype = model.dtype
-    q = tfd.Blockwise([
-        tfd.MultivariateNormalTriL(tf.constant(mean, dtype),
-                                   tf.constant(np.linalg.cholesky(covariance), dtype)),
-        tfd.Sample(tfd.InverseGamma(tf.constant(a, dtype), tf.constant(b, dtype)), [1]),
-    ], name="cavi_surrogate")
-    return BaselineFit(surrogate_posterior=q, losses=-np.array(elbos), fit_seconds=fit_seconds,
-                       num_steps_run=len(elbos), mode="numpy")
+    q = tfd.Blockwise(
+        [
+            tfd.MultivariateNormalTriL(
+                tf.constant(mean, dtype), tf.constant(np.linalg.cholesky(covariance), dtype)
+            ),
+            tfd.Sample(tfd.InverseGamma(tf.constant(a, dtype), tf.constant(b, dtype)), [1]),
+        ],
+        name="cavi_surrogate",
+    )
+    return BaselineFit(
+        surrogate_posterior=q,
+        losses=-np.array(elbos),
+        fit_seconds=fit_seconds,
+        num_steps_run=len(elbos),
+        mode="numpy",
+    )

@@ -22,8 +22,9 @@ from harness.baselines.base import BaselineFit
 _MAX_RESTARTS = 10
 
 
-def build_laplace(model, *, seed, max_iterations: int = 1000,
-                  tolerance: float = 1e-5) -> BaselineFit:
+def build_laplace(
+    model, *, seed, max_iterations: int = 1000, tolerance: float = 1e-5
+) -> BaselineFit:
     """Laplace approximation on the unconstrained scale.
 
     The optimisation starts from a point uniform on (-2, 2) in every unconstrained coordinate
@@ -52,16 +53,21 @@ def build_laplace(model, *, seed, max_iterations: int = 1000,
     dtype, bijector = model.dtype, model.default_event_space_bijector
 
     def negative_log_density(u):
-        return -(model.unnormalized_log_prob(bijector.forward(u))
-                 + bijector.forward_log_det_jacobian(u, event_ndims=1))
+        return -(
+            model.unnormalized_log_prob(bijector.forward(u))
+            + bijector.forward_log_det_jacobian(u, event_ndims=1)
+        )
 
     # Graph mode: XLA would compile at the first call, inside the timed optimisation, and at
     # these sizes gains nothing (measured: 7.0 s with XLA, 2.8 s without, correlated_gaussian).
     @tf.function(autograph=False)
     def optimise(start):
         return tfp.optimizer.lbfgs_minimize(
-            lambda u: tfp.math.value_and_gradient(negative_log_density, u), start,
-            tolerance=tf.constant(tolerance, dtype), max_iterations=max_iterations)
+            lambda u: tfp.math.value_and_gradient(negative_log_density, u),
+            start,
+            tolerance=tf.constant(tolerance, dtype),
+            max_iterations=max_iterations,
+        )
 
     @tf.function(autograph=False)
     def hessian(u):
@@ -90,8 +96,10 @@ def build_laplace(model, *, seed, max_iterations: int = 1000,
         if bool(found.converged.numpy()) or not bool(found.failed.numpy()):
             break
     if not bool(found.converged.numpy()):
-        raise ValueError(f"laplace: L-BFGS did not converge in {iterations} iterations "
-                         f"(negative log density {float(found.objective_value):.6g})")
+        raise ValueError(
+            f"laplace: L-BFGS did not converge in {iterations} iterations "
+            f"(negative log density {float(found.objective_value):.6g})"
+        )
     mode = found.position
     precision = np.asarray(hessian(mode).numpy(), np.float64)
     precision = 0.5 * (precision + precision.T)
@@ -101,15 +109,23 @@ def build_laplace(model, *, seed, max_iterations: int = 1000,
         covariance = inverse_factor.T @ inverse_factor
         scale_tril = np.linalg.cholesky(covariance)
     except np.linalg.LinAlgError:
-        raise ValueError("laplace: the Hessian at the mode is not negative definite "
-                         "(the mode is a saddle or the density is flat there)") from None
+        raise ValueError(
+            "laplace: the Hessian at the mode is not negative definite "
+            "(the mode is a saddle or the density is flat there)"
+        ) from None
     fit_seconds = time.perf_counter() - t0
     q = tfd.TransformedDistribution(
         tfd.MultivariateNormalTriL(loc=mode, scale_tril=tf.constant(scale_tril, dtype)),
-        bijector, name="laplace_surrogate")
+        bijector,
+        name="laplace_surrogate",
+    )
     return BaselineFit(
-        surrogate_posterior=q, fit_seconds=fit_seconds, compile_seconds=compile_seconds,
+        surrogate_posterior=q,
+        fit_seconds=fit_seconds,
+        compile_seconds=compile_seconds,
         num_steps_run=iterations,
         # L-BFGS's evaluations plus the Hessian's d gradient-sized backward passes.
-        num_gradient_evaluations=float(evaluations + model.dimension), mode="graph",
-        metrics={"negative_log_density_at_mode": float(found.objective_value.numpy())})
+        num_gradient_evaluations=float(evaluations + model.dimension),
+        mode="graph",
+        metrics={"negative_log_density_at_mode": float(found.objective_value.numpy())},
+    )

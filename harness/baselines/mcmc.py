@@ -14,8 +14,15 @@ import numpy as np
 from harness.baselines.base import BaselineFit
 
 
-def build_nuts(model, *, seed, num_chains: int = 4, num_warmup: int = 500,
-               num_draws: int = 500, target_accept_prob: float = 0.8) -> BaselineFit:
+def build_nuts(
+    model,
+    *,
+    seed,
+    num_chains: int = 4,
+    num_warmup: int = 500,
+    num_draws: int = 500,
+    target_accept_prob: float = 0.8,
+) -> BaselineFit:
     """Run NUTS on ``model`` at a draw budget.
 
     Args:
@@ -35,15 +42,25 @@ def build_nuts(model, *, seed, num_chains: int = 4, num_warmup: int = 500,
     from harness.baselines.nuts import sample
 
     words = np.asarray(seed).reshape(-1)[:2]
-    result = sample(model, num_chains=num_chains, num_warmup=num_warmup, num_draws=num_draws,
-                    seed=(int(words[0]), int(words[1])), target_accept_prob=target_accept_prob)
+    result = sample(
+        model,
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_draws=num_draws,
+        seed=(int(words[0]), int(words[1])),
+        target_accept_prob=target_accept_prob,
+    )
     draws = result.draws.reshape(-1, model.dimension)
     return BaselineFit(
-        draws=draws, fit_seconds=result.wall_seconds, num_steps_run=num_chains * num_draws,
-        num_gradient_evaluations=float(result.num_gradient_evaluations), mode=result.mode,
+        draws=draws,
+        fit_seconds=result.wall_seconds,
+        num_steps_run=num_chains * num_draws,
+        num_gradient_evaluations=float(result.num_gradient_evaluations),
+        mode=result.mode,
         metrics={
             "potential_scale_reduction_max": float(np.max(result.potential_scale_reduction)),
             "effective_sample_size_min": float(np.min(result.effective_sample_size)),
             "num_divergences": float(result.num_divergences),
             "mean_accept_prob": float(result.mean_accept_prob),
-        })
+        },
+    )

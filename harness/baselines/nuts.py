@@ -77,10 +77,18 @@ class NutsResult:
         return self.num_leapfrog_steps
 
 
-def sample(model, *, num_chains: int = 4, num_warmup: int = 1000, num_draws: int = 1000,
-           seed: int | tuple[int, int] = 0, jit_compile: bool = True,
-           target_accept_prob: float = TARGET_ACCEPT_PROB, max_tree_depth: int = 10,
-           adapt_mass_matrix: bool = True) -> NutsResult:
+def sample(
+    model,
+    *,
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_draws: int = 1000,
+    seed: int | tuple[int, int] = 0,
+    jit_compile: bool = True,
+    target_accept_prob: float = TARGET_ACCEPT_PROB,
+    max_tree_depth: int = 10,
+    adapt_mass_matrix: bool = True,
+) -> NutsResult:
     """Run NUTS on ``model`` and return draws on the constrained scale with diagnostics.
 
     Warm-up runs in two phases when ``adapt_mass_matrix`` (and ``num_warmup`` ≥
@@ -113,18 +121,21 @@ def sample(model, *, num_chains: int = 4, num_warmup: int = 1000, num_draws: int
     import tensorflow_probability as tfp
 
     tfb = tfp.bijectors
-    for name, value in (("num_chains", num_chains), ("num_warmup", num_warmup),
-                        ("num_draws", num_draws)):
+    for name, value in (
+        ("num_chains", num_chains),
+        ("num_warmup", num_warmup),
+        ("num_draws", num_draws),
+    ):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if isinstance(seed, int):
         seed = (seed & 0x7FFFFFFF, 0)
-    init_seed, first_seed, second_seed = tfp.random.split_seed(
-        tf.constant(seed, tf.int32), n=3)
+    init_seed, first_seed, second_seed = tfp.random.split_seed(tf.constant(seed, tf.int32), n=3)
     dtype = model.dtype
     bijector = model.default_event_space_bijector
     unconstrained = tf.random.stateless_uniform(
-        [num_chains, model.dimension], init_seed, -_INIT_RADIUS, _INIT_RADIUS, dtype=dtype)
+        [num_chains, model.dimension], init_seed, -_INIT_RADIUS, _INIT_RADIUS, dtype=dtype
+    )
     initial_state = bijector(unconstrained)
     two_phases = adapt_mass_matrix and num_warmup >= MIN_WARMUP_FOR_MASS_MATRIX
     first_warmup = num_warmup // 2 if two_phases else 0
@@ -134,22 +145,29 @@ def sample(model, *, num_chains: int = 4, num_warmup: int = 1000, num_draws: int
             nuts = tfp.mcmc.NoUTurnSampler(
                 model.unnormalized_log_prob,
                 step_size=tf.fill([num_chains, 1], tf.constant(_INITIAL_STEP_SIZE, dtype)),
-                max_tree_depth=max_tree_depth)
+                max_tree_depth=max_tree_depth,
+            )
             kernel = tfp.mcmc.DualAveragingStepSizeAdaptation(
                 tfp.mcmc.TransformedTransitionKernel(nuts, chain_bijector),
                 num_adaptation_steps=num_adaptation_steps,
-                target_accept_prob=tf.constant(target_accept_prob, dtype))
+                target_accept_prob=tf.constant(target_accept_prob, dtype),
+            )
 
             def trace(_, results):
                 inner = results.inner_results.inner_results
-                return (inner.leapfrogs_taken, inner.has_divergence,
-                        tf.exp(tf.minimum(inner.log_accept_ratio, 0.0)),
-                        results.new_step_size)
+                return (
+                    inner.leapfrogs_taken,
+                    inner.has_divergence,
+                    tf.exp(tf.minimum(inner.log_accept_ratio, 0.0)),
+                    results.new_step_size,
+                )
 
             # The trace covers warm-up too (to count its leapfrogs): all steps are run by
             # sample_chain and the warm-up draws are dropped afterwards.
-            return tfp.mcmc.sample_chain(num_results=num_steps, current_state=state,
-                                         kernel=kernel, trace_fn=trace, seed=seed)
+            return tfp.mcmc.sample_chain(
+                num_results=num_steps, current_state=state, kernel=kernel, trace_fn=trace, seed=seed
+            )
+
         return run
 
     def adaptation_steps(warmup):
@@ -165,20 +183,30 @@ def sample(model, *, num_chains: int = 4, num_warmup: int = 1000, num_draws: int
             scale = np.ones(model.dimension)
             if two_phases:
                 states, (leapfrogs, _, _, _) = tf.function(
-                    make_run(bijector, first_warmup, first_warmup), **compiled)(
-                        initial_state, first_seed)
+                    make_run(bijector, first_warmup, first_warmup), **compiled
+                )(initial_state, first_seed)
                 leapfrogs_first = int(np.sum(leapfrogs.numpy()))
                 state = states[-1]
-                scale = _pooled_scale(bijector.inverse(states[first_warmup // 2:]).numpy())
-            chain_bijector = (tfb.Chain([bijector, tfb.Scale(tf.constant(scale, dtype))])
-                              if two_phases else bijector)
+                scale = _pooled_scale(bijector.inverse(states[first_warmup // 2 :]).numpy())
+            chain_bijector = (
+                tfb.Chain([bijector, tfb.Scale(tf.constant(scale, dtype))])
+                if two_phases
+                else bijector
+            )
             second_warmup = num_warmup - first_warmup
             states, (leapfrogs, divergent, accept, step_size) = tf.function(
-                make_run(chain_bijector, second_warmup + num_draws,
-                         adaptation_steps(second_warmup)), **compiled)(state, second_seed)
+                make_run(
+                    chain_bijector, second_warmup + num_draws, adaptation_steps(second_warmup)
+                ),
+                **compiled,
+            )(state, second_seed)
             break
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError,
-                tf.errors.InternalError, NotImplementedError):
+        except (
+            tf.errors.InvalidArgumentError,
+            tf.errors.UnimplementedError,
+            tf.errors.InternalError,
+            NotImplementedError,
+        ):
             if mode == modes[-1]:
                 raise
     wall_seconds = time.perf_counter() - started
@@ -193,7 +221,10 @@ def sample(model, *, num_chains: int = 4, num_warmup: int = 1000, num_draws: int
         num_leapfrog_steps=leapfrogs_first + int(np.sum(leapfrogs.numpy())),
         num_divergences=int(np.sum(divergent.numpy()[second_warmup:])),
         mean_accept_prob=float(np.mean(accept.numpy()[second_warmup:])),
-        wall_seconds=wall_seconds, mode=mode, **diagnostics)
+        wall_seconds=wall_seconds,
+        mode=mode,
+        **diagnostics,
+    )
 
 
 def _pooled_scale(unconstrained: np.ndarray) -> np.ndarray:

@@ -28,8 +28,9 @@ def _joint_prior(model):
     if isinstance(prior, tfd.JointDistribution):
         return prior, _flatten_bijector(prior, model.dimension)
     vector_prior = getattr(model, "prior_distribution", None)
-    if (isinstance(vector_prior, tfd.TransformedDistribution)
-            and isinstance(vector_prior.distribution, tfd.JointDistribution)):
+    if isinstance(vector_prior, tfd.TransformedDistribution) and isinstance(
+        vector_prior.distribution, tfd.JointDistribution
+    ):
         return vector_prior.distribution, vector_prior.bijector
     return None
 
@@ -49,10 +50,13 @@ def _flatten_bijector(prior, dimension: int):
     event_shapes = tf.nest.flatten(prior.event_shape)
     sizes = [int(tf.TensorShape(s).num_elements()) for s in event_shapes]
     if sum(sizes) != dimension:
-        raise ValueError(f"the prior's events have {sum(sizes)} elements in all, the model has "
-                         f"dimension {dimension}")
-    flat_parts = tfb.JointMap([tfb.Reshape([n], event_shape_in=s)
-                               for n, s in zip(sizes, event_shapes, strict=True)])
+        raise ValueError(
+            f"the prior's events have {sum(sizes)} elements in all, the model has "
+            f"dimension {dimension}"
+        )
+    flat_parts = tfb.JointMap(
+        [tfb.Reshape([n], event_shape_in=s) for n, s in zip(sizes, event_shapes, strict=True)]
+    )
     to_list = tfb.Restructure(list(range(len(sizes))), prior.event_shape)
     return tfb.Chain([tfb.Invert(tfb.Split(sizes)), flat_parts, to_list])
 
@@ -78,9 +82,11 @@ def build_asvi(model, *, seed, mean_field: bool = False, initial_prior_weight: f
     """
     found = _joint_prior(model)
     if found is None:
-        raise ValueError(f"asvi needs a model whose prior is a JointDistribution; {model.name} "
-                         "has none")
+        raise ValueError(
+            f"asvi needs a model whose prior is a JointDistribution; {model.name} has none"
+        )
     prior, to_vector = found
     q = tfp.experimental.vi.build_asvi_surrogate_posterior(
-        prior, mean_field=mean_field, initial_prior_weight=initial_prior_weight, seed=seed)
+        prior, mean_field=mean_field, initial_prior_weight=initial_prior_weight, seed=seed
+    )
     return tfd.TransformedDistribution(q, to_vector, name="asvi_surrogate")

@@ -40,13 +40,14 @@ class Family:
     hyperparameters: Mapping[str, Any]
     description: str = ""
     kind: str = "svi"
-    supports: Callable[[Any], bool] = dataclasses.field(default=lambda model: True,
-                                                        compare=False)
+    supports: Callable[[Any], bool] = dataclasses.field(default=lambda model: True, compare=False)
     requirement: str = ""
     batchable: bool = False
 
     def check(self, model) -> None:
         """Raise ``ValueError`` with a one-line reason when the family does not apply."""
         if not self.supports(model):
-            raise ValueError(f"family '{self.name}' does not apply to model '{model.name}': "
-                             f"it needs {self.requirement or 'a different model'}")
+            raise ValueError(
+                f"family '{self.name}' does not apply to model '{model.name}': "
+                f"it needs {self.requirement or 'a different model'}"
+            )

@@ -49,16 +49,22 @@ def _on_gaussian_base(model, layers, *, seed, initial_scale: float, name: str):
     ``initial_scale`` (see :mod:`harness.families.gaussian`).
     """
     dim, dtype = model.dimension, model.dtype
-    loc = tf.Variable(tf.random.stateless_uniform([dim], seed, -2.0, 2.0, dtype=dtype),
-                      name="base_loc")
-    scale = tfp.util.TransformedVariable(tf.fill([dim], tf.constant(initial_scale, dtype)),
-                                         tfb.Softplus(), name="base_scale")
+    loc = tf.Variable(
+        tf.random.stateless_uniform([dim], seed, -2.0, 2.0, dtype=dtype), name="base_loc"
+    )
+    scale = tfp.util.TransformedVariable(
+        tf.fill([dim], tf.constant(initial_scale, dtype)), tfb.Softplus(), name="base_scale"
+    )
     # Chain applies right to left: flow layers first, then the affine base, then the support.
-    bijector = tfb.Chain([model.default_event_space_bijector, tfb.Shift(loc), tfb.Scale(scale)]
-                         + list(reversed(layers)))
+    bijector = tfb.Chain(
+        [model.default_event_space_bijector, tfb.Shift(loc), tfb.Scale(scale)]
+        + list(reversed(layers))
+    )
     return tfd.TransformedDistribution(
-        tfd.Sample(tfd.Normal(tf.constant(0.0, dtype), 1.0), sample_shape=[dim]), bijector,
-        name=name)
+        tfd.Sample(tfd.Normal(tf.constant(0.0, dtype), 1.0), sample_shape=[dim]),
+        bijector,
+        name=name,
+    )
 
 
 def _alternate(layers_fn, num_layers: int, dim: int):
@@ -73,6 +79,7 @@ def _alternate(layers_fn, num_layers: int, dim: int):
 
 # ---------------------------------------------------------------- autoregressive (IAF, MAF)
 
+
 def _made(dim: int, hidden_units: int, num_hidden_layers: int, seed: int, dtype):
     return tfb.AutoregressiveNetwork(
         params=2,
@@ -80,14 +87,16 @@ def _made(dim: int, hidden_units: int, num_hidden_layers: int, seed: int, dtype)
         hidden_units=[hidden_units] * num_hidden_layers,
         activation="tanh",
         kernel_initializer=tf_keras.initializers.VarianceScaling(
-            scale=_NEAR_IDENTITY_SCALE, seed=seed),
+            scale=_NEAR_IDENTITY_SCALE, seed=seed
+        ),
         bias_initializer="zeros",
         dtype=dtype,
     )
 
 
-def _autoregressive(model, *, seed, num_layers, hidden_units, num_hidden_layers, initial_scale,
-                    inverse: bool):
+def _autoregressive(
+    model, *, seed, num_layers, hidden_units, num_hidden_layers, initial_scale, inverse: bool
+):
     """IAF (``inverse=True``) or MAF layers on the Gaussian base."""
     dim = model.dimension
     base_seed, layer_seed = tfp.random.split_seed(seed)
@@ -102,13 +111,24 @@ def _autoregressive(model, *, seed, num_layers, hidden_units, num_hidden_layers,
         maf = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made)
         return tfb.Invert(maf) if inverse else maf
 
-    return _on_gaussian_base(model, _alternate(layer, num_layers, dim), seed=base_seed,
-                             initial_scale=initial_scale,
-                             name="iaf_surrogate" if inverse else "maf_surrogate")
+    return _on_gaussian_base(
+        model,
+        _alternate(layer, num_layers, dim),
+        seed=base_seed,
+        initial_scale=initial_scale,
+        name="iaf_surrogate" if inverse else "maf_surrogate",
+    )
 
 
-def build_iaf(model, *, seed, num_layers: int = 2, hidden_units: int = 32,
-              num_hidden_layers: int = 1, initial_scale: float = 0.1):
+def build_iaf(
+    model,
+    *,
+    seed,
+    num_layers: int = 2,
+    hidden_units: int = 32,
+    num_hidden_layers: int = 1,
+    initial_scale: float = 0.1,
+):
     """Inverse autoregressive flow (Kingma et al., 2016) on a mean-field Gaussian base.
 
     Sampling is one network pass per layer (fast draws, as VI needs); the density of an
@@ -123,13 +143,26 @@ def build_iaf(model, *, seed, num_layers: int = 2, hidden_units: int = 32,
       num_hidden_layers: Hidden layers per MADE network.
       initial_scale: Initial σ of the Gaussian base on the unconstrained scale.
     """
-    return _autoregressive(model, seed=seed, num_layers=num_layers, hidden_units=hidden_units,
-                           num_hidden_layers=num_hidden_layers, initial_scale=initial_scale,
-                           inverse=True)
+    return _autoregressive(
+        model,
+        seed=seed,
+        num_layers=num_layers,
+        hidden_units=hidden_units,
+        num_hidden_layers=num_hidden_layers,
+        initial_scale=initial_scale,
+        inverse=True,
+    )
 
 
-def build_maf(model, *, seed, num_layers: int = 2, hidden_units: int = 32,
-              num_hidden_layers: int = 1, initial_scale: float = 0.1):
+def build_maf(
+    model,
+    *,
+    seed,
+    num_layers: int = 2,
+    hidden_units: int = 32,
+    num_hidden_layers: int = 1,
+    initial_scale: float = 0.1,
+):
     """Masked autoregressive flow (Papamakarios et al., 2017) on a mean-field Gaussian base.
 
     The mirror image of IAF: the density of any point is one network pass per layer, but
@@ -144,12 +177,19 @@ def build_maf(model, *, seed, num_layers: int = 2, hidden_units: int = 32,
       num_hidden_layers: Hidden layers per MADE network.
       initial_scale: Initial σ of the Gaussian base on the unconstrained scale.
     """
-    return _autoregressive(model, seed=seed, num_layers=num_layers, hidden_units=hidden_units,
-                           num_hidden_layers=num_hidden_layers, initial_scale=initial_scale,
-                           inverse=False)
+    return _autoregressive(
+        model,
+        seed=seed,
+        num_layers=num_layers,
+        hidden_units=hidden_units,
+        num_hidden_layers=num_hidden_layers,
+        initial_scale=initial_scale,
+        inverse=False,
+    )
 
 
 # ---------------------------------------------------------------- coupling (RealNVP, spline)
+
 
 class _CouplingNetwork(tf.Module):
     """Dense tanh network ``x0 [..., n_in] -> [..., n_out]`` with eagerly created variables.
@@ -158,8 +198,17 @@ class _CouplingNetwork(tf.Module):
     ``_NEAR_IDENTITY_SCALE`` and its biases are zero, so the output starts near 0.
     """
 
-    def __init__(self, input_units: int, output_units: int, *, hidden_units: int,
-                 num_hidden_layers: int, seed, dtype, name: str):
+    def __init__(
+        self,
+        input_units: int,
+        output_units: int,
+        *,
+        hidden_units: int,
+        num_hidden_layers: int,
+        seed,
+        dtype,
+        name: str,
+    ):
         super().__init__(name=name)
         sizes = [input_units] + [hidden_units] * num_hidden_layers + [output_units]
         seeds = tfp.random.split_seed(seed, n=len(sizes) - 1)
@@ -167,9 +216,14 @@ class _CouplingNetwork(tf.Module):
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             last = i == len(sizes) - 2
             limit = math.sqrt(6.0 / (n_in + n_out)) * (_NEAR_IDENTITY_SCALE if last else 1.0)
-            self.kernels.append(tf.Variable(
-                tf.random.stateless_uniform([n_in, n_out], seeds[i], -limit, limit, dtype=dtype),
-                name=f"kernel_{i}"))
+            self.kernels.append(
+                tf.Variable(
+                    tf.random.stateless_uniform(
+                        [n_in, n_out], seeds[i], -limit, limit, dtype=dtype
+                    ),
+                    name=f"kernel_{i}",
+                )
+            )
             self.biases.append(tf.Variable(tf.zeros([n_out], dtype), name=f"bias_{i}"))
 
     def network(self, x):
@@ -197,8 +251,9 @@ class _SplineCoupling(_CouplingNetwork):
     bins are equal and every slope is 1: the spline starts as the identity.
     """
 
-    def __init__(self, input_units, transformed_units, *, num_bins: int, spline_range: float,
-                 **kwargs):
+    def __init__(
+        self, input_units, transformed_units, *, num_bins: int, spline_range: float, **kwargs
+    ):
         super().__init__(input_units, transformed_units * (3 * num_bins - 1), **kwargs)
         self.num_bins = num_bins
         self.spline_range = spline_range
@@ -206,10 +261,15 @@ class _SplineCoupling(_CouplingNetwork):
 
     def __call__(self, x0, output_units, **condition_kwargs):
         out = self.network(x0)
-        out = tf.reshape(out, tf.concat(
-            [tf.shape(out)[:-1], [self.transformed_units, 3 * self.num_bins - 1]], axis=0))
+        out = tf.reshape(
+            out,
+            tf.concat(
+                [tf.shape(out)[:-1], [self.transformed_units, 3 * self.num_bins - 1]], axis=0
+            ),
+        )
         widths, heights, slopes = tf.split(
-            out, [self.num_bins, self.num_bins, self.num_bins - 1], axis=-1)
+            out, [self.num_bins, self.num_bins, self.num_bins - 1], axis=-1
+        )
         span = 2 * self.spline_range - self.num_bins * _MIN_BIN_SIZE
         # Offset so that softplus(0 + offset) + _MIN_SLOPE = 1: slopes start at exactly 1.
         offset = math.log(math.expm1(1.0 - _MIN_SLOPE))
@@ -217,18 +277,28 @@ class _SplineCoupling(_CouplingNetwork):
             bin_widths=tf.math.softmax(widths, axis=-1) * span + _MIN_BIN_SIZE,
             bin_heights=tf.math.softmax(heights, axis=-1) * span + _MIN_BIN_SIZE,
             knot_slopes=tf.math.softplus(slopes + offset) + _MIN_SLOPE,
-            range_min=-self.spline_range)
+            range_min=-self.spline_range,
+        )
 
 
 def _check_coupling_dimension(model, family: str) -> None:
     if model.dimension < 2:
-        raise ValueError(f"{family} needs a model of dimension >= 2 (coupling layers split the "
-                         f"coordinates in two halves); {model.name} has dimension "
-                         f"{model.dimension}")
+        raise ValueError(
+            f"{family} needs a model of dimension >= 2 (coupling layers split the "
+            f"coordinates in two halves); {model.name} has dimension "
+            f"{model.dimension}"
+        )
 
 
-def build_real_nvp(model, *, seed, num_layers: int = 4, hidden_units: int = 32,
-                   num_hidden_layers: int = 1, initial_scale: float = 0.1):
+def build_real_nvp(
+    model,
+    *,
+    seed,
+    num_layers: int = 4,
+    hidden_units: int = 32,
+    num_hidden_layers: int = 1,
+    initial_scale: float = 0.1,
+):
     """RealNVP affine coupling flow (Dinh et al., 2017) on a mean-field Gaussian base.
 
     Each layer keeps the first ``⌊d/2⌋`` coordinates and shifts and scales the others by
@@ -251,18 +321,39 @@ def build_real_nvp(model, *, seed, num_layers: int = 4, hidden_units: int = 32,
     masked = dim // 2
 
     def layer(k):
-        return tfb.RealNVP(num_masked=masked, shift_and_log_scale_fn=_AffineCoupling(
-            masked, 2 * (dim - masked), hidden_units=hidden_units,
-            num_hidden_layers=num_hidden_layers, seed=seeds[k], dtype=model.dtype,
-            name=f"affine_coupling_{k}"))
+        return tfb.RealNVP(
+            num_masked=masked,
+            shift_and_log_scale_fn=_AffineCoupling(
+                masked,
+                2 * (dim - masked),
+                hidden_units=hidden_units,
+                num_hidden_layers=num_hidden_layers,
+                seed=seeds[k],
+                dtype=model.dtype,
+                name=f"affine_coupling_{k}",
+            ),
+        )
 
-    return _on_gaussian_base(model, _alternate(layer, num_layers, dim), seed=base_seed,
-                             initial_scale=initial_scale, name="real_nvp_surrogate")
+    return _on_gaussian_base(
+        model,
+        _alternate(layer, num_layers, dim),
+        seed=base_seed,
+        initial_scale=initial_scale,
+        name="real_nvp_surrogate",
+    )
 
 
-def build_neural_spline(model, *, seed, num_layers: int = 4, hidden_units: int = 32,
-                        num_hidden_layers: int = 1, num_bins: int = 8,
-                        spline_range: float = 5.0, initial_scale: float = 0.1):
+def build_neural_spline(
+    model,
+    *,
+    seed,
+    num_layers: int = 4,
+    hidden_units: int = 32,
+    num_hidden_layers: int = 1,
+    num_bins: int = 8,
+    spline_range: float = 5.0,
+    initial_scale: float = 0.1,
+):
     """Neural spline flow: rational-quadratic spline coupling (Durkan et al., 2019).
 
     Like :func:`build_real_nvp`, but each transformed coordinate goes through a monotone
@@ -289,10 +380,25 @@ def build_neural_spline(model, *, seed, num_layers: int = 4, hidden_units: int =
     masked = dim // 2
 
     def layer(k):
-        return tfb.RealNVP(num_masked=masked, bijector_fn=_SplineCoupling(
-            masked, dim - masked, num_bins=num_bins, spline_range=float(spline_range),
-            hidden_units=hidden_units, num_hidden_layers=num_hidden_layers, seed=seeds[k],
-            dtype=model.dtype, name=f"spline_coupling_{k}"))
+        return tfb.RealNVP(
+            num_masked=masked,
+            bijector_fn=_SplineCoupling(
+                masked,
+                dim - masked,
+                num_bins=num_bins,
+                spline_range=float(spline_range),
+                hidden_units=hidden_units,
+                num_hidden_layers=num_hidden_layers,
+                seed=seeds[k],
+                dtype=model.dtype,
+                name=f"spline_coupling_{k}",
+            ),
+        )
 
-    return _on_gaussian_base(model, _alternate(layer, num_layers, dim), seed=base_seed,
-                             initial_scale=initial_scale, name="neural_spline_surrogate")
+    return _on_gaussian_base(
+        model,
+        _alternate(layer, num_layers, dim),
+        seed=base_seed,
+        initial_scale=initial_scale,
+        name="neural_spline_surrogate",
+    )

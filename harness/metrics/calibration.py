@@ -54,8 +54,14 @@ def std_ratio(q_draws: np.ndarray, reference_std) -> tuple[float, float]:
     return float(geomean), float(np.min(ratio))
 
 
-def coverage(q_draws: np.ndarray, level: float, *, reference_draws=None, reference_mean=None,
-             reference_std=None) -> float:
+def coverage(
+    q_draws: np.ndarray,
+    level: float,
+    *,
+    reference_draws=None,
+    reference_mean=None,
+    reference_std=None,
+) -> float:
     """Reference mass inside q's central ``level`` interval, averaged over coordinates.
 
     q's interval is between its empirical ``(1 − level)/2`` and ``(1 + level)/2`` quantiles.
@@ -79,7 +85,7 @@ def coverage(q_draws: np.ndarray, level: float, *, reference_draws=None, referen
     std = _positive(reference_std)
     if std is None:
         return float("nan")
-    mass = (stats.norm.cdf(upper, reference_mean, std) - stats.norm.cdf(lower, reference_mean, std))
+    mass = stats.norm.cdf(upper, reference_mean, std) - stats.norm.cdf(lower, reference_mean, std)
     return float(np.mean(mass))
 
 
@@ -87,8 +93,13 @@ def wasserstein_1(q_draws: np.ndarray, reference_draws: np.ndarray, reference_st
     """Mean over coordinates of the 1-d Wasserstein-1 distance between q's and the reference's
     marginals, both divided by the reference std (so 0.1 means "a tenth of a posterior sd")."""
     q, ref, std = _draws(q_draws), _draws(reference_draws), _positive(reference_std)
-    if (std is None or q.shape[0] < 1 or ref.shape[0] < 1 or not np.all(np.isfinite(q))
-            or not np.all(np.isfinite(ref))):
+    if (
+        std is None
+        or q.shape[0] < 1
+        or ref.shape[0] < 1
+        or not np.all(np.isfinite(q))
+        or not np.all(np.isfinite(ref))
+    ):
         return float("nan")
     return float(np.mean([_w1_1d(q[:, i] / s, ref[:, i] / s) for i, s in enumerate(std)]))
 

@@ -25,8 +25,9 @@ def steps_per_second(num_steps_run: int, fit_seconds: float) -> float:
     return num_steps_run / fit_seconds
 
 
-def num_gradient_evaluations(num_steps_run: int, sample_size: int,
-                             importance_sample_size: int = 1) -> float:
+def num_gradient_evaluations(
+    num_steps_run: int, sample_size: int, importance_sample_size: int = 1
+) -> float:
     """Evaluations of the target's log density and its gradient during the fit.
 
     Each step of ``tfp.vi.fit_surrogate_posterior`` draws ``sample_size`` particles, each of
@@ -36,8 +37,9 @@ def num_gradient_evaluations(num_steps_run: int, sample_size: int,
     return float(num_steps_run) * sample_size * importance_sample_size
 
 
-def seconds_to_converge(losses: np.ndarray, loss_seconds: np.ndarray,
-                        tolerance: float = 1.0) -> float:
+def seconds_to_converge(
+    losses: np.ndarray, loss_seconds: np.ndarray, tolerance: float = 1.0
+) -> float:
     """First fit time after which the smoothed loss stays within ``tolerance`` nats of its
     final value.
 
@@ -59,7 +61,7 @@ def seconds_to_converge(losses: np.ndarray, loss_seconds: np.ndarray,
         return float("nan")
     window = max(1, int(n * CONVERGENCE_WINDOW_FRACTION))
     smoothed = np.convolve(losses, np.ones(window) / window, mode="valid")
-    times = loss_seconds[window - 1:]
+    times = loss_seconds[window - 1 :]
     outside = np.abs(smoothed - smoothed[-1]) > tolerance
     if not outside.any():
         return float(times[0])

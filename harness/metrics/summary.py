@@ -14,12 +14,17 @@ from harness.metrics import calibration, quality
 COVERAGE_LEVELS = (0.5, 0.9)
 
 
-def posterior_metrics(model, draws: np.ndarray, log_weights: np.ndarray, *,
-                      gaussian: tuple[np.ndarray, np.ndarray] | None = None,
-                      importance_sample_size: int = 64,
-                      iw_log_weights: np.ndarray | None = None,
-                      log_likelihood: np.ndarray | None = None,
-                      kl_to_prior: float | None = None) -> dict[str, float]:
+def posterior_metrics(
+    model,
+    draws: np.ndarray,
+    log_weights: np.ndarray,
+    *,
+    gaussian: tuple[np.ndarray, np.ndarray] | None = None,
+    importance_sample_size: int = 64,
+    iw_log_weights: np.ndarray | None = None,
+    log_likelihood: np.ndarray | None = None,
+    kl_to_prior: float | None = None,
+) -> dict[str, float]:
     """Quality and calibration metrics of q against ``model.reference``.
 
     Args:
@@ -41,10 +46,12 @@ def posterior_metrics(model, draws: np.ndarray, log_weights: np.ndarray, *,
     out: dict[str, float] = {}
     out["elbo"], out["elbo_standard_error"] = quality.elbo(log_weights)
     out["iw_elbo"], out["iw_elbo_standard_error"] = quality.iw_elbo(
-        log_weights if iw_log_weights is None else iw_log_weights, importance_sample_size)
+        log_weights if iw_log_weights is None else iw_log_weights, importance_sample_size
+    )
     if log_likelihood is not None and kl_to_prior is not None:
         out["elbo_likelihood_kl"], out["elbo_likelihood_kl_standard_error"] = (
-            quality.elbo_likelihood_kl(log_likelihood, kl_to_prior))
+            quality.elbo_likelihood_kl(log_likelihood, kl_to_prior)
+        )
     out["khat"] = calibration.khat(log_weights)
     ref = model.reference
     if ref is not None:
@@ -59,16 +66,23 @@ def _reference_metrics(ref, draws, bounds, gaussian) -> dict[str, float]:
         out["log_normalizer_error"] = ref.log_normalizer - bounds["elbo"]
         out["iw_log_normalizer_error"] = ref.log_normalizer - bounds["iw_elbo"]
     out["mean_z_error_max"], out["mean_z_error_rms"] = calibration.mean_z_error(
-        draws, ref.mean, ref.standard_deviation)
+        draws, ref.mean, ref.standard_deviation
+    )
     out["std_ratio_geomean"], out["std_ratio_min"] = calibration.std_ratio(
-        draws, ref.standard_deviation)
+        draws, ref.standard_deviation
+    )
     for level in COVERAGE_LEVELS:
         out[f"coverage_{round(level * 100)}"] = calibration.coverage(
-            draws, level, reference_draws=ref.draws, reference_mean=ref.mean,
-            reference_std=ref.standard_deviation)
+            draws,
+            level,
+            reference_draws=ref.draws,
+            reference_mean=ref.mean,
+            reference_std=ref.standard_deviation,
+        )
     if ref.draws is not None:
         out["wasserstein_1"] = calibration.wasserstein_1(draws, ref.draws, ref.standard_deviation)
     if gaussian is not None and ref.covariance is not None:
-        out["kl_divergence"] = quality.gaussian_kl(gaussian[0], gaussian[1], ref.mean,
-                                                   ref.covariance)
+        out["kl_divergence"] = quality.gaussian_kl(
+            gaussian[0], gaussian[1], ref.mean, ref.covariance
+        )
     return out

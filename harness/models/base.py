@@ -56,35 +56,52 @@ class Reference:
         if self.kind not in REFERENCE_KINDS:
             raise ValueError(f"reference kind {self.kind!r} is not one of {REFERENCE_KINDS}")
         d = np.shape(self.mean)
-        for field in ("standard_deviation", "mean_standard_error",
-                      "standard_deviation_standard_error"):
+        for field in (
+            "standard_deviation",
+            "mean_standard_error",
+            "standard_deviation_standard_error",
+        ):
             if np.shape(getattr(self, field)) != d:
-                raise ValueError(f"reference {field} has shape {np.shape(getattr(self, field))}, "
-                                 f"expected {d}")
+                raise ValueError(
+                    f"reference {field} has shape {np.shape(getattr(self, field))}, expected {d}"
+                )
         if self.covariance is not None and np.shape(self.covariance) != d + d:
-            raise ValueError(f"reference covariance has shape {np.shape(self.covariance)}, "
-                             f"expected {d + d}")
+            raise ValueError(
+                f"reference covariance has shape {np.shape(self.covariance)}, expected {d + d}"
+            )
         if self.draws is not None and (np.ndim(self.draws) != 2 or np.shape(self.draws)[1:] != d):
-            raise ValueError(f"reference draws have shape {np.shape(self.draws)}, "
-                             f"expected [n, {d[0]}]")
+            raise ValueError(
+                f"reference draws have shape {np.shape(self.draws)}, expected [n, {d[0]}]"
+            )
 
     @property
     def dimension(self) -> int:
         return int(np.shape(self.mean)[0])
 
 
-def exact_reference(mean, covariance, *, provenance: str, log_normalizer: float | None = None,
-                    draws: np.ndarray | None = None) -> Reference:
+def exact_reference(
+    mean,
+    covariance,
+    *,
+    provenance: str,
+    log_normalizer: float | None = None,
+    draws: np.ndarray | None = None,
+) -> Reference:
     """A :class:`Reference` for an exactly known Gaussian posterior (standard errors zero)."""
     mean = np.asarray(mean, dtype=np.float64)
     covariance = np.asarray(covariance, dtype=np.float64)
     std = np.sqrt(np.diag(covariance))
     return Reference(
-        mean=mean, standard_deviation=std,
+        mean=mean,
+        standard_deviation=std,
         mean_standard_error=np.zeros_like(mean),
         standard_deviation_standard_error=np.zeros_like(mean),
-        kind="analytic", provenance=provenance, covariance=covariance,
-        draws=draws, log_normalizer=log_normalizer)
+        kind="analytic",
+        provenance=provenance,
+        covariance=covariance,
+        draws=draws,
+        log_normalizer=log_normalizer,
+    )
 
 
 def load_reference_file(path: str | Path) -> Reference:
@@ -98,17 +115,23 @@ def load_reference_file(path: str | Path) -> Reference:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no reference file {path}: make it with "
-                                f"`harness reference {path.stem}`")
+        raise FileNotFoundError(
+            f"no reference file {path}: make it with `harness reference {path.stem}`"
+        )
     with np.load(path, allow_pickle=False) as f:
         metadata = json.loads(str(f["metadata"]))
         return Reference(
-            mean=f["mean"], standard_deviation=f["standard_deviation"],
+            mean=f["mean"],
+            standard_deviation=f["standard_deviation"],
             mean_standard_error=f["mean_standard_error"],
             standard_deviation_standard_error=f["standard_deviation_standard_error"],
-            draws=f["draws"].astype(np.float64), kind="nuts",
-            provenance=(f"{metadata['command']} (seed {metadata['seed']}, "
-                        f"{metadata['date']}, file {path.name})"))
+            draws=f["draws"].astype(np.float64),
+            kind="nuts",
+            provenance=(
+                f"{metadata['command']} (seed {metadata['seed']}, "
+                f"{metadata['date']}, file {path.name})"
+            ),
+        )
 
 
 def nuts_reference(name: str, *, missing_ok: bool = False) -> Reference | None:

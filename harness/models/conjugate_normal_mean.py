@@ -32,9 +32,13 @@ _REFERENCE_DRAWS = 20_000
 _REFERENCE_DRAW_SEED = 20_240_612
 
 
-def conjugate_normal_mean(dimension: int = 3, num_observations: int = 20,
-                          noise_scale: float = 1.0, prior_scale: float = 2.0,
-                          dtype: str = "float32") -> Model:
+def conjugate_normal_mean(
+    dimension: int = 3,
+    num_observations: int = 20,
+    noise_scale: float = 1.0,
+    prior_scale: float = 2.0,
+    dtype: str = "float32",
+) -> Model:
     """Build the conjugate normal-mean model on data simulated from seed ``20240611``.
 
     Args:
@@ -45,8 +49,9 @@ def conjugate_normal_mean(dimension: int = 3, num_observations: int = 20,
       dtype: ``float32`` or ``float64``.
     """
     if dimension < 1 or num_observations < 1:
-        raise ValueError(f"dimension and num_observations must be >= 1, got {dimension}, "
-                         f"{num_observations}")
+        raise ValueError(
+            f"dimension and num_observations must be >= 1, got {dimension}, {num_observations}"
+        )
     rng = np.random.default_rng(_DATA_SEED)
     true_mean = rng.normal(0.0, prior_scale, dimension)
     y = true_mean + noise_scale * rng.normal(size=(num_observations, dimension))
@@ -64,21 +69,28 @@ def _build(y: np.ndarray, noise_scale: float, prior_scale: float, dtype: str) ->
     quad = np.einsum("jk,ji,ik->", y, np.linalg.inv(marginal_cov), y)
     log_normalizer = -0.5 * (d * (n * np.log(2 * np.pi) + logdet) + quad)
     draws = np.random.default_rng(_REFERENCE_DRAW_SEED).multivariate_normal(
-        post_mean, cov, size=_REFERENCE_DRAWS)
+        post_mean, cov, size=_REFERENCE_DRAWS
+    )
     reference = exact_reference(
-        post_mean, cov, log_normalizer=float(log_normalizer), draws=draws,
-        provenance=(f"closed form: normal-normal conjugate posterior, n={n}, d={d}, "
-                    f"sigma={noise_scale}, tau={prior_scale}; draws: numpy default_rng("
-                    f"{_REFERENCE_DRAW_SEED}).multivariate_normal, n={_REFERENCE_DRAWS}"))
+        post_mean,
+        cov,
+        log_normalizer=float(log_normalizer),
+        draws=draws,
+        provenance=(
+            f"closed form: normal-normal conjugate posterior, n={n}, d={d}, "
+            f"sigma={noise_scale}, tau={prior_scale}; draws: numpy default_rng("
+            f"{_REFERENCE_DRAW_SEED}).multivariate_normal, n={_REFERENCE_DRAWS}"
+        ),
+    )
     y_t = tf.constant(y, tf_dtype)
-    prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d], tf_dtype),
-                                       scale_diag=tf.fill([d], tf.constant(prior_scale, tf_dtype)))
+    prior = tfd.MultivariateNormalDiag(
+        loc=tf.zeros([d], tf_dtype), scale_diag=tf.fill([d], tf.constant(prior_scale, tf_dtype))
+    )
     noise = tf.constant(noise_scale, tf_dtype)
 
     def log_likelihood(mu):
         mu = tf.convert_to_tensor(mu, tf_dtype)
-        return tf.reduce_sum(tfd.Normal(mu[..., tf.newaxis, :], noise).log_prob(y_t),
-                             axis=[-2, -1])
+        return tf.reduce_sum(tfd.Normal(mu[..., tf.newaxis, :], noise).log_prob(y_t), axis=[-2, -1])
 
     def unnormalized_log_prob(mu):
         return prior.log_prob(mu) + log_likelihood(mu)
@@ -101,6 +113,10 @@ def _build(y: np.ndarray, noise_scale: float, prior_scale: float, dtype: str) ->
         log_likelihood=log_likelihood,
         prior_distribution=prior,
         simulate=simulate,
-        data={"y": y, "noise_scale": np.float64(noise_scale),
-              "mean0": np.zeros(d), "precision0": np.eye(d) / prior_scale**2},
+        data={
+            "y": y,
+            "noise_scale": np.float64(noise_scale),
+            "mean0": np.zeros(d),
+            "precision0": np.eye(d) / prior_scale**2,
+        },
     )

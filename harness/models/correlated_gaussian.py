@@ -31,11 +31,12 @@ def covariance(dimension: int, correlation: float) -> tuple[np.ndarray, np.ndarr
     mean = np.linspace(-1.0, 1.0, dimension)
     scales = np.linspace(1.0, 3.0, dimension)
     lags = np.abs(np.subtract.outer(np.arange(dimension), np.arange(dimension)))
-    return mean, np.outer(scales, scales) * correlation ** lags
+    return mean, np.outer(scales, scales) * correlation**lags
 
 
-def correlated_gaussian(dimension: int = 5, correlation: float = 0.9,
-                        dtype: str = "float32") -> Model:
+def correlated_gaussian(
+    dimension: int = 5, correlation: float = 0.9, dtype: str = "float32"
+) -> Model:
     """Build the correlated Gaussian target.
 
     Args:
@@ -62,10 +63,16 @@ def correlated_gaussian(dimension: int = 5, correlation: float = 0.9,
     rng = np.random.default_rng(_REFERENCE_DRAW_SEED)
     draws = rng.multivariate_normal(mean, cov, size=_REFERENCE_DRAWS)
     reference = exact_reference(
-        mean, cov, log_normalizer=float(log_normalizer), draws=draws,
-        provenance=(f"closed form: N(mu, Sigma) with AR(1) correlation {correlation}, "
-                    f"d={dimension}; draws: numpy default_rng({_REFERENCE_DRAW_SEED})"
-                    f".multivariate_normal, n={_REFERENCE_DRAWS}"))
+        mean,
+        cov,
+        log_normalizer=float(log_normalizer),
+        draws=draws,
+        provenance=(
+            f"closed form: N(mu, Sigma) with AR(1) correlation {correlation}, "
+            f"d={dimension}; draws: numpy default_rng({_REFERENCE_DRAW_SEED})"
+            f".multivariate_normal, n={_REFERENCE_DRAWS}"
+        ),
+    )
     return Model(
         name="correlated_gaussian",
         pretty_name=f"Correlated Gaussian (d={dimension})",

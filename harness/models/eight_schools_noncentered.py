@@ -41,8 +41,9 @@ def eight_schools_noncentered(dtype: str = "float32") -> Model:
     Args:
       dtype: ``float32`` or ``float64``.
     """
-    return _build(TREATMENT_EFFECTS, dtype,
-                  nuts_reference("eight_schools_noncentered", missing_ok=True))
+    return _build(
+        TREATMENT_EFFECTS, dtype, nuts_reference("eight_schools_noncentered", missing_ok=True)
+    )
 
 
 def _build(treatment_effects: np.ndarray, dtype: str, reference) -> Model:
@@ -51,7 +52,8 @@ def _build(treatment_effects: np.ndarray, dtype: str, reference) -> Model:
     stddevs = tf.constant(TREATMENT_STDDEVS, tf_dtype)
     prior = tfd.MultivariateNormalDiag(
         loc=tf.constant([0.0, 5.0] + [0.0] * 8, tf_dtype),
-        scale_diag=tf.constant([10.0, 1.0] + [1.0] * 8, tf_dtype))
+        scale_diag=tf.constant([10.0, 1.0] + [1.0] * 8, tf_dtype),
+    )
 
     def log_likelihood(z):
         z = tf.convert_to_tensor(z, tf_dtype)
@@ -65,8 +67,7 @@ def _build(treatment_effects: np.ndarray, dtype: str, reference) -> Model:
         # Parameters from the prior, effects from the likelihood; the fresh model has no
         # reference (VSBC needs only the true parameters).
         rng = np.random.default_rng(seed)
-        z = np.concatenate([rng.normal(0.0, 10.0, 1), rng.normal(5.0, 1.0, 1),
-                            rng.normal(size=8)])
+        z = np.concatenate([rng.normal(0.0, 10.0, 1), rng.normal(5.0, 1.0, 1), rng.normal(size=8)])
         school_effects = z[0] + np.exp(z[1]) * z[2:]
         return z, _build(rng.normal(school_effects, TREATMENT_STDDEVS), dtype, None)
 
@@ -82,7 +83,8 @@ def _build(treatment_effects: np.ndarray, dtype: str, reference) -> Model:
         log_likelihood=log_likelihood,
         prior_distribution=prior,
         simulate=simulate,
-        data={"treatment_effects": np.asarray(treatment_effects),
-              "treatment_stddevs": TREATMENT_STDDEVS},
+        data={
+            "treatment_effects": np.asarray(treatment_effects),
+            "treatment_stddevs": TREATMENT_STDDEVS,
+        },
     )
-

@@ -39,21 +39,33 @@ def adapt(target, *, name: str, pretty_name: str, description: str) -> Model:
     order = _identity_order(vector)
     mean, std, mean_se, std_se = (
         _to_event(_event_order(getattr(identity, field)), order)
-        for field in ("ground_truth_mean", "ground_truth_standard_deviation",
-                      "ground_truth_mean_standard_error",
-                      "ground_truth_standard_deviation_standard_error"))
+        for field in (
+            "ground_truth_mean",
+            "ground_truth_standard_deviation",
+            "ground_truth_mean_standard_error",
+            "ground_truth_standard_deviation_standard_error",
+        )
+    )
     kind = "moments"
     draws = None
-    provenance = (f"inference_gym {target.__class__.__name__} ground truth "
-                  "(sample_transformations['identity'])")
+    provenance = (
+        f"inference_gym {target.__class__.__name__} ground truth "
+        "(sample_transformations['identity'])"
+    )
     if hasattr(target, "sample"):
         # An exact sampler: store draws for coverage and W1 (vector form of the event).
-        draws = _numpy(vector.default_event_space_bijector(
-            vector.default_event_space_bijector.inverse(
-                _flatten(vector, target.sample(_REFERENCE_DRAWS, seed=_REFERENCE_DRAW_SEED)))))
+        draws = _numpy(
+            vector.default_event_space_bijector(
+                vector.default_event_space_bijector.inverse(
+                    _flatten(vector, target.sample(_REFERENCE_DRAWS, seed=_REFERENCE_DRAW_SEED))
+                )
+            )
+        )
         kind = "draws"
-        provenance += (f"; draws: {target.__class__.__name__}.sample({_REFERENCE_DRAWS}, "
-                       f"seed={_REFERENCE_DRAW_SEED})")
+        provenance += (
+            f"; draws: {target.__class__.__name__}.sample({_REFERENCE_DRAWS}, "
+            f"seed={_REFERENCE_DRAW_SEED})"
+        )
     if mean_se is None:
         # Analytic ground truth (e.g. Banana): exact, no Monte Carlo error.
         mean_se = np.zeros_like(mean)
@@ -63,9 +75,15 @@ def adapt(target, *, name: str, pretty_name: str, description: str) -> Model:
         # se(sd) = se(mean) / sqrt(2).
         std_se = mean_se / np.sqrt(2.0)
         provenance += "; sd standard error derived as se(mean)/sqrt(2)"
-    reference = Reference(mean=mean, standard_deviation=std, mean_standard_error=mean_se,
-                          standard_deviation_standard_error=std_se, kind=kind,
-                          provenance=provenance, draws=draws)
+    reference = Reference(
+        mean=mean,
+        standard_deviation=std,
+        mean_standard_error=mean_se,
+        standard_deviation_standard_error=std_se,
+        kind=kind,
+        provenance=provenance,
+        draws=draws,
+    )
     return Model(
         name=name,
         pretty_name=pretty_name,
@@ -118,8 +136,9 @@ def _event_order(ground_truth) -> np.ndarray | None:
     (mappings in sorted key order), i.e. in the order of the flattened identity transformation."""
     if ground_truth is None:
         return None
-    return np.concatenate([np.reshape(_numpy(part), [-1])
-                           for part in tf.nest.flatten(ground_truth)])
+    return np.concatenate(
+        [np.reshape(_numpy(part), [-1]) for part in tf.nest.flatten(ground_truth)]
+    )
 
 
 def banana(curvature: float = 0.03) -> Model:
@@ -127,9 +146,12 @@ def banana(curvature: float = 0.03) -> Model:
     ``curvature · (x0² − 100)`` (Haario et al., 1999).  Exact sampler and analytic moments."""
     from inference_gym import using_tensorflow as gym
 
-    return adapt(gym.targets.Banana(curvature=curvature), name="banana",
-                 pretty_name="Banana",
-                 description="2-d curved Gaussian (Haario et al. 1999); exact draws")
+    return adapt(
+        gym.targets.Banana(curvature=curvature),
+        name="banana",
+        pretty_name="Banana",
+        description="2-d curved Gaussian (Haario et al. 1999); exact draws",
+    )
 
 
 def eight_schools() -> Model:
@@ -143,9 +165,12 @@ def eight_schools() -> Model:
     """
     from inference_gym import using_tensorflow as gym
 
-    return adapt(gym.targets.EightSchools(), name="eight_schools",
-                 pretty_name="Eight schools (centered)",
-                 description="hierarchical funnel, centered (Rubin 1981); inference_gym moments")
+    return adapt(
+        gym.targets.EightSchools(),
+        name="eight_schools",
+        pretty_name="Eight schools (centered)",
+        description="hierarchical funnel, centered (Rubin 1981); inference_gym moments",
+    )
 
 
 def neals_funnel() -> Model:
@@ -157,8 +182,12 @@ def neals_funnel() -> Model:
     """
     from inference_gym import using_tensorflow as gym
 
-    return adapt(gym.targets.NealsFunnel(), name="neals_funnel", pretty_name="Neal's funnel",
-                 description="10-d funnel (Neal 2003); exact draws")
+    return adapt(
+        gym.targets.NealsFunnel(),
+        name="neals_funnel",
+        pretty_name="Neal's funnel",
+        description="10-d funnel (Neal 2003); exact draws",
+    )
 
 
 def ill_conditioned_gaussian() -> Model:
@@ -168,9 +197,12 @@ def ill_conditioned_gaussian() -> Model:
     """
     from inference_gym import using_tensorflow as gym
 
-    return adapt(gym.targets.IllConditionedGaussian(), name="ill_conditioned_gaussian",
-                 pretty_name="Ill-conditioned Gaussian",
-                 description="100-d Gaussian, eigenvalues 1/Gamma(0.5); exact draws")
+    return adapt(
+        gym.targets.IllConditionedGaussian(),
+        name="ill_conditioned_gaussian",
+        pretty_name="Ill-conditioned Gaussian",
+        description="100-d Gaussian, eigenvalues 1/Gamma(0.5); exact draws",
+    )
 
 
 def brownian_motion() -> Model:
@@ -191,12 +223,16 @@ def brownian_motion() -> Model:
 
     # use_markov_chain: the same density as a tfd.MarkovChain, which builds in ~0.05 s instead
     # of ~1.5 s (the joint-distribution coroutine is traced step by step).
-    model = adapt(gym.targets.BrownianMotionMissingMiddleObservations(use_markov_chain=True),
-                  name="brownian_motion", pretty_name="Brownian motion",
-                  description="30-step random walk, middle 10 observations missing; exact "
-                              "Gaussian posterior")
-    return dataclasses.replace(model, reference=_random_walk_posterior(
-        **data.brownian_motion_missing_middle_observations()))
+    model = adapt(
+        gym.targets.BrownianMotionMissingMiddleObservations(use_markov_chain=True),
+        name="brownian_motion",
+        pretty_name="Brownian motion",
+        description="30-step random walk, middle 10 observations missing; exact Gaussian posterior",
+    )
+    return dataclasses.replace(
+        model,
+        reference=_random_walk_posterior(**data.brownian_motion_missing_middle_observations()),
+    )
 
 
 def _random_walk_posterior(observed_locs, innovation_noise_scale, observation_noise_scale):
@@ -216,17 +252,25 @@ def _random_walk_posterior(observed_locs, innovation_noise_scale, observation_no
     marginal = prior_cov[np.ix_(observed, observed)] + r * np.eye(int(observed.sum()))
     _, logdet = np.linalg.slogdet(marginal)
     yo = y[observed]
-    log_normalizer = -0.5 * (yo.size * np.log(2 * np.pi) + logdet
-                             + yo @ np.linalg.solve(marginal, yo))
+    log_normalizer = -0.5 * (
+        yo.size * np.log(2 * np.pi) + logdet + yo @ np.linalg.solve(marginal, yo)
+    )
     draws = np.random.default_rng(_RANDOM_WALK_DRAW_SEED).multivariate_normal(
-        mean, covariance, size=_REFERENCE_DRAWS)
+        mean, covariance, size=_REFERENCE_DRAWS
+    )
     return exact_reference(
-        mean, covariance, log_normalizer=float(log_normalizer), draws=draws,
-        provenance=(f"closed form: Gaussian posterior of a random walk (innovation scale "
-                    f"{innovation_noise_scale}, observation scale {observation_noise_scale}, "
-                    f"{n - int(observed.sum())} of {n} missing), inference_gym's data; draws: "
-                    f"numpy default_rng({_RANDOM_WALK_DRAW_SEED}).multivariate_normal, "
-                    f"n={_REFERENCE_DRAWS}"))
+        mean,
+        covariance,
+        log_normalizer=float(log_normalizer),
+        draws=draws,
+        provenance=(
+            f"closed form: Gaussian posterior of a random walk (innovation scale "
+            f"{innovation_noise_scale}, observation scale {observation_noise_scale}, "
+            f"{n - int(observed.sum())} of {n} missing), inference_gym's data; draws: "
+            f"numpy default_rng({_RANDOM_WALK_DRAW_SEED}).multivariate_normal, "
+            f"n={_REFERENCE_DRAWS}"
+        ),
+    )
 
 
 def brownian_motion_unknown_scales() -> Model:
@@ -248,9 +292,11 @@ def brownian_motion_unknown_scales() -> Model:
         gym.targets.BrownianMotionUnknownScalesMissingMiddleObservations(use_markov_chain=True),
         name="brownian_motion_unknown_scales",
         pretty_name="Brownian motion, unknown scales",
-        description="random walk with unknown noise scales, 10 obs missing; NUTS reference")
+        description="random walk with unknown noise scales, 10 obs missing; NUTS reference",
+    )
     return dataclasses.replace(
-        model, reference=nuts_reference("brownian_motion_unknown_scales", missing_ok=True))
+        model, reference=nuts_reference("brownian_motion_unknown_scales", missing_ok=True)
+    )
 
 
 def lorenz_bridge() -> Model:
@@ -265,10 +311,12 @@ def lorenz_bridge() -> Model:
     """
     from inference_gym import using_tensorflow as gym
 
-    return adapt(gym.targets.ConvectionLorenzBridge(use_markov_chain=True),
-                 name="lorenz_bridge", pretty_name="Lorenz bridge",
-                 description="stochastic Lorenz-63, x observed, middle 10 missing; "
-                             "inference_gym moments")
+    return adapt(
+        gym.targets.ConvectionLorenzBridge(use_markov_chain=True),
+        name="lorenz_bridge",
+        pretty_name="Lorenz bridge",
+        description="stochastic Lorenz-63, x observed, middle 10 missing; inference_gym moments",
+    )
 
 
 def item_response_theory() -> Model:
@@ -284,10 +332,12 @@ def item_response_theory() -> Model:
     """
     from inference_gym import using_tensorflow as gym
 
-    return adapt(gym.targets.SyntheticItemResponseTheory(), name="item_response_theory",
-                 pretty_name="Item response theory",
-                 description="1PL IRT, 400 students x 100 questions (synthetic); "
-                             "inference_gym moments")
+    return adapt(
+        gym.targets.SyntheticItemResponseTheory(),
+        name="item_response_theory",
+        pretty_name="Item response theory",
+        description="1PL IRT, 400 students x 100 questions (synthetic); inference_gym moments",
+    )
 
 
 def log_gaussian_cox_process() -> Model:
@@ -307,9 +357,13 @@ def log_gaussian_cox_process() -> Model:
     # would be printed on every build (e.g. in `harness list`).
     with deprecation.silence():
         target = gym.targets.SyntheticLogGaussianCoxProcess()
-    return adapt(target, name="log_gaussian_cox_process", pretty_name="Log-Gaussian Cox process",
-                 description="Matern-3/2 GP log intensity, Poisson counts at 100 points; "
-                             "inference_gym moments")
+    return adapt(
+        target,
+        name="log_gaussian_cox_process",
+        pretty_name="Log-Gaussian Cox process",
+        description="Matern-3/2 GP log intensity, Poisson counts at 100 points; "
+        "inference_gym moments",
+    )
 
 
 def stochastic_volatility() -> Model:
@@ -327,7 +381,9 @@ def stochastic_volatility() -> Model:
     from inference_gym import using_tensorflow as gym
 
     # use_markov_chain: same density; builds in ~1 s instead of ~8 s.
-    return adapt(gym.targets.StochasticVolatilitySP500Small(use_markov_chain=True),
-                 name="stochastic_volatility", pretty_name="Stochastic volatility (S&P 500)",
-                 description="AR(1) log volatility, 100 days of S&P 500 returns; "
-                             "inference_gym moments")
+    return adapt(
+        gym.targets.StochasticVolatilitySP500Small(use_markov_chain=True),
+        name="stochastic_volatility",
+        pretty_name="Stochastic volatility (S&P 500)",
+        description="AR(1) log volatility, 100 days of S&P 500 returns; inference_gym moments",
+    )

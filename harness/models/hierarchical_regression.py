@@ -45,8 +45,9 @@ def hierarchical_regression_wine(dtype: str = "float32") -> Model:
     x = standardize(np.stack([columns[p] for p in PREDICTORS], axis=1))
     y = standardize(columns["alcohol"])
     group = columns["cultivar"].astype(np.int32)
-    return _build(x, y, group, dtype,
-                  nuts_reference("hierarchical_regression_wine", missing_ok=True))
+    return _build(
+        x, y, group, dtype, nuts_reference("hierarchical_regression_wine", missing_ok=True)
+    )
 
 
 def _build(x: np.ndarray, y: np.ndarray, group: np.ndarray, dtype: str, reference) -> Model:
@@ -59,20 +60,30 @@ def _build(x: np.ndarray, y: np.ndarray, group: np.ndarray, dtype: str, referenc
 
     def split(z):
         z = tf.convert_to_tensor(z, tf_dtype)
-        return (z[..., 0], z[..., 1], z[..., 2:2 + NUM_GROUPS],
-                z[..., 2 + NUM_GROUPS:2 + NUM_GROUPS + k], z[..., -1])
+        return (
+            z[..., 0],
+            z[..., 1],
+            z[..., 2 : 2 + NUM_GROUPS],
+            z[..., 2 + NUM_GROUPS : 2 + NUM_GROUPS + k],
+            z[..., -1],
+        )
 
     def prior_log_prob(z):
         mu, tau, eta, beta, sigma = split(z)
-        return (standard.log_prob(mu) + half_normal.log_prob(tau)
-                + tf.reduce_sum(standard.log_prob(eta), -1)
-                + tf.reduce_sum(standard.log_prob(beta), -1) + half_normal.log_prob(sigma))
+        return (
+            standard.log_prob(mu)
+            + half_normal.log_prob(tau)
+            + tf.reduce_sum(standard.log_prob(eta), -1)
+            + tf.reduce_sum(standard.log_prob(beta), -1)
+            + half_normal.log_prob(sigma)
+        )
 
     def log_likelihood(z):
         mu, tau, eta, beta, sigma = split(z)
         intercepts = mu[..., tf.newaxis] + tau[..., tf.newaxis] * eta  # [..., groups]
-        predicted = (tf.einsum("...g,ng->...n", intercepts, one_hot)
-                     + tf.einsum("...k,nk->...n", beta, x_t))
+        predicted = tf.einsum("...g,ng->...n", intercepts, one_hot) + tf.einsum(
+            "...k,nk->...n", beta, x_t
+        )
         return tf.reduce_sum(tfd.Normal(predicted, sigma[..., tf.newaxis]).log_prob(y_t), -1)
 
     def unnormalized_log_prob(z):
@@ -95,7 +106,8 @@ def _build(x: np.ndarray, y: np.ndarray, group: np.ndarray, dtype: str, referenc
         dtype=tf_dtype,
         default_event_space_bijector=tfb.Blockwise(
             [tfb.Identity(), tfb.Exp(), tfb.Identity(), tfb.Exp()],
-            block_sizes=[1, 1, NUM_GROUPS + k, 1]),
+            block_sizes=[1, 1, NUM_GROUPS + k, 1],
+        ),
         unnormalized_log_prob=unnormalized_log_prob,
         reference=reference,
         description="varying intercepts by cultivar, 178 wines x 4 predictors; NUTS reference",

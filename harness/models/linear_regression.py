@@ -33,20 +33,25 @@ _REFERENCE_DRAW_SEED = 20_240_622
 FEATURE_CORRELATION = 0.5
 
 
-def design_matrix(rng: np.random.Generator, num_observations: int,
-                  num_features: int) -> np.ndarray:
+def design_matrix(rng: np.random.Generator, num_observations: int, num_features: int) -> np.ndarray:
     """Intercept column plus ``num_features − 1`` AR(1)-correlated standard normal features."""
     k = num_features - 1
     lags = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
-    features = rng.multivariate_normal(np.zeros(k), FEATURE_CORRELATION ** lags,
-                                       size=num_observations) if k else np.zeros(
-        (num_observations, 0))
+    features = (
+        rng.multivariate_normal(np.zeros(k), FEATURE_CORRELATION**lags, size=num_observations)
+        if k
+        else np.zeros((num_observations, 0))
+    )
     return np.concatenate([np.ones((num_observations, 1)), features], axis=1)
 
 
-def linear_regression(num_features: int = 5, num_observations: int = 50,
-                      noise_scale: float = 1.0, prior_scale: float = 1.0,
-                      dtype: str = "float32") -> Model:
+def linear_regression(
+    num_features: int = 5,
+    num_observations: int = 50,
+    noise_scale: float = 1.0,
+    prior_scale: float = 1.0,
+    dtype: str = "float32",
+) -> Model:
     """Build Bayesian linear regression (known noise) on data simulated from seed ``20240621``.
 
     Args:
@@ -57,8 +62,10 @@ def linear_regression(num_features: int = 5, num_observations: int = 50,
       dtype: ``float32`` or ``float64``.
     """
     if num_features < 1 or num_observations < 1:
-        raise ValueError(f"num_features and num_observations must be >= 1, got {num_features}, "
-                         f"{num_observations}")
+        raise ValueError(
+            f"num_features and num_observations must be >= 1, got {num_features}, "
+            f"{num_observations}"
+        )
     rng = np.random.default_rng(_DATA_SEED)
     x = design_matrix(rng, num_observations, num_features)
     w = rng.normal(0.0, prior_scale, num_features)
@@ -66,8 +73,9 @@ def linear_regression(num_features: int = 5, num_observations: int = 50,
     return _build(x, y, noise_scale, prior_scale, dtype)
 
 
-def _build(x: np.ndarray, y: np.ndarray, noise_scale: float, prior_scale: float,
-           dtype: str) -> Model:
+def _build(
+    x: np.ndarray, y: np.ndarray, noise_scale: float, prior_scale: float, dtype: str
+) -> Model:
     n, p = x.shape
     tf_dtype = tf.as_dtype(dtype)
     precision0 = np.eye(p) / prior_scale**2
@@ -77,19 +85,26 @@ def _build(x: np.ndarray, y: np.ndarray, noise_scale: float, prior_scale: float,
     mean = cov @ (x.T @ y) / noise_scale**2
     marginal_cov = noise_scale**2 * np.eye(n) + prior_scale**2 * x @ x.T
     _, logdet = np.linalg.slogdet(marginal_cov)
-    log_normalizer = -0.5 * (n * np.log(2 * np.pi) + logdet
-                             + y @ np.linalg.solve(marginal_cov, y))
+    log_normalizer = -0.5 * (n * np.log(2 * np.pi) + logdet + y @ np.linalg.solve(marginal_cov, y))
     draws = np.random.default_rng(_REFERENCE_DRAW_SEED).multivariate_normal(
-        mean, cov, size=_REFERENCE_DRAWS)
+        mean, cov, size=_REFERENCE_DRAWS
+    )
     reference = exact_reference(
-        mean, cov, log_normalizer=float(log_normalizer), draws=draws,
-        provenance=(f"closed form: Gaussian posterior of linear regression (Bishop 2006 eqs. "
-                    f"3.50-3.51, 3.86), n={n}, p={p}, sigma={noise_scale}, tau={prior_scale}; "
-                    f"draws: numpy default_rng({_REFERENCE_DRAW_SEED}).multivariate_normal, "
-                    f"n={_REFERENCE_DRAWS}"))
+        mean,
+        cov,
+        log_normalizer=float(log_normalizer),
+        draws=draws,
+        provenance=(
+            f"closed form: Gaussian posterior of linear regression (Bishop 2006 eqs. "
+            f"3.50-3.51, 3.86), n={n}, p={p}, sigma={noise_scale}, tau={prior_scale}; "
+            f"draws: numpy default_rng({_REFERENCE_DRAW_SEED}).multivariate_normal, "
+            f"n={_REFERENCE_DRAWS}"
+        ),
+    )
     x_t, y_t = tf.constant(x, tf_dtype), tf.constant(y, tf_dtype)
-    prior = tfd.MultivariateNormalDiag(loc=tf.zeros([p], tf_dtype),
-                                       scale_diag=tf.fill([p], tf.constant(prior_scale, tf_dtype)))
+    prior = tfd.MultivariateNormalDiag(
+        loc=tf.zeros([p], tf_dtype), scale_diag=tf.fill([p], tf.constant(prior_scale, tf_dtype))
+    )
     noise = tf.constant(noise_scale, tf_dtype)
 
     def log_likelihood(w):
@@ -117,6 +132,11 @@ def _build(x: np.ndarray, y: np.ndarray, noise_scale: float, prior_scale: float,
         log_likelihood=log_likelihood,
         prior_distribution=prior,
         simulate=simulate,
-        data={"x": x, "y": y, "noise_scale": np.float64(noise_scale),
-              "mean0": np.zeros(p), "precision0": precision0},
+        data={
+            "x": x,
+            "y": y,
+            "noise_scale": np.float64(noise_scale),
+            "mean0": np.zeros(p),
+            "precision0": precision0,
+        },
     )

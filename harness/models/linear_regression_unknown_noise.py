@@ -40,9 +40,14 @@ _REFERENCE_DRAWS = 20_000
 _REFERENCE_DRAW_SEED = 20_240_632
 
 
-def linear_regression_unknown_noise(num_features: int = 5, num_observations: int = 50,
-                                    prior_scale: float = 1.0, a0: float = 3.0, b0: float = 2.0,
-                                    dtype: str = "float32") -> Model:
+def linear_regression_unknown_noise(
+    num_features: int = 5,
+    num_observations: int = 50,
+    prior_scale: float = 1.0,
+    a0: float = 3.0,
+    b0: float = 2.0,
+    dtype: str = "float32",
+) -> Model:
     """Build normal-inverse-gamma linear regression on data simulated from seed ``20240631``.
 
     The defaults ``a0 = 3, b0 = 2`` give the noise variance a prior mean of 1 with finite
@@ -58,8 +63,10 @@ def linear_regression_unknown_noise(num_features: int = 5, num_observations: int
       dtype: ``float32`` or ``float64``.
     """
     if num_features < 1 or num_observations < 1:
-        raise ValueError(f"num_features and num_observations must be >= 1, got {num_features}, "
-                         f"{num_observations}")
+        raise ValueError(
+            f"num_features and num_observations must be >= 1, got {num_features}, "
+            f"{num_observations}"
+        )
     rng = np.random.default_rng(_DATA_SEED)
     x = design_matrix(rng, num_observations, num_features)
     _, y = _simulate_data(rng, x, prior_scale, a0, b0)
@@ -73,8 +80,9 @@ def _simulate_data(rng, x, prior_scale, a0, b0):
     return np.append(w, variance), y
 
 
-def posterior(x: np.ndarray, y: np.ndarray, mean0: np.ndarray, precision0: np.ndarray,
-              a0: float, b0: float) -> dict[str, np.ndarray | float]:
+def posterior(
+    x: np.ndarray, y: np.ndarray, mean0: np.ndarray, precision0: np.ndarray, a0: float, b0: float
+) -> dict[str, np.ndarray | float]:
     """Normal-inverse-gamma posterior parameters ``mean, precision, a, b`` and ``log_normalizer``.
 
     Args:
@@ -90,11 +98,21 @@ def posterior(x: np.ndarray, y: np.ndarray, mean0: np.ndarray, precision0: np.nd
     mean = np.linalg.solve(precision, precision0 @ mean0 + x.T @ y)
     a = a0 + n / 2
     b = b0 + 0.5 * (y @ y + mean0 @ precision0 @ mean0 - mean @ precision @ mean)
-    log_normalizer = (-0.5 * n * np.log(2 * np.pi)
-                      + 0.5 * (np.linalg.slogdet(precision0)[1] - np.linalg.slogdet(precision)[1])
-                      + a0 * np.log(b0) - a * np.log(b) + gammaln(a) - gammaln(a0))
-    return {"mean": mean, "precision": precision, "a": a, "b": b,
-            "log_normalizer": float(log_normalizer)}
+    log_normalizer = (
+        -0.5 * n * np.log(2 * np.pi)
+        + 0.5 * (np.linalg.slogdet(precision0)[1] - np.linalg.slogdet(precision)[1])
+        + a0 * np.log(b0)
+        - a * np.log(b)
+        + gammaln(a)
+        - gammaln(a0)
+    )
+    return {
+        "mean": mean,
+        "precision": precision,
+        "a": a,
+        "b": b,
+        "log_normalizer": float(log_normalizer),
+    }
 
 
 def _build(x, y, prior_scale, a0, b0, dtype) -> Model:
@@ -112,17 +130,24 @@ def _build(x, y, prior_scale, a0, b0, dtype) -> Model:
     rng = np.random.default_rng(_REFERENCE_DRAW_SEED)
     variance_draws = b / rng.gamma(a, size=_REFERENCE_DRAWS)
     w_draws = post["mean"] + np.sqrt(variance_draws)[:, None] * rng.multivariate_normal(
-        np.zeros(p), scale_matrix, size=_REFERENCE_DRAWS)
+        np.zeros(p), scale_matrix, size=_REFERENCE_DRAWS
+    )
     reference = Reference(
-        mean=mean, standard_deviation=std, mean_standard_error=np.zeros(p + 1),
-        standard_deviation_standard_error=np.zeros(p + 1), kind="analytic",
+        mean=mean,
+        standard_deviation=std,
+        mean_standard_error=np.zeros(p + 1),
+        standard_deviation_standard_error=np.zeros(p + 1),
+        kind="analytic",
         log_normalizer=post["log_normalizer"],
         draws=np.concatenate([w_draws, variance_draws[:, None]], axis=1),
-        provenance=(f"closed form: normal-inverse-gamma posterior (Murphy 2007 §9), n={n}, "
-                    f"p={p}, tau={prior_scale}, a0={a0}, b0={b0}; moments of w and sigma^2 "
-                    f"(constrained); draws: numpy default_rng({_REFERENCE_DRAW_SEED}), "
-                    f"sigma^2 = b/Gamma(a), w | sigma^2 ~ N(m, sigma^2 Lambda^-1), "
-                    f"n={_REFERENCE_DRAWS}"))
+        provenance=(
+            f"closed form: normal-inverse-gamma posterior (Murphy 2007 §9), n={n}, "
+            f"p={p}, tau={prior_scale}, a0={a0}, b0={b0}; moments of w and sigma^2 "
+            f"(constrained); draws: numpy default_rng({_REFERENCE_DRAW_SEED}), "
+            f"sigma^2 = b/Gamma(a), w | sigma^2 ~ N(m, sigma^2 Lambda^-1), "
+            f"n={_REFERENCE_DRAWS}"
+        ),
+    )
 
     x_t, y_t = tf.constant(x, tf_dtype), tf.constant(y, tf_dtype)
     tau = tf.constant(prior_scale, tf_dtype)
@@ -133,28 +158,36 @@ def _build(x, y, prior_scale, a0, b0, dtype) -> Model:
         w, variance = z[..., :p], z[..., p]
         predicted = tf.einsum("...p,np->...n", w, x_t)
         return tf.reduce_sum(
-            tfd.Normal(predicted, tf.sqrt(variance)[..., tf.newaxis]).log_prob(y_t), axis=-1)
+            tfd.Normal(predicted, tf.sqrt(variance)[..., tf.newaxis]).log_prob(y_t), axis=-1
+        )
 
     def prior_log_prob(z):
         z = tf.convert_to_tensor(z, tf_dtype)
         w, variance = z[..., :p], z[..., p]
-        return (tfd.InverseGamma(a0_t, b0_t).log_prob(variance)
-                + tf.reduce_sum(tfd.Normal(tf.zeros([], tf_dtype),
-                                           tau * tf.sqrt(variance)[..., tf.newaxis]).log_prob(w),
-                                axis=-1))
+        return tfd.InverseGamma(a0_t, b0_t).log_prob(variance) + tf.reduce_sum(
+            tfd.Normal(tf.zeros([], tf_dtype), tau * tf.sqrt(variance)[..., tf.newaxis]).log_prob(
+                w
+            ),
+            axis=-1,
+        )
 
     def unnormalized_log_prob(z):
         return prior_log_prob(z) + log_likelihood(z)
 
-    joint = tfd.JointDistributionSequential([
-        tfd.Sample(tfd.InverseGamma(a0_t, b0_t), [1]),
-        lambda variance: tfd.Independent(
-            tfd.Normal(tf.zeros([p], tf_dtype), tau * tf.sqrt(variance)), 1),
-    ])
+    joint = tfd.JointDistributionSequential(
+        [
+            tfd.Sample(tfd.InverseGamma(a0_t, b0_t), [1]),
+            lambda variance: tfd.Independent(
+                tfd.Normal(tf.zeros([p], tf_dtype), tau * tf.sqrt(variance)), 1
+            ),
+        ]
+    )
     # [variance [1], w [p]] -> [w, variance] -> one vector [p + 1].
     prior = tfd.TransformedDistribution(
-        joint, tfb.Chain([tfb.Invert(tfb.Split([p, 1])), tfb.Restructure([1, 0])]),
-        name="normal_inverse_gamma_prior")
+        joint,
+        tfb.Chain([tfb.Invert(tfb.Split([p, 1])), tfb.Restructure([1, 0])]),
+        name="normal_inverse_gamma_prior",
+    )
 
     def simulate(seed):
         true_params, y_new = _simulate_data(np.random.default_rng(seed), x, prior_scale, a0, b0)
@@ -165,14 +198,19 @@ def _build(x, y, prior_scale, a0, b0, dtype) -> Model:
         pretty_name=f"Linear regression, unknown noise (p={p})",
         dimension=p + 1,
         dtype=tf_dtype,
-        default_event_space_bijector=tfb.Blockwise([tfb.Identity(), tfb.Exp()],
-                                                   block_sizes=[p, 1]),
+        default_event_space_bijector=tfb.Blockwise([tfb.Identity(), tfb.Exp()], block_sizes=[p, 1]),
         unnormalized_log_prob=unnormalized_log_prob,
         reference=reference,
         description=f"linear regression, unknown noise (NIG prior), n={n}; exact marginals, log Z",
         log_likelihood=log_likelihood,
         prior_distribution=prior,
         simulate=simulate,
-        data={"x": x, "y": y, "mean0": mean0, "precision0": precision0,
-              "a0": np.float64(a0), "b0": np.float64(b0)},
+        data={
+            "x": x,
+            "y": y,
+            "mean0": mean0,
+            "precision0": precision0,
+            "a0": np.float64(a0),
+            "b0": np.float64(b0),
+        },
     )

@@ -28,8 +28,16 @@ from harness.models.datasets import load_csv, standardize
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
-FEATURES = ("mean_radius", "mean_texture", "mean_smoothness", "mean_compactness",
-            "mean_concavity", "mean_concave_points", "mean_symmetry", "mean_fractal_dimension")
+FEATURES = (
+    "mean_radius",
+    "mean_texture",
+    "mean_smoothness",
+    "mean_compactness",
+    "mean_concavity",
+    "mean_concave_points",
+    "mean_symmetry",
+    "mean_fractal_dimension",
+)
 
 
 def logistic_regression_breast_cancer(dtype: str = "float32") -> Model:
@@ -41,21 +49,25 @@ def logistic_regression_breast_cancer(dtype: str = "float32") -> Model:
     columns = load_csv("breast_cancer")
     features = standardize(np.stack([columns[f] for f in FEATURES], axis=1))
     x = np.concatenate([np.ones((features.shape[0], 1)), features], axis=1)
-    return _build(x, columns["benign"], dtype,
-                  nuts_reference("logistic_regression_breast_cancer", missing_ok=True))
+    return _build(
+        x,
+        columns["benign"],
+        dtype,
+        nuts_reference("logistic_regression_breast_cancer", missing_ok=True),
+    )
 
 
 def _build(x: np.ndarray, y: np.ndarray, dtype: str, reference) -> Model:
     tf_dtype = tf.as_dtype(dtype)
     d = x.shape[1]
     x_t, y_t = tf.constant(x, tf_dtype), tf.constant(y, tf_dtype)
-    prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d], tf_dtype),
-                                       scale_diag=tf.ones([d], tf_dtype))
+    prior = tfd.MultivariateNormalDiag(
+        loc=tf.zeros([d], tf_dtype), scale_diag=tf.ones([d], tf_dtype)
+    )
 
     def log_likelihood(w):
         logits = tf.einsum("...p,np->...n", tf.convert_to_tensor(w, tf_dtype), x_t)
-        return tf.reduce_sum(tfd.Bernoulli(logits=logits, dtype=tf_dtype).log_prob(y_t),
-                             axis=-1)
+        return tf.reduce_sum(tfd.Bernoulli(logits=logits, dtype=tf_dtype).log_prob(y_t), axis=-1)
 
     def unnormalized_log_prob(w):
         return prior.log_prob(w) + log_likelihood(w)

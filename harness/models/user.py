@@ -39,8 +39,9 @@ def is_user_model(name: str) -> bool:
 def _split(name: str) -> tuple[str, str]:
     location, _, attr = name.rpartition(":")
     if not location or not attr or not attr.isidentifier():
-        raise ValueError(f"model '{name}': expected 'package.module:attr' or "
-                         "'path/to/file.py:attr'")
+        raise ValueError(
+            f"model '{name}': expected 'package.module:attr' or 'path/to/file.py:attr'"
+        )
     return location, attr
 
 
@@ -72,8 +73,7 @@ def resolve(name: str, base_dir: str | Path, reference: str | None = None) -> di
         ref_path = Path(reference)
         ref_path = (ref_path if ref_path.is_absolute() else base_dir / ref_path).resolve()
         if ref_path.suffix not in (".npz", ".csv"):
-            raise ValueError(f"model '{name}': reference {reference!r} must be a .npz or .csv "
-                             "file")
+            raise ValueError(f"model '{name}': reference {reference!r} must be a .npz or .csv file")
         if not ref_path.is_file():
             raise ValueError(f"model '{name}': no such reference file {ref_path}")
         ref = str(ref_path)
@@ -99,15 +99,19 @@ def load(name: str, *, source: str, reference: str = "") -> Model:
     value = getattr(module, attr)
     if not isinstance(value, Model):
         if not callable(value):
-            raise ValueError(f"model '{name}': '{attr}' is a {type(value).__name__}, expected a "
-                             "Model or a zero-argument factory returning one")
+            raise ValueError(
+                f"model '{name}': '{attr}' is a {type(value).__name__}, expected a "
+                "Model or a zero-argument factory returning one"
+            )
         try:
             value = value()
         except TypeError as e:
             raise ValueError(f"model '{name}': calling '{attr}()' failed: {e}") from None
         if not isinstance(value, Model):
-            raise ValueError(f"model '{name}': '{attr}()' returned a {type(value).__name__}, "
-                             "expected a harness.models.Model")
+            raise ValueError(
+                f"model '{name}': '{attr}()' returned a {type(value).__name__}, "
+                "expected a harness.models.Model"
+            )
     model = dataclasses.replace(value, name=name)
     if reference:
         model = dataclasses.replace(model, reference=reference_file(reference, model.dimension))
@@ -146,12 +150,16 @@ def reference_file(path: str | Path, dimension: int) -> Reference:
                 if "metadata" in f.files:
                     ref = load_reference_file(path)
                     if ref.dimension != dimension:
-                        raise ValueError(f"reference {path.name} has dimension {ref.dimension}, "
-                                         f"the model has {dimension}")
+                        raise ValueError(
+                            f"reference {path.name} has dimension {ref.dimension}, "
+                            f"the model has {dimension}"
+                        )
                     return ref
                 if "draws" not in f.files:
-                    raise ValueError(f"reference {path.name} has no 'draws' array (it has "
-                                     f"{', '.join(f.files) or 'nothing'})")
+                    raise ValueError(
+                        f"reference {path.name} has no 'draws' array (it has "
+                        f"{', '.join(f.files) or 'nothing'})"
+                    )
                 draws = np.asarray(f["draws"], np.float64)
         except (OSError, ValueError) as e:
             if str(e).startswith("reference"):
@@ -166,8 +174,10 @@ def reference_file(path: str | Path, dimension: int) -> Reference:
             except ValueError as e:
                 raise ValueError(f"reference {path.name}: not a numeric CSV: {e}") from None
     if draws.ndim != 2 or draws.shape[1] != dimension:
-        raise ValueError(f"reference {path.name}: draws have shape {list(draws.shape)}, "
-                         f"expected [n, {dimension}] (the model's dimension)")
+        raise ValueError(
+            f"reference {path.name}: draws have shape {list(draws.shape)}, "
+            f"expected [n, {dimension}] (the model's dimension)"
+        )
     if draws.shape[0] < 2:
         raise ValueError(f"reference {path.name}: needs at least 2 draws, got {draws.shape[0]}")
     if not np.all(np.isfinite(draws)):
@@ -182,12 +192,18 @@ def reference_from_draws(draws: np.ndarray, *, provenance: str) -> Reference:
     mean = draws.mean(axis=0)
     std = draws.std(axis=0, ddof=1)
     centred = draws - mean
-    kurtosis = np.mean(centred**4, axis=0) / np.maximum(np.mean(centred**2, axis=0) ** 2,
-                                                         np.finfo(float).tiny)
-    return Reference(mean=mean, standard_deviation=std, mean_standard_error=std / np.sqrt(n),
-                     standard_deviation_standard_error=std * np.sqrt(
-                         np.maximum(kurtosis - 1, 0) / (4 * n)),
-                     kind="draws", provenance=provenance, draws=draws)
+    kurtosis = np.mean(centred**4, axis=0) / np.maximum(
+        np.mean(centred**2, axis=0) ** 2, np.finfo(float).tiny
+    )
+    return Reference(
+        mean=mean,
+        standard_deviation=std,
+        mean_standard_error=std / np.sqrt(n),
+        standard_deviation_standard_error=std * np.sqrt(np.maximum(kurtosis - 1, 0) / (4 * n)),
+        kind="draws",
+        provenance=provenance,
+        draws=draws,
+    )
 
 
 def check_contract(model: Model) -> None:
@@ -200,47 +216,60 @@ def check_contract(model: Model) -> None:
 
     name = model.name
     if not isinstance(model.dimension, int) or model.dimension < 1:
-        raise ValueError(f"model '{name}': dimension must be a positive integer, got "
-                         f"{model.dimension!r}")
+        raise ValueError(
+            f"model '{name}': dimension must be a positive integer, got {model.dimension!r}"
+        )
     d = model.dimension
     try:
         dtype = tf.as_dtype(model.dtype)
     except TypeError:
-        raise ValueError(f"model '{name}': dtype {model.dtype!r} is not a TensorFlow dtype") \
-            from None
+        raise ValueError(
+            f"model '{name}': dtype {model.dtype!r} is not a TensorFlow dtype"
+        ) from None
     if not dtype.is_floating:
         raise ValueError(f"model '{name}': dtype must be floating point, got {dtype.name}")
     u = tf.random.stateless_normal([*_CHECK_BATCH, d], seed=_CHECK_SEED, dtype=dtype)
     try:
         x = model.default_event_space_bijector(u)
     except Exception as e:  # noqa: BLE001 - any failure of user code is a contract error
-        raise ValueError(f"model '{name}': default_event_space_bijector fails on a "
-                         f"[{_CHECK_BATCH[0]}, {_CHECK_BATCH[1]}, {d}] batch: "
-                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") \
-            from None
+        raise ValueError(
+            f"model '{name}': default_event_space_bijector fails on a "
+            f"[{_CHECK_BATCH[0]}, {_CHECK_BATCH[1]}, {d}] batch: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
     if tuple(x.shape) != (*_CHECK_BATCH, d):
-        raise ValueError(f"model '{name}': default_event_space_bijector maps a "
-                         f"[3, 4, {d}] batch to shape {list(x.shape)}, expected [3, 4, {d}]")
+        raise ValueError(
+            f"model '{name}': default_event_space_bijector maps a "
+            f"[3, 4, {d}] batch to shape {list(x.shape)}, expected [3, 4, {d}]"
+        )
     try:
         log_prob = model.unnormalized_log_prob(x)
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"model '{name}': unnormalized_log_prob fails on a [3, 4, {d}] batch: "
-                         f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") \
-            from None
+        raise ValueError(
+            f"model '{name}': unnormalized_log_prob fails on a [3, 4, {d}] batch: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
     shape = list(np.shape(log_prob))
     if shape != list(_CHECK_BATCH):
-        raise ValueError(f"model '{name}': unnormalized_log_prob of a [3, 4, {d}] batch has "
-                         f"shape {shape}, expected [3, 4] (is the dimension {d} right, and "
-                         "does it sum over the event?)")
+        raise ValueError(
+            f"model '{name}': unnormalized_log_prob of a [3, 4, {d}] batch has "
+            f"shape {shape}, expected [3, 4] (is the dimension {d} right, and "
+            "does it sum over the event?)"
+        )
     if hasattr(log_prob, "dtype") and tf.as_dtype(log_prob.dtype) != dtype:
-        raise ValueError(f"model '{name}': unnormalized_log_prob returns {log_prob.dtype.name}, "
-                         f"the model's dtype is {dtype.name}")
+        raise ValueError(
+            f"model '{name}': unnormalized_log_prob returns {log_prob.dtype.name}, "
+            f"the model's dtype is {dtype.name}"
+        )
     values = np.asarray(log_prob, np.float64)
     bad = int(np.sum(~np.isfinite(values)))
     if bad:
-        raise ValueError(f"model '{name}': unnormalized_log_prob is not finite at {bad} of "
-                         f"{values.size} random points of the support")
+        raise ValueError(
+            f"model '{name}': unnormalized_log_prob is not finite at {bad} of "
+            f"{values.size} random points of the support"
+        )
     ref = model.reference
     if ref is not None and ref.dimension != d:
-        raise ValueError(f"model '{name}': reference has dimension {ref.dimension}, the model "
-                         f"has {d}")
+        raise ValueError(
+            f"model '{name}': reference has dimension {ref.dimension}, the model has {d}"
+        )

@@ -44,8 +44,12 @@ def binarized_digits() -> dict[str, np.ndarray]:
     labels = values[:, NUM_PIXELS].astype(np.int64)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(values))
     test, train = order[:NUM_TEST], order[NUM_TEST:]
-    out = {"x_train": pixels[train], "x_test": pixels[test], "y_train": labels[train],
-           "y_test": labels[test]}
+    out = {
+        "x_train": pixels[train],
+        "x_test": pixels[test],
+        "y_train": labels[train],
+        "y_test": labels[test],
+    }
     for array in out.values():
         array.flags.writeable = False
     return out
@@ -68,13 +72,16 @@ class AmortizedModel(Model):
 
 
 def _no_single_target(x):
-    raise ValueError("vae_digits is an amortized model: it has no single target density; "
-                     "fit it with an encoder family (encoder_diagonal, encoder_full_covariance, "
-                     "encoder_iaf)")
+    raise ValueError(
+        "vae_digits is an amortized model: it has no single target density; "
+        "fit it with an encoder family (encoder_diagonal, encoder_full_covariance, "
+        "encoder_iaf)"
+    )
 
 
-def vae_digits(latent_size: int = 4, hidden_units: int = 64, gap_num_points: int = 50,
-               gap_num_steps: int = 300) -> AmortizedModel:
+def vae_digits(
+    latent_size: int = 4, hidden_units: int = 64, gap_num_points: int = 50, gap_num_steps: int = 300
+) -> AmortizedModel:
     """Variational autoencoder (Kingma & Welling, 2014; Rezende et al., 2014) on binarized digits.
 
     Generative model, for each image ``x_n`` (64 binary pixels)::
@@ -98,10 +105,17 @@ def vae_digits(latent_size: int = 4, hidden_units: int = 64, gap_num_points: int
     """
     data = binarized_digits()
     return AmortizedModel(
-        name="vae_digits", pretty_name="VAE (digits)", dimension=int(latent_size),
-        dtype="float32", default_event_space_bijector=None,
-        unnormalized_log_prob=_no_single_target, reference=None,
+        name="vae_digits",
+        pretty_name="VAE (digits)",
+        dimension=int(latent_size),
+        dtype="float32",
+        default_event_space_bijector=None,
+        unnormalized_log_prob=_no_single_target,
+        reference=None,
         description=f"VAE, {latent_size}-d latent, Bernoulli MLP decoder, binarized 8x8 digits",
-        data={"x_train": data["x_train"], "x_test": data["x_test"]}, kind="amortized",
-        decoder_hidden_units=int(hidden_units), gap_num_points=int(gap_num_points),
-        gap_num_steps=int(gap_num_steps))
+        data={"x_train": data["x_train"], "x_test": data["x_test"]},
+        kind="amortized",
+        decoder_hidden_units=int(hidden_units),
+        gap_num_points=int(gap_num_points),
+        gap_num_steps=int(gap_num_steps),
+    )

@@ -59,14 +59,20 @@ def test_cavi_ends_at_the_gradient_mean_field_elbo():
     O(1/a_n) nats here): their ELBOs agree within the Monte Carlo error.  Block CAVI,
     q(w) q(σ²) with a full q(w), contains mean-field's family and is at least as good."""
     n = 16_384
-    settings = FitSettings(num_steps=3000, sample_size=16, learning_rate=0.02,
-                           learning_rate_schedule="cosine", elbo_sample_size=n,
-                           num_draws_kept=100)
+    settings = FitSettings(
+        num_steps=3000,
+        sample_size=16,
+        learning_rate=0.02,
+        learning_rate_schedule="cosine",
+        elbo_sample_size=n,
+        num_draws_kept=100,
+    )
     mean_field = fit(Cell("test", MODEL, (), "mean_field", (), settings, 0))
     assert mean_field.status == "ok", mean_field.reason
     cavi_settings = dataclasses.replace(settings, num_steps=1)
-    factorised = fit(Cell("test", MODEL, (), "cavi", (("factorize_weights", True),),
-                          cavi_settings, 0))
+    factorised = fit(
+        Cell("test", MODEL, (), "cavi", (("factorize_weights", True),), cavi_settings, 0)
+    )
     block = fit(Cell("test", MODEL, (), "cavi", (), cavi_settings, 0))
     m = mean_field.metrics
     f, b = factorised.metrics, block.metrics

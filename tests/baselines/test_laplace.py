@@ -20,8 +20,9 @@ def test_laplace_is_exact_on_the_correlated_gaussian():
     # Deterministic code (L-BFGS to a 1e-5 gradient, float32 Hessian): fixed tolerances at
     # float32 precision relative to the target's scales (1 to 3).
     np.testing.assert_allclose(base.mean().numpy(), model.reference.mean, atol=1e-4)
-    np.testing.assert_allclose(base.covariance().numpy(), model.reference.covariance,
-                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        base.covariance().numpy(), model.reference.covariance, rtol=1e-3, atol=1e-4
+    )
 
 
 def test_laplace_cell_has_the_variational_metrics():
@@ -43,14 +44,16 @@ def test_laplace_on_a_constrained_model_stays_in_the_support():
     assert result.status == "ok", result.reason + result.traceback
     model = MODELS["linear_regression_unknown_noise"]()
     assert np.all(result.draws[:, -1] > 0)
-    assert np.all(np.isfinite(model.unnormalized_log_prob(
-        tf.constant(result.draws, model.dtype)).numpy()))
+    assert np.all(
+        np.isfinite(model.unnormalized_log_prob(tf.constant(result.draws, model.dtype)).numpy())
+    )
     for metric in ("elbo", "khat", "mean_z_error_max", "fit_seconds"):
         assert np.isfinite(result.metrics[metric]), metric
 
 
 def test_laplace_that_does_not_converge_is_a_clear_error():
-    result = fit(Cell("test", "correlated_gaussian", (), "laplace", (("max_iterations", 1),),
-                      SETTINGS, 0))
+    result = fit(
+        Cell("test", "correlated_gaussian", (), "laplace", (("max_iterations", 1),), SETTINGS, 0)
+    )
     assert result.status == "error"
     assert "laplace: L-BFGS did not converge in 1 iterations" in result.reason

@@ -90,21 +90,23 @@ def test_flows_start_at_their_gaussian_base(models, family):
     base_shift, base_scale = q.bijector.bijectors[1], q.bijector.bijectors[2]
     gaussian = tf.random.stateless_normal([256, model.dimension], [3, 4], dtype=model.dtype)
     z = base_shift(base_scale(gaussian))
-    mean_field_log_prob = (
-        tf.reduce_sum(-0.5 * gaussian**2 - 0.5 * np.log(2 * np.pi), axis=-1)
-        - tf.reduce_sum(tf.math.log(base_scale.scale), axis=-1))
+    mean_field_log_prob = tf.reduce_sum(
+        -0.5 * gaussian**2 - 0.5 * np.log(2 * np.pi), axis=-1
+    ) - tf.reduce_sum(tf.math.log(base_scale.scale), axis=-1)
     # Output kernels drawn at variance scale 1e-2 perturb each coordinate's log-scale by
     # ~0.1/sqrt(fan_in) per layer: summed over 5 coordinates and up to 4 layers, well under
     # 0.5 nats (a unit-scale initialisation moves the log density by several nats).
-    np.testing.assert_allclose(q.log_prob(tf.constant(z.numpy())).numpy(),
-                               mean_field_log_prob.numpy(), atol=0.5)
+    np.testing.assert_allclose(
+        q.log_prob(tf.constant(z.numpy())).numpy(), mean_field_log_prob.numpy(), atol=0.5
+    )
 
 
 def test_neural_spline_is_the_identity_outside_its_range(models):
     """Outside [-B, B] the spline coupling leaves coordinates unchanged."""
     model = models["correlated_gaussian"]
-    q = FAMILIES["neural_spline"].build(model, seed=tf.constant([1, 2]), num_layers=1,
-                                        spline_range=1.0)
+    q = FAMILIES["neural_spline"].build(
+        model, seed=tf.constant([1, 2]), num_layers=1, spline_range=1.0
+    )
     coupling = q.bijector.bijectors[-1]
     x = tf.constant([[0.3, -0.2, 4.0, -3.0, 2.5]], model.dtype)
     y = coupling.forward(x)

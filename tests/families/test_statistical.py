@@ -35,9 +35,14 @@ def mean_field_kl_bound(covariance: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_full_rank_reaches_zero_kl_and_mean_field_its_closed_form_bound():
-    settings = FitSettings(num_steps=2000, sample_size=16, learning_rate=0.02,
-                           learning_rate_schedule="cosine", elbo_sample_size=8192,
-                           num_draws_kept=100)
+    settings = FitSettings(
+        num_steps=2000,
+        sample_size=16,
+        learning_rate=0.02,
+        learning_rate_schedule="cosine",
+        elbo_sample_size=8192,
+        num_draws_kept=100,
+    )
     model = MODELS["correlated_gaussian"]()
     bound = mean_field_kl_bound(model.reference.covariance)
     assert bound > 0.5  # ρ = 0.9: mean-field's loss is large, so the test can tell it apart
@@ -60,21 +65,28 @@ def test_full_rank_reaches_zero_kl_and_mean_field_its_closed_form_bound():
 @pytest.mark.slow
 @pytest.mark.parametrize("flow", ["real_nvp"])
 def test_a_flow_beats_the_gaussians_on_banana(flow):
-    settings = FitSettings(num_steps=2000, sample_size=16, learning_rate=0.01,
-                           learning_rate_schedule="cosine", elbo_sample_size=8192,
-                           num_draws_kept=100)
+    settings = FitSettings(
+        num_steps=2000,
+        sample_size=16,
+        learning_rate=0.01,
+        learning_rate_schedule="cosine",
+        elbo_sample_size=8192,
+        num_draws_kept=100,
+    )
     flow_result = _fit("banana", flow, settings)
     for gaussian in ("mean_field", "full_rank"):
         other = _fit("banana", gaussian, settings)
         gain = flow_result.metrics["elbo"] - other.metrics["elbo"]
-        combined = np.hypot(flow_result.metrics["elbo_standard_error"],
-                            other.metrics["elbo_standard_error"])
+        combined = np.hypot(
+            flow_result.metrics["elbo_standard_error"], other.metrics["elbo_standard_error"]
+        )
         assert gain > 5 * combined, (flow, gaussian, gain, combined)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(name for name, f in FAMILIES.items()
-                                          if f.kind == "svi" and name != "asvi"))
+@pytest.mark.parametrize(
+    "family", sorted(name for name, f in FAMILIES.items() if f.kind == "svi" and name != "asvi")
+)
 def test_every_family_recovers_the_linear_regression_posterior_mean(family):
     """NumPyro-style: one conjugate model through every family (asvi excepted: it needs a
     JointDistribution prior, and this model's prior is one Gaussian vector).  For a Gaussian
@@ -83,12 +95,18 @@ def test_every_family_recovers_the_linear_regression_posterior_mean(family):
     model = MODELS["linear_regression"]()
     assert FAMILIES[family].supports(model)
     n = 4096
-    settings = FitSettings(num_steps=1500, sample_size=16, learning_rate=0.02,
-                           learning_rate_schedule="cosine", elbo_sample_size=n,
-                           num_draws_kept=n)
+    settings = FitSettings(
+        num_steps=1500,
+        sample_size=16,
+        learning_rate=0.02,
+        learning_rate_schedule="cosine",
+        elbo_sample_size=n,
+        num_draws_kept=n,
+    )
     draws = _fit("linear_regression", family, settings).draws.astype(np.float64)
     # z-test: the mean of n draws from q against the exact mean (reference SE is 0).
     standard_error = draws.std(0, ddof=1) / np.sqrt(n)
     z = (draws.mean(0) - model.reference.mean) / np.hypot(
-        standard_error, model.reference.mean_standard_error)
+        standard_error, model.reference.mean_standard_error
+    )
     assert np.all(np.abs(z) < 5), z

@@ -24,35 +24,60 @@ IW_SETTINGS = dataclasses.replace(SETTINGS, importance_sample_size=2)
 
 
 def _fit(model, family="full_rank", metrics=None, settings=SETTINGS):
-    result = fit(Cell("test", model, (), family, (), settings, 0,
-                      metrics=metrics or MetricSettings()))
+    result = fit(
+        Cell("test", model, (), family, (), settings, 0, metrics=metrics or MetricSettings())
+    )
     assert result.status == "ok", result.reason + result.traceback
     return result.metrics
 
 
 def test_conjugate_model_has_every_metric_and_they_are_consistent():
-    m = _fit("conjugate_normal_mean", metrics=MetricSettings(importance_sample_size=16),
-             settings=IW_SETTINGS)
-    for name in ("elbo", "iw_elbo", "elbo_likelihood_kl", "kl_divergence",
-                 "log_normalizer_error", "iw_log_normalizer_error", "khat", "coverage_90",
-                 "wasserstein_1", "compile_seconds", "fit_seconds", "metrics_seconds",
-                 "seconds_to_converge", "num_gradient_evaluations", "peak_memory_mb"):
+    m = _fit(
+        "conjugate_normal_mean",
+        metrics=MetricSettings(importance_sample_size=16),
+        settings=IW_SETTINGS,
+    )
+    for name in (
+        "elbo",
+        "iw_elbo",
+        "elbo_likelihood_kl",
+        "kl_divergence",
+        "log_normalizer_error",
+        "iw_log_normalizer_error",
+        "khat",
+        "coverage_90",
+        "wasserstein_1",
+        "compile_seconds",
+        "fit_seconds",
+        "metrics_seconds",
+        "seconds_to_converge",
+        "num_gradient_evaluations",
+        "peak_memory_mb",
+    ):
         assert np.isfinite(m[name]), name
     # The two ELBO forms estimate the same number from the same draws.
     assert abs(m["elbo"] - m["elbo_likelihood_kl"]) <= 4 * np.hypot(
-        m["elbo_standard_error"], m["elbo_likelihood_kl_standard_error"])
+        m["elbo_standard_error"], m["elbo_likelihood_kl_standard_error"]
+    )
     # log Z − ELBO estimates KL(q‖p), which a Gaussian q against the Gaussian posterior has
     # exactly; the reference log Z is exact, so only the ELBO's error counts.
     assert abs(m["log_normalizer_error"] - m["kl_divergence"]) <= 4 * m["elbo_standard_error"]
-    assert m["iw_elbo"] >= m["elbo"] - 4 * np.hypot(m["elbo_standard_error"],
-                                                    m["iw_elbo_standard_error"])
+    assert m["iw_elbo"] >= m["elbo"] - 4 * np.hypot(
+        m["elbo_standard_error"], m["iw_elbo_standard_error"]
+    )
     assert m["num_gradient_evaluations"] == SETTINGS.num_steps * SETTINGS.sample_size * 2
 
 
 def test_gym_target_has_no_split_elbo_no_log_z_and_no_exact_kl():
     m = _fit("eight_schools", family="mean_field")
-    for name in ("elbo_likelihood_kl", "elbo_likelihood_kl_standard_error", "kl_divergence",
-                 "log_normalizer_error", "iw_log_normalizer_error", "wasserstein_1"):
+    for name in (
+        "elbo_likelihood_kl",
+        "elbo_likelihood_kl_standard_error",
+        "kl_divergence",
+        "log_normalizer_error",
+        "iw_log_normalizer_error",
+        "wasserstein_1",
+    ):
         assert name not in m, name
     for name in ("elbo", "iw_elbo", "khat", "mean_z_error_rms", "coverage_50"):
         assert np.isfinite(m[name]), name
@@ -63,13 +88,26 @@ def test_undefined_metrics_are_absent_not_zero():
     draws, log_weights = rng.normal(size=(1000, 2)), rng.normal(size=1000)
     bare = Model("bare", "Bare", 2, None, None, None, reference=None)
     assert set(posterior_metrics(bare, draws, log_weights)) == {
-        "elbo", "elbo_standard_error", "iw_elbo", "iw_elbo_standard_error", "khat"}
-    moments = Reference(mean=np.zeros(2), standard_deviation=np.ones(2),
-                        mean_standard_error=np.zeros(2),
-                        standard_deviation_standard_error=np.zeros(2), kind="moments",
-                        provenance="test")
-    out = posterior_metrics(dataclasses.replace(bare, reference=moments), draws, log_weights,
-                            gaussian=(np.zeros(2), np.eye(2)))
+        "elbo",
+        "elbo_standard_error",
+        "iw_elbo",
+        "iw_elbo_standard_error",
+        "khat",
+    }
+    moments = Reference(
+        mean=np.zeros(2),
+        standard_deviation=np.ones(2),
+        mean_standard_error=np.zeros(2),
+        standard_deviation_standard_error=np.zeros(2),
+        kind="moments",
+        provenance="test",
+    )
+    out = posterior_metrics(
+        dataclasses.replace(bare, reference=moments),
+        draws,
+        log_weights,
+        gaussian=(np.zeros(2), np.eye(2)),
+    )
     for name in ("wasserstein_1", "kl_divergence", "log_normalizer_error"):
         assert name not in out
     # q's 5 % and 95 % quantiles from 1,000 draws are each off by ≈ 0.07 sd (binomial error
@@ -79,4 +117,3 @@ def test_undefined_metrics_are_absent_not_zero():
     bad = log_weights.copy()
     bad[3] = np.nan
     assert "elbo" not in posterior_metrics(bare, draws, bad)
-

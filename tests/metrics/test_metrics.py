@@ -43,8 +43,12 @@ def test_gaussian_kl_full_covariance_matches_diagonal_closed_form_after_rotation
     sq, sp = rng.uniform(0.5, 2, size=d), rng.uniform(0.5, 2, size=d)
     expected = np.sum(np.log(sp / sq) + (sq**2 + (mq - mp) ** 2) / (2 * sp**2) - 0.5)
     rotation, _ = np.linalg.qr(rng.normal(size=(d, d)))
-    kl = quality.gaussian_kl(rotation @ mq, rotation @ np.diag(sq**2) @ rotation.T,
-                             rotation @ mp, rotation @ np.diag(sp**2) @ rotation.T)
+    kl = quality.gaussian_kl(
+        rotation @ mq,
+        rotation @ np.diag(sq**2) @ rotation.T,
+        rotation @ mp,
+        rotation @ np.diag(sp**2) @ rotation.T,
+    )
     assert kl == pytest.approx(expected, rel=1e-10)
     assert np.isnan(quality.gaussian_kl([0.0], [[-1.0]], [0.0], [[1.0]]))
 
@@ -131,8 +135,10 @@ def test_calibration_edge_cases_one_dimension_constant_and_nonfinite_draws():
     constant = np.ones((100, 2))
     # A collapsed q has std ratio 0 (geometric mean 0, not NaN) and covers no reference mass.
     assert calibration.std_ratio(constant, [1.0, 1.0]) == (0.0, 0.0)
-    assert calibration.coverage(constant, 0.9, reference_mean=np.zeros(2),
-                                reference_std=np.ones(2)) == 0.0
+    assert (
+        calibration.coverage(constant, 0.9, reference_mean=np.zeros(2), reference_std=np.ones(2))
+        == 0.0
+    )
     bad = np.array([[0.0], [np.nan], [1.0]])
     assert np.isnan(calibration.mean_z_error(bad, [0.0], [1.0])[0])
     assert np.isnan(calibration.std_ratio(bad, [1.0])[0])
@@ -152,8 +158,9 @@ def test_coverage_of_exact_q_is_nominal_within_mc_error(level):
     q = rng.normal(size=(n, d))
     ref = rng.normal(size=(n, d))
     from_draws = calibration.coverage(q, level, reference_draws=ref)
-    from_moments = calibration.coverage(q, level, reference_mean=np.zeros(d),
-                                        reference_std=np.ones(d))
+    from_moments = calibration.coverage(
+        q, level, reference_mean=np.zeros(d), reference_std=np.ones(d)
+    )
     # Binomial error of the reference mass, plus the error of q's quantiles (≈ same size).
     se = np.sqrt(2 * level * (1 - level) / (n * d)) * 2
     assert abs(from_draws - level) < 4 * se
@@ -167,8 +174,9 @@ def test_wasserstein_matches_scipy_in_1d():
     assert calibration.wasserstein_1(a, b, np.array([2.0])) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("u, v", [([0.0, 0.0, 1.0], [0.0, 1.0, 1.0]), ([2.0], [-1.0, 5.0]),
-                                  ([1.0, 1.0, 1.0], [1.0])])
+@pytest.mark.parametrize(
+    "u, v", [([0.0, 0.0, 1.0], [0.0, 1.0, 1.0]), ([2.0], [-1.0, 5.0]), ([1.0, 1.0, 1.0], [1.0])]
+)
 def test_wasserstein_matches_scipy_with_ties_and_unequal_sizes(u, v):
     expected = stats.wasserstein_distance(u, v)
     got = calibration.wasserstein_1(np.array(u)[:, None], np.array(v)[:, None], [1.0])

@@ -20,14 +20,18 @@ def _posterior_log_density(model, z):
         return scipy.stats.multivariate_normal(ref.mean, ref.covariance).logpdf(z)
     from harness.models.linear_regression_unknown_noise import posterior
 
-    post = posterior(data["x"], data["y"], data["mean0"], data["precision0"], data["a0"],
-                     data["b0"])
+    post = posterior(
+        data["x"], data["y"], data["mean0"], data["precision0"], data["a0"], data["b0"]
+    )
     w, variance = z[:, :-1], z[:, -1]
     cov = np.linalg.inv(post["precision"])
-    return np.array([
-        scipy.stats.invgamma(post["a"], scale=post["b"]).logpdf(v)
-        + scipy.stats.multivariate_normal(post["mean"], v * cov).logpdf(wi)
-        for wi, v in zip(w, variance, strict=True)])
+    return np.array(
+        [
+            scipy.stats.invgamma(post["a"], scale=post["b"]).logpdf(v)
+            + scipy.stats.multivariate_normal(post["mean"], v * cov).logpdf(wi)
+            for wi, v in zip(w, variance, strict=True)
+        ]
+    )
 
 
 @pytest.mark.parametrize("name", CONJUGATE)
@@ -37,8 +41,12 @@ def test_log_joint_minus_log_posterior_is_log_normalizer_everywhere(name):
     u = tf.random.stateless_normal([7, model.dimension], seed=[5, 6], dtype=tf.float64)
     z = model.default_event_space_bijector(u).numpy()
     log_joint = model.unnormalized_log_prob(z).numpy()
-    np.testing.assert_allclose(log_joint - _posterior_log_density(model, z),
-                               model.reference.log_normalizer, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(
+        log_joint - _posterior_log_density(model, z),
+        model.reference.log_normalizer,
+        rtol=0,
+        atol=1e-8,
+    )
 
 
 @pytest.mark.parametrize("name", CONJUGATE)
@@ -48,7 +56,9 @@ def test_prior_plus_likelihood_is_the_joint(name):
     assert z.shape == (6, model.dimension)
     np.testing.assert_allclose(
         model.prior_distribution.log_prob(z) + model.log_likelihood(z),
-        model.unnormalized_log_prob(z), rtol=1e-10)
+        model.unnormalized_log_prob(z),
+        rtol=1e-10,
+    )
 
 
 def test_unknown_noise_log_normalizer_is_the_multivariate_t_marginal():
@@ -57,8 +67,9 @@ def test_unknown_noise_log_normalizer_is_the_multivariate_t_marginal():
     d = model.data
     n = d["y"].size
     shape = d["b0"] / d["a0"] * (np.eye(n) + d["x"] @ np.linalg.solve(d["precision0"], d["x"].T))
-    expected = scipy.stats.multivariate_t(loc=d["x"] @ d["mean0"], shape=shape,
-                                          df=2 * d["a0"]).logpdf(d["y"])
+    expected = scipy.stats.multivariate_t(
+        loc=d["x"] @ d["mean0"], shape=shape, df=2 * d["a0"]
+    ).logpdf(d["y"])
     assert model.reference.log_normalizer == pytest.approx(expected, abs=1e-8)
 
 

@@ -49,8 +49,9 @@ def test_log_prob_finite_and_batched_at_bijected_random_points(model):
     _check_log_prob(model, model.dtype)
 
 
-@pytest.mark.parametrize("name", [n for n in POSTERIOR_MODELS
-                                  if "dtype" in inspect.signature(MODELS[n]).parameters])
+@pytest.mark.parametrize(
+    "name", [n for n in POSTERIOR_MODELS if "dtype" in inspect.signature(MODELS[n]).parameters]
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_log_prob_in_each_dtype(name, dtype):
     model = MODELS[name](dtype=dtype)
@@ -79,14 +80,16 @@ def test_reference_shapes(model):
 def test_reference_is_inside_the_support(model):
     """The reference mean (and draws) map back to finite unconstrained points."""
     inverse = model.default_event_space_bijector.inverse
-    points = model.reference.mean[None] if model.reference.draws is None else \
-        model.reference.draws[:100]
+    points = (
+        model.reference.mean[None] if model.reference.draws is None else model.reference.draws[:100]
+    )
     u = inverse(tf.constant(points, model.dtype)).numpy()
     assert np.all(np.isfinite(u))
 
 
-@pytest.mark.parametrize("name", [n for n in POSTERIOR_MODELS if _built(n).reference.draws
-                                  is not None])
+@pytest.mark.parametrize(
+    "name", [n for n in POSTERIOR_MODELS if _built(n).reference.draws is not None]
+)
 def test_reference_draws_agree_with_reference_moments(name):
     """Reference draws vs the reference mean: z-test with Monte-Carlo-derived tolerance."""
     ref = _built(name).reference

@@ -60,7 +60,8 @@ def user_dir(tmp_path):
 
 def _spec(user_dir, entry: str):
     path = user_dir / "spec.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         name = "user"
         models = [{entry}]
         families = ["mean_field"]
@@ -69,7 +70,8 @@ def _spec(user_dir, entry: str):
         sample_size = 4
         elbo_sample_size = 1000
         num_draws_kept = 100
-        """))
+        """)
+    )
     return path
 
 
@@ -86,15 +88,18 @@ def test_model_from_a_file_path_fits_and_uses_the_string_as_name(user_dir):
     assert np.all(np.isfinite(result.losses))
     assert "mean_z_error_max" not in result.metrics  # no reference: reference metrics absent
     # The identity is stable: the same spec gives the same cell id.
-    assert spec.load(_spec(user_dir, '"models/shifted_gaussian.py:target"')).cells()[0].cell_id \
+    assert (
+        spec.load(_spec(user_dir, '"models/shifted_gaussian.py:target"')).cells()[0].cell_id
         == cell.cell_id
+    )
 
 
 @pytest.mark.parametrize("reference", ["draws.npz", "draws.csv"])
 def test_model_from_a_module_path_with_a_reference_file(user_dir, monkeypatch, reference):
     monkeypatch.syspath_prepend(str(user_dir / "models"))
-    s = spec.load(_spec(user_dir, f'{{ name = "shifted_gaussian:INSTANCE", '
-                                  f'reference = "{reference}" }}'))
+    s = spec.load(
+        _spec(user_dir, f'{{ name = "shifted_gaussian:INSTANCE", reference = "{reference}" }}')
+    )
     [cell] = s.cells()
     model = build_model(cell.model, **dict(cell.model_args))
     ref = model.reference
@@ -106,32 +111,49 @@ def test_model_from_a_module_path_with_a_reference_file(user_dir, monkeypatch, r
 
 
 def test_fit_of_a_user_model_with_reference_has_reference_metrics(user_dir):
-    s = spec.load(_spec(user_dir, '{ name = "models/shifted_gaussian.py:target", '
-                                  'reference = "draws.npz" }'))
+    s = spec.load(
+        _spec(user_dir, '{ name = "models/shifted_gaussian.py:target", reference = "draws.npz" }')
+    )
     cell = s.cells()[0]
-    cell = type(cell)(**{**vars(cell), "fit": FitSettings(
-        num_steps=300, sample_size=8, learning_rate=0.05, elbo_sample_size=2000,
-        num_draws_kept=100)})
+    cell = type(cell)(
+        **{
+            **vars(cell),
+            "fit": FitSettings(
+                num_steps=300,
+                sample_size=8,
+                learning_rate=0.05,
+                elbo_sample_size=2000,
+                num_draws_kept=100,
+            ),
+        }
+    )
     result = fit(cell)
     assert result.status == "ok", result.reason
     for metric in ("mean_z_error_max", "wasserstein_1", "coverage_90"):
         assert np.isfinite(result.metrics[metric]), metric
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ('"models/shifted_gaussian.py:WRONG_DIMENSION"', "fails on a [3, 4, 3] batch"),
-    ('"models/shifted_gaussian.py:NO_EVENT_SUM"', "has shape [3, 4, 2], expected [3, 4]"),
-    ('"models/shifted_gaussian.py:NOT_FINITE"', "not finite at"),
-    ('"models/shifted_gaussian.py:NOT_A_MODEL"', "is a int, expected a Model"),
-    ('"models/shifted_gaussian.py:missing"', "has no attribute 'missing'"),
-    ('"models/nothere.py:target"', "no such file"),
-    ('"no_such_module_xyz:target"', "cannot import module 'no_such_module_xyz'"),
-    ('{ name = "models/shifted_gaussian.py:target", reference = "wrong.npz" }',
-     "expected [n, 2]"),
-    ('{ name = "models/shifted_gaussian.py:target", reference = "nothere.npz" }',
-     "no such reference file"),
-    ('{ name = "models/shifted_gaussian.py:target", dimension = 3 }', "takes only 'reference'"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('"models/shifted_gaussian.py:WRONG_DIMENSION"', "fails on a [3, 4, 3] batch"),
+        ('"models/shifted_gaussian.py:NO_EVENT_SUM"', "has shape [3, 4, 2], expected [3, 4]"),
+        ('"models/shifted_gaussian.py:NOT_FINITE"', "not finite at"),
+        ('"models/shifted_gaussian.py:NOT_A_MODEL"', "is a int, expected a Model"),
+        ('"models/shifted_gaussian.py:missing"', "has no attribute 'missing'"),
+        ('"models/nothere.py:target"', "no such file"),
+        ('"no_such_module_xyz:target"', "cannot import module 'no_such_module_xyz'"),
+        (
+            '{ name = "models/shifted_gaussian.py:target", reference = "wrong.npz" }',
+            "expected [n, 2]",
+        ),
+        (
+            '{ name = "models/shifted_gaussian.py:target", reference = "nothere.npz" }',
+            "no such reference file",
+        ),
+        ('{ name = "models/shifted_gaussian.py:target", dimension = 3 }', "takes only 'reference'"),
+    ],
+)
 def test_contract_errors_are_one_line_spec_errors(user_dir, entry, message):
     path = _spec(user_dir, entry)
     with pytest.raises(spec.SpecError) as e:
