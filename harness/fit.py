@@ -605,8 +605,19 @@ def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit:
     def make(num_steps):
         @tf.function(jit_compile=jit, autograph=False)
         def run(seed):
-            # tfp.vi.fit_surrogate_posterior is this same loop with the estimator fixed to
-            # REPARAMETERIZATION.
+            if cell.fit.gradient_estimator == "reparameterization":
+                return tfp.vi.fit_surrogate_posterior(
+                    model.unnormalized_log_prob,
+                    surrogate_posterior,
+                    optimizer,
+                    num_steps=num_steps,
+                    sample_size=cell.fit.sample_size,
+                    importance_sample_size=cell.fit.importance_sample_size,
+                    trainable_variables=variables,
+                    seed=seed,
+                )
+            # fit_surrogate_posterior is this same loop with the estimator fixed to
+            # REPARAMETERIZATION: other estimators minimize their loss directly.
             return tfp.math.minimize(
                 loss_fn,
                 num_steps=num_steps,
