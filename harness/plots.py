@@ -148,7 +148,23 @@ def _log_time_axis(ax, axis: str = "x") -> None:
     decades = math.log10(high / low) if low > 0 and high > low else 0.0
     # Labels stack vertically on a y axis, so it has room for 1-2-5 over more decades.
     subs = (1.0, 2.0, 5.0) if decades <= (1.3 if axis == "x" else 2.5) else (1.0,)
-    target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
+    # Matplotlib's LogLocator switches to linear ticks when fewer than two of its ticks are
+    # in view, and those crowd on a log axis; pick fixed ticks from ever finer log sequences.
+    ticks = []
+    if low > 0 and high > low:
+        for candidate in (subs, (1.0, 2.0, 3.0, 5.0), (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)):
+            ticks = [
+                m * 10.0**e
+                for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+                for m in candidate
+                if low <= m * 10.0**e <= high
+            ]
+            if len(ticks) >= 2:
+                break
+    if len(ticks) >= 2:
+        target.set_major_locator(ticker.FixedLocator(ticks))
+    else:
+        target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(ticker.NullFormatter())
 
