@@ -51,6 +51,7 @@ ID_COLUMNS = [
     "family_kind",
     "family_order",
     "loss_curve",
+    "variant",
 ]
 # Quality metrics a figure may put on its y axis, in order of preference (lower is better).
 QUALITY_METRICS = ["wasserstein_1", "mean_z_error_rms", "kl_divergence", "log_normalizer_error"]
@@ -166,11 +167,36 @@ def tidy(runs: pd.DataFrame) -> pd.DataFrame:
     metric_columns = sorted(c for c in runs.columns if c.startswith("metrics."))
     for column in metric_columns:
         out[column.removeprefix("metrics.")] = pd.to_numeric(runs[column], errors="coerce")
+    out["variant"] = _variants(runs, model, family)
     out = out.sort_values(["_finished", "start_time"]).drop_duplicates("cell_id", keep="last")
     out = out.drop(columns="_finished")
     out["_order"] = out["family_order"].fillna(math.inf)
-    out = out.sort_values(["model", "_order", "family", "seed"]).drop(columns="_order")
+    out = out.sort_values(["model", "_order", "family", "variant", "seed"]).drop(columns="_order")
     return out.reset_index(drop=True)
+
+
+# Params that identify a cell's place in the grid, not its configuration.
+_GRID_PARAMS = {"params.model", "params.family", "params.seed"}
+
+
+def _variants(runs: pd.DataFrame, model: pd.Series, family: pd.Series) -> pd.Series:
+    """A label for each run's configuration within its (model, family): the params (model
+    arguments, hyperparameters, fit settings) that differ between that pair's runs, e.g.
+    ``num_draws=1000`` vs ``num_draws=4000`` for two NUTS budgets; empty when a pair has one
+    configuration.  Summaries group by it, so different configurations never average."""
+    columns = [c for c in runs.columns if c.startswith("params.") and c not in _GRID_PARAMS]
+    params = runs[columns].astype("string").fillna("")
+    variant = pd.Series("", index=runs.index, dtype="object")
+    for _, index in runs.groupby([model, family], sort=False).groups.items():
+        varying = [c for c in columns if params.loc[index, c].nunique() > 1]
+        variant.loc[index] = [
+            ", ".join(
+                f"{c.removeprefix('params.').removeprefix('family.')}={params.at[i, c]}"
+                for c in varying
+            )
+            for i in index
+        ]
+    return variant
 
 
 def default_quality_metric(table: pd.DataFrame) -> str:
@@ -188,7 +214,7 @@ def default_quality_metric(table: pd.DataFrame) -> str:
 
 
 def summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Mean and standard error over seeds per model × family for the given metrics.
+    """Mean and standard error over seeds per model × family × variant for the given metrics.
 
     Only cells with ``status == "ok"`` count.  Columns: a ``(statistic, metric)`` MultiIndex with
     statistics ``mean``, ``standard_error`` (sample sd / √n; NaN with one seed) and
@@ -196,7 +222,7 @@ def summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """
     ok = table[table["status"] == "ok"]
     present = [m for m in metrics if m in ok]
-    grouped = ok.groupby(["model", "family"], sort=False)[present]
+    grouped = ok.groupby(["model", "family", "variant"], sort=False)[present]
     mean = grouped.mean()
     se = grouped.std(ddof=1) / np.sqrt(grouped.count())
     return pd.concat({"mean": mean, "standard_error": se, "num_seeds": grouped.count()}, axis=1)
@@ -249,19 +275,25 @@ def format_mean_se(mean: float, se: float) -> str:
 
 
 def summary_tables(table: pd.DataFrame, quality_metric: str) -> tuple[str, str]:
-    """The summary as (Markdown, LaTeX): one row per model × family, mean ± standard error over
-    seeds, the best family of each model in bold."""
+    """The summary as (Markdown, LaTeX): one row per model × family (× configuration, when a
+    family runs with several), mean ± standard error over seeds, the best of each model in
+    bold."""
     metrics = table_metrics(table, quality_metric)
     stats = summary(table, metrics)
     means, ses = stats["mean"], stats["standard_error"]
     bold = best_mask(means)
-    labels = table.drop_duplicates(["model", "family"]).set_index(["model", "family"])
+    labels = table.drop_duplicates(["model", "family", "variant"]).set_index(
+        ["model", "family", "variant"]
+    )
     cells = pd.DataFrame(
         {m: [format_mean_se(means.loc[i, m], ses.loc[i, m]) for i in means.index] for m in metrics},
         index=means.index,
     )
     names = [
-        (labels.loc[i, "model_pretty_name"], labels.loc[i, "family_pretty_name"])
+        (
+            labels.loc[i, "model_pretty_name"],
+            labels.loc[i, "family_pretty_name"] + (f" ({i[2]})" if i[2] else ""),
+        )
         for i in means.index
     ]
 

@@ -457,3 +457,41 @@ def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path)
         ),
     ]
     assert len(paths) == 10 and all(p.stat().st_size > 3000 for p in paths)
+
+
+def test_configurations_of_one_family_are_separate_summary_rows():
+    """Two NUTS budgets (or any hyperparameter grid) never average into one row."""
+    import pandas as pd
+
+    from harness import report
+
+    rows = []
+    for budget in (1000, 4000):
+        for seed in (0, 1):
+            rows.append(
+                {
+                    "run_id": f"r{budget}{seed}",
+                    "status": "FINISHED",
+                    "start_time": pd.Timestamp(2026, 1, 1),
+                    "tags.harness.model": "banana",
+                    "tags.harness.family": "nuts",
+                    "tags.harness.seed": str(seed),
+                    "tags.harness.status": "ok",
+                    "tags.harness.cell_id": f"c{budget}{seed}",
+                    "params.model": "banana",
+                    "params.family": "nuts",
+                    "params.seed": str(seed),
+                    "params.family.num_draws": str(budget),
+                    "params.num_steps": "1000",
+                    "metrics.fit_seconds": budget / 1000 + seed,
+                }
+            )
+    table = report.tidy(pd.DataFrame(rows))
+    assert set(table["variant"]) == {"num_draws=1000", "num_draws=4000"}
+    stats = report.summary(table, ["fit_seconds"])
+    assert len(stats) == 2
+    means = stats["mean"]["fit_seconds"]
+    assert means.loc[("banana", "nuts", "num_draws=1000")] == 1.5
+    assert means.loc[("banana", "nuts", "num_draws=4000")] == 4.5
+    markdown, _ = report.summary_tables(table, "fit_seconds")
+    assert "nuts (num_draws=1000)" in markdown and "nuts (num_draws=4000)" in markdown
