@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: quickstart test test-all lint format bench clean
+.PHONY: quickstart test lint format bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
@@ -36,6 +36,13 @@ lint: $(DEV_STAMP)
 format: $(DEV_STAMP)
 	$(BIN)/ruff format harness tests benchmarks
 	$(BIN)/ruff check --fix harness tests benchmarks
+
+# Speed measurements (not tests): write docs/benchmarks.md.  Needs the bench extra (NumPyro).
+bench: $(DEV_STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.speed
+	$(BIN)/python -m benchmarks.metrics_cost
+	$(BIN)/python -m benchmarks.report_speed
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

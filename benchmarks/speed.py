@@ -336,10 +336,13 @@ BENCHMARKS = {
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "which", nargs="*", choices=list(BENCHMARKS), help="benchmarks to run (default: all)"
+        "which", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)"
     )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    unknown = [w for w in args.which if w not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
     for key in args.which or list(BENCHMARKS):
         title, function = BENCHMARKS[key]
         rows = function(args.repeats)
