@@ -362,6 +362,25 @@ class _FirstChunk:
     first_seconds: float
 
 
+def xla_failures() -> tuple[type[BaseException], ...]:
+    """Exceptions by which a first XLA-compiled call says the function does not compile."""
+    import tensorflow as tf
+
+    return (
+        tf.errors.InvalidArgumentError,
+        tf.errors.UnimplementedError,
+        tf.errors.InternalError,
+        NotImplementedError,
+        TypeError,
+        ValueError,
+    )
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line for ``harness.jit_fallback_reason``: type and first line of the message."""
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+
+
 def _compile(build_surrogate, model, cell: Cell, chunks: list[int], first_seed) -> _FirstChunk:
     """Build the surrogate, compile its loop with XLA (else graph mode) and run the first chunk.
 
@@ -369,7 +388,6 @@ def _compile(build_surrogate, model, cell: Cell, chunks: list[int], first_seed) 
     built afresh (its variables untouched by the failed call) and run in graph mode, and the
     reason is recorded.
     """
-    import tensorflow as tf
 
     modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
     fallback_reason = ""
@@ -390,17 +408,10 @@ def _compile(build_surrogate, model, cell: Cell, chunks: list[int], first_seed) 
                 first,
                 time.perf_counter() - t0,
             )
-        except (
-            tf.errors.InvalidArgumentError,
-            tf.errors.UnimplementedError,
-            tf.errors.InternalError,
-            NotImplementedError,
-            TypeError,
-            ValueError,
-        ) as e:
+        except xla_failures() as e:
             if mode != "xla":
                 raise
-            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            fallback_reason = describe_failure(e)
     raise AssertionError("unreachable: graph mode either runs or raises")
 
 

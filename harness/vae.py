@@ -450,17 +450,10 @@ def train(cell, model, family=None) -> dict[str, Any]:
             first = runners[chunks[0]](chunk_seeds[0]).numpy()
             first_seconds = time.perf_counter() - t0
             break
-        except (
-            tf.errors.InvalidArgumentError,
-            tf.errors.UnimplementedError,
-            tf.errors.InternalError,
-            NotImplementedError,
-            TypeError,
-            ValueError,
-        ) as e:
+        except fit_module.xla_failures() as e:
             if mode != "xla":
                 raise
-            fallback_reason = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            fallback_reason = fit_module.describe_failure(e)
     losses, chunk_seconds = [first], [first_seconds]
     if np.all(np.isfinite(first)):
         for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
