@@ -13,6 +13,7 @@ The steps are run in equal *chunks* of one compiled loop each, so that
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -130,6 +131,7 @@ class _Compiled:
     runners: dict
     mode: str
     fallback_reason: str
+    evaluator: Evaluator
 
     def reset(self, fresh_surrogate_posterior) -> None:
         """Take the initial values of a freshly built surrogate and a zeroed optimizer."""
@@ -241,6 +243,17 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
         losses.append(runners[size](seed).numpy())
         chunk_seconds.append(time.perf_counter() - t0)
 
+    # One evaluation of the whole batch (eager: a batch is fitted once), shared by the
+    # replicates; run on first use, i.e. only when some replicate finished finite.
+    evaluator = Evaluator(model, batched, first_cell, replicates=len(cells), traced=False)
+    eval_seed = tfp.random.split_seed(batch_seed, n=2)[1]
+    batch_evaluation: list = []
+
+    def evaluation(i):
+        if not batch_evaluation:
+            batch_evaluation.extend(evaluator(eval_seed))
+        return batch_evaluation[i]
+
     results = []
     for i, cell in enumerate(cells):
         own = [chunk[:, i] for chunk in losses]
@@ -252,13 +265,13 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
             _result(
                 cell,
                 model,
-                batched[i],
+                functools.partial(evaluation, i),
                 own,
                 chunk_seconds[: len(own)],
                 mode,
                 fallback_reason,
                 started,
-                cell_seeds[i][2],
+                evaluator,
             )
         )
     return results
@@ -306,6 +319,7 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         cached.reset(fresh)
         surrogate_posterior, runners = cached.surrogate_posterior, cached.runners
         mode, fallback_reason = cached.mode, cached.fallback_reason
+        evaluator = cached.evaluator
         t0 = time.perf_counter()
         first = runners[chunks[0]](chunk_seeds[0]).numpy()
         first_seconds = time.perf_counter() - t0
@@ -320,9 +334,18 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
         surrogate_posterior, runners = compiled.surrogate_posterior, compiled.runners
         mode, fallback_reason = compiled.mode, compiled.fallback_reason
         first, first_seconds = compiled.first_losses, compiled.first_seconds
+        # Traced once and kept with the loop when other seeds will reuse it; else eager.
+        evaluator = Evaluator(model, surrogate_posterior, cell, traced=key is not None)
         if key is not None:
             _LAST_COMPILED = _Compiled(
-                key, model, surrogate_posterior, compiled.optimizer, runners, mode, fallback_reason
+                key,
+                model,
+                surrogate_posterior,
+                compiled.optimizer,
+                runners,
+                mode,
+                fallback_reason,
+                evaluator,
             )
     losses = [first]
     chunk_seconds = [first_seconds]
@@ -339,13 +362,13 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
     return _result(
         cell,
         model,
-        surrogate_posterior,
+        lambda: evaluator(eval_seed)[0],
         losses,
         chunk_seconds,
         mode,
         fallback_reason,
         started,
-        eval_seed,
+        evaluator,
     )
 
 
@@ -443,15 +466,21 @@ def _timings(chunk_seconds: list[float], steps: np.ndarray):
 def _result(
     cell: Cell,
     model,
-    surrogate_posterior,
+    evaluate,
     chunk_losses: list[np.ndarray],
     chunk_seconds: list[float],
     mode: str,
     fallback_reason: str,
     started: float,
-    eval_seed,
+    evaluator: Evaluator,
 ) -> FitResult:
     """A fitted surrogate and its loss chunks → FitResult with every metric.
+
+    ``evaluate()`` gives the fitted q's evaluation by ``evaluator`` (see :class:`Evaluator`);
+    it is called only when the fit ended finite.  ``metrics_seconds`` is the evaluation's
+    time plus the metrics' own; the evaluator's tracing, if any, counts as compilation.  (The
+    replicates of a batch share one evaluation: each one's ``metrics_seconds`` includes all of
+    it, as each one's ``fit_seconds`` is the batch's.)
 
     A non-finite loss makes the cell ``diverged`` at that step: its trace stops there (the
     loop runs to the end of that chunk) and its posterior metrics are absent.
@@ -482,11 +511,15 @@ def _result(
         # per-cell cost.
         from harness.metrics.summary import posterior_metrics
 
-        t0 = time.perf_counter()
         metrics["seconds_to_converge"] = runtime.seconds_to_converge(
             losses, loss_seconds, cell.metrics.convergence_tolerance
         )
-        evaluation = _evaluate(model, surrogate_posterior, cell, eval_seed)
+        evaluation = evaluate()
+        evaluation_seconds = evaluator.seconds
+        t0 = time.perf_counter()
+        if not math.isnan(evaluator.compile_seconds) and "compile_seconds" in metrics:
+            metrics["compile_seconds"] += evaluator.compile_seconds
+            compile_seconds += evaluator.compile_seconds
         draws, log_weights = evaluation["draws"], evaluation["log_weights"]
         if not np.all(np.isfinite(draws)) or not np.all(np.isfinite(log_weights)):
             status = "diverged"
@@ -500,7 +533,7 @@ def _result(
                     model,
                     draws[:n],
                     log_weights[:n],
-                    gaussian=_gaussian_moments(surrogate_posterior),
+                    gaussian=evaluation["gaussian"],
                     importance_sample_size=cell.metrics.importance_sample_size,
                     iw_log_weights=log_weights,
                     log_likelihood=evaluation["log_likelihood"],
@@ -509,7 +542,7 @@ def _result(
             )
             draws = draws[: cell.fit.num_draws_kept].astype(np.float32)
         # Evaluation cost (draws, log densities and every metric), to compare with fit_seconds.
-        metrics["metrics_seconds"] = time.perf_counter() - t0
+        metrics["metrics_seconds"] = evaluation_seconds + time.perf_counter() - t0
     metrics["peak_memory_mb"] = runtime.peak_memory_mb()
     return FitResult(
         cell=cell,
@@ -549,11 +582,12 @@ def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_see
     }
     t0 = time.perf_counter()
     if outcome.surrogate_posterior is not None:
-        evaluation = _evaluate(model, outcome.surrogate_posterior, cell, eval_seed)
+        evaluator = Evaluator(model, outcome.surrogate_posterior, cell, traced=False)
+        evaluation = evaluator(eval_seed)[0]
         draws, log_weights = evaluation["draws"], evaluation["log_weights"]
         n = cell.fit.elbo_sample_size
         extra = dict(
-            gaussian=_gaussian_moments(outcome.surrogate_posterior),
+            gaussian=evaluation["gaussian"],
             iw_log_weights=log_weights,
             log_likelihood=evaluation["log_likelihood"],
             kl_to_prior=evaluation["kl_to_prior"],
@@ -726,38 +760,131 @@ class _StoppedSurrogate:
         return q.log_prob(z) - held + tf.stop_gradient(held)
 
 
-def _evaluate(model, surrogate_posterior, cell: Cell, seed) -> dict[str, Any]:
-    """Fresh draws from q and the log densities the metrics need (one batched call each).
+class Evaluator:
+    """Fresh draws from a fitted q and the log densities the metrics need.
 
-    Returns ``draws`` ``[n, d]`` and ``log_weights`` ``log p̃(z) − log q(z)`` ``[n]`` with
-    ``n = iw_draws_needed(elbo_sample_size, K)`` (the first ``elbo_sample_size`` are the ELBO's),
-    and, when the model splits into prior and likelihood, ``log_likelihood`` ``log p(x | z)``
-    for the first ``elbo_sample_size`` draws and ``kl_to_prior`` (exact ``KL(q ‖ prior)``, or
-    None where TFP has no analytic form for the pair).
+    ``evaluator(seed)`` returns one dict per replicate (one, unless q has ``batch_shape
+    [replicates]``) with ``draws`` ``[n, d]`` and ``log_weights`` ``log p̃(z) − log q(z)``
+    ``[n]`` (float64), where ``n = iw_draws_needed(elbo_sample_size, K)`` and the first
+    ``elbo_sample_size`` draws are the ELBO's; ``log_likelihood`` ``log p(x | z)`` for those
+    first draws and ``kl_to_prior`` (exact ``KL(q ‖ prior)``) when the model splits into prior
+    and likelihood and TFP has an analytic KL for the pair (else None); and ``gaussian``, q's
+    exact ``(mean, covariance)`` when q is Gaussian on the model's scale (else None).
+
+    With ``traced=True`` the computation is one graph-mode ``tf.function`` (not XLA: on CPU its
+    random number generation is slower than the graph kernels' and compiling costs more than it
+    saves), traced at the first call and kept with the compiled fitting loop, so cells that
+    differ only in seed evaluate without retracing.  The first call runs twice: the first run's
+    excess over the second is reported by :attr:`compile_seconds` and the second run's time,
+    :attr:`seconds` (as after every call), is the one that counts as metric cost (:attr:`compile_seconds` is NaN after any other call).
+    ``traced=False`` runs eagerly, for one-off evaluations
+    where tracing would cost more than it saves.
     """
-    from harness.metrics.quality import iw_draws_needed
 
-    # Eager on purpose: one call per cell, and a fresh tf.function per cell would retrace.
-    n = iw_draws_needed(cell.fit.elbo_sample_size, cell.metrics.importance_sample_size)
-    z, log_q = surrogate_posterior.experimental_sample_and_log_prob(n, seed=seed)
-    log_weights = model.unnormalized_log_prob(z) - log_q
-    out = {
-        "draws": z.numpy().astype(np.float64),
-        "log_weights": log_weights.numpy().astype(np.float64),
-        "log_likelihood": None,
-        "kl_to_prior": None,
-    }
-    if model.log_likelihood is not None and model.prior_distribution is not None:
-        out["kl_to_prior"] = _kl_to_prior(surrogate_posterior, model.prior_distribution)
-        if out["kl_to_prior"] is not None:
-            out["log_likelihood"] = np.asarray(
-                model.log_likelihood(z[: cell.fit.elbo_sample_size]), np.float64
+    def __init__(
+        self,
+        model,
+        surrogate_posterior,
+        cell: Cell,
+        *,
+        replicates: int | None = None,
+        traced: bool = True,
+    ):
+        import tensorflow as tf
+
+        from harness.metrics.quality import iw_draws_needed
+
+        self.model = model
+        self.surrogate_posterior = surrogate_posterior
+        self.replicates = replicates
+        self.num_draws = iw_draws_needed(
+            cell.fit.elbo_sample_size, cell.metrics.importance_sample_size
+        )
+        self.num_elbo_draws = cell.fit.elbo_sample_size
+        self.compile_seconds = float("nan")
+        self.seconds = float("nan")
+        self._calls = 0
+        self._run = (
+            tf.function(
+                self._tensors,
+                input_signature=[tf.TensorSpec([2], tf.int32)],
+                autograph=False,
+                reduce_retracing=True,
             )
-    return out
+            if traced
+            else self._tensors
+        )
+        self.traced = traced
+
+    def __call__(self, seed) -> list[dict[str, Any]]:
+        import tensorflow as tf
+
+        seed = tf.convert_to_tensor(seed, tf.int32)
+        self.compile_seconds = float("nan")
+        first = None
+        if self.traced and self._calls == 0:
+            first = time.perf_counter()
+            self._run(seed)
+            first = time.perf_counter() - first
+        t0 = time.perf_counter()
+        out = self._split(self._run(seed))
+        self.seconds = time.perf_counter() - t0
+        if first is not None:
+            self.compile_seconds = max(0.0, first - self.seconds)
+        self._calls += 1
+        return out
+
+    def _tensors(self, seed):
+        import tensorflow as tf
+
+        q, model = self.surrogate_posterior, self.model
+        z, log_q = q.experimental_sample_and_log_prob(self.num_draws, seed=seed)
+        # Models take [n, d]: replicates' draws [n, B, d] are evaluated as n·B points.
+        flat = tf.reshape(z, [-1, model.dimension])
+        log_p = tf.reshape(model.unnormalized_log_prob(flat), tf.shape(log_q))
+        out = {"draws": z, "log_weights": log_p - log_q}
+        if model.log_likelihood is not None and model.prior_distribution is not None:
+            kl = _kl_to_prior(q, model.prior_distribution)
+            if kl is not None:
+                first = tf.reshape(z[: self.num_elbo_draws], [-1, model.dimension])
+                out["kl_to_prior"] = kl
+                out["log_likelihood"] = tf.reshape(
+                    model.log_likelihood(first), tf.shape(log_q[: self.num_elbo_draws])
+                )
+        moments = _gaussian_moments(q, self.replicates)
+        if moments is not None:
+            out["mean"], out["covariance"] = moments
+        return out
+
+    def _split(self, out) -> list[dict[str, Any]]:
+        """Tensors → one float64 NumPy dict per replicate."""
+        arrays = {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+        def one(i):
+            def take(name, axis):
+                if name not in arrays:
+                    return None
+                a = arrays[name]
+                return a if i is None else np.take(a, i, axis=axis)
+
+            kl = take("kl_to_prior", 0)
+            mean = take("mean", 0)
+            return {
+                "draws": take("draws", 1),
+                "log_weights": take("log_weights", 1),
+                "log_likelihood": take("log_likelihood", 1),
+                "kl_to_prior": None if kl is None else float(kl),
+                "gaussian": None if mean is None else (mean, take("covariance", 0)),
+            }
+
+        if self.replicates is None:
+            return [one(None)]
+        return [one(i) for i in range(self.replicates)]
 
 
-def _kl_to_prior(surrogate_posterior, prior) -> float | None:
-    """Exact ``KL(q ‖ prior)`` from TFP's registered analytic KLs, else None.
+def _kl_to_prior(surrogate_posterior, prior):
+    """Exact ``KL(q ‖ prior)`` (a tensor, per replicate) from TFP's registered analytic KLs,
+    else None.
 
     A q pushed through an identity bijector is compared through its base distribution, so a
     Gaussian q and a Gaussian prior on the same space find TFP's Gaussian–Gaussian KL.
@@ -772,14 +899,15 @@ def _kl_to_prior(surrogate_posterior, prior) -> float | None:
         candidates.append(surrogate_posterior.distribution)
     for q in candidates:
         try:
-            return float(tfd.kl_divergence(q, prior).numpy())
+            return tfd.kl_divergence(q, prior)
         except (NotImplementedError, TypeError, ValueError):
             continue
     return None
 
 
-def _gaussian_moments(surrogate_posterior):
-    """(mean, covariance) of q when q is exactly Gaussian on the model's own scale, else None."""
+def _gaussian_moments(surrogate_posterior, replicates: int | None = None):
+    """q's ``(mean, covariance)`` tensors when q is exactly Gaussian on the model's own scale
+    (with a leading replicate axis when q has ``batch_shape [replicates]``), else None."""
     import tensorflow_probability as tfp
 
     tfd, tfb = tfp.distributions, tfp.bijectors
@@ -790,8 +918,9 @@ def _gaussian_moments(surrogate_posterior):
     base = surrogate_posterior
     if isinstance(base, tfd.TransformedDistribution) and isinstance(base.bijector, tfb.Identity):
         base = base.distribution
-    if isinstance(base, gaussians) and base.batch_shape.ndims == 0:
-        return (np.asarray(base.mean(), np.float64), np.asarray(base.covariance(), np.float64))
+    batch = [] if replicates is None else [replicates]
+    if isinstance(base, gaussians) and base.batch_shape.as_list() == batch:
+        return base.mean(), base.covariance()
     return None
 
 

@@ -65,7 +65,8 @@ def coverage(
     """Reference mass inside q's central ``level`` interval, averaged over coordinates.
 
     q's interval is between its empirical ``(1 − level)/2`` and ``(1 + level)/2`` quantiles.
-    The reference mass is the fraction of reference draws inside it when draws are given, else
+    The reference mass is the fraction of reference draws inside it when draws are given (any
+    order; each column sorted ascending, as ``Reference.sorted_draws``, is fastest), else
     the mass of the Gaussian with the reference's mean and std (exact for Gaussian posteriors,
     an approximation otherwise).  A calibrated q gives ``level``; an overconfident q gives less.
     """
@@ -77,11 +78,14 @@ def coverage(
     alpha = (1.0 - level) / 2.0
     lower, upper = np.quantile(q, [alpha, 1.0 - alpha], axis=0)
     if reference_draws is not None:
-        ref = _draws(reference_draws)
+        ref = _sorted_columns(reference_draws)
         if not np.all(np.isfinite(ref)):
             return float("nan")
-        inside = (ref >= lower) & (ref <= upper)
-        return float(np.mean(inside))
+        inside = [
+            np.searchsorted(col, hi, side="right") - np.searchsorted(col, lo, side="left")
+            for col, lo, hi in zip(ref.T, lower, upper, strict=True)
+        ]
+        return float(np.mean(inside) / ref.shape[0])
     std = _positive(reference_std)
     if std is None:
         return float("nan")
@@ -91,8 +95,13 @@ def coverage(
 
 def wasserstein_1(q_draws: np.ndarray, reference_draws: np.ndarray, reference_std) -> float:
     """Mean over coordinates of the 1-d Wasserstein-1 distance between q's and the reference's
-    marginals, both divided by the reference std (so 0.1 means "a tenth of a posterior sd")."""
-    q, ref, std = _draws(q_draws), _draws(reference_draws), _positive(reference_std)
+    marginals, both divided by the reference std (so 0.1 means "a tenth of a posterior sd").
+
+    ``reference_draws`` may be in any order; with each column sorted ascending (as
+    ``Reference.sorted_draws``) no sorting of the reference is repeated.
+    """
+    q, std = _sorted_columns(q_draws), _positive(reference_std)
+    ref = _sorted_columns(reference_draws)
     if (
         std is None
         or q.shape[0] < 1
@@ -101,20 +110,34 @@ def wasserstein_1(q_draws: np.ndarray, reference_draws: np.ndarray, reference_st
         or not np.all(np.isfinite(ref))
     ):
         return float("nan")
-    return float(np.mean([_w1_1d(q[:, i] / s, ref[:, i] / s) for i, s in enumerate(std)]))
+    return float(np.mean(_w1_sorted(q, ref) / std))
 
 
-def _w1_1d(u: np.ndarray, v: np.ndarray) -> float:
-    """W1 between two 1-d empirical distributions: ∫ |F_u(x) − F_v(x)| dx.
+def _sorted_columns(x) -> np.ndarray:
+    """Draws ``[n, d]`` with each column sorted ascending.  A stable sort finds sorted input
+    in linear time, so presorted draws cost a pass, not a sort."""
+    return np.sort(_draws(x), axis=0, kind="stable")
 
-    The same integral as ``scipy.stats.wasserstein_distance`` (unweighted), several times
-    faster at the harness's draw counts.
+
+def _w1_sorted(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per-column W1 between two empirical distributions given column-sorted draws ``u``
+    ``[n, d]`` and ``v`` ``[m, d]``: ``∫₀¹ |Q_u(t) − Q_v(t)| dt`` with Q the quantile functions.
+
+    Both quantile functions are steps on the grids ``k/n`` and ``j/m``; on each piece of the
+    merged grid they are constant, so the integral is a sum over ``n + m − 1`` pieces — the
+    same value as ``scipy.stats.wasserstein_distance`` (unweighted), in linear time.
     """
-    u, v = np.sort(u), np.sort(v)
-    points = np.sort(np.concatenate([u, v]))
-    cdf_u = np.searchsorted(u, points[:-1], side="right") / u.size
-    cdf_v = np.searchsorted(v, points[:-1], side="right") / v.size
-    return float(np.sum(np.abs(cdf_u - cdf_v) * np.diff(points)))
+    n, m = u.shape[0], v.shape[0]
+    # Breakpoints as integers k·m and j·n on the scale n·m, merged; a piece starting at e
+    # lies in [k·m, (k+1)·m) with k = e // m (u's step) and j = e // n (v's step).
+    edges = np.sort(np.concatenate([np.arange(n + 1) * m, np.arange(1, m) * n]), kind="stable")
+    starts, widths = edges[:-1], np.diff(edges)
+    keep = widths > 0
+    starts, widths = starts[keep], widths[keep] / (n * m)
+    # [d, pieces]; np.take on contiguous rows is several times faster than fancy indexing.
+    u_rows, v_rows = np.ascontiguousarray(u.T), np.ascontiguousarray(v.T)
+    gaps = np.abs(np.take(u_rows, starts // m, axis=1) - np.take(v_rows, starts // n, axis=1))
+    return gaps @ widths
 
 
 def khat(log_weights: np.ndarray) -> float:

@@ -75,12 +75,14 @@ def _reference_metrics(ref, draws, bounds, gaussian) -> dict[str, float]:
         out[f"coverage_{round(level * 100)}"] = calibration.coverage(
             draws,
             level,
-            reference_draws=ref.draws,
+            reference_draws=ref.sorted_draws,
             reference_mean=ref.mean,
             reference_std=ref.standard_deviation,
         )
     if ref.draws is not None:
-        out["wasserstein_1"] = calibration.wasserstein_1(draws, ref.draws, ref.standard_deviation)
+        out["wasserstein_1"] = calibration.wasserstein_1(
+            draws, ref.sorted_draws, ref.standard_deviation
+        )
     if gaussian is not None and ref.covariance is not None:
         out["kl_divergence"] = quality.gaussian_kl(
             gaussian[0], gaussian[1], ref.mean, ref.covariance

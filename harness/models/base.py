@@ -13,6 +13,7 @@ package, registered in :data:`harness.models.MODELS`).  inference_gym targets ar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -77,6 +78,12 @@ class Reference:
     @property
     def dimension(self) -> int:
         return int(np.shape(self.mean)[0])
+
+    @functools.cached_property
+    def sorted_draws(self) -> np.ndarray | None:
+        """``draws`` with each column sorted ascending (marginals only: the joint pairing is
+        lost), computed once: what the marginal metrics (coverage, W1) need."""
+        return None if self.draws is None else np.sort(np.asarray(self.draws, np.float64), axis=0)
 
 
 def exact_reference(

@@ -181,3 +181,22 @@ def test_wasserstein_matches_scipy_with_ties_and_unequal_sizes(u, v):
     expected = stats.wasserstein_distance(u, v)
     got = calibration.wasserstein_1(np.array(u)[:, None], np.array(v)[:, None], [1.0])
     assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_marginal_metrics_are_the_same_with_the_reference_presorted():
+    rng = np.random.default_rng(4)
+    q = rng.standard_t(4, size=(1000, 3))
+    ref = rng.normal(size=(3000, 3)) * [1.0, 2.0, 0.5]
+    std = np.array([1.0, 2.0, 0.5])
+    presorted = np.sort(ref, axis=0)
+    assert calibration.wasserstein_1(q, presorted, std) == pytest.approx(
+        calibration.wasserstein_1(q, ref, std), abs=1e-12
+    )
+    expected = np.mean(
+        [stats.wasserstein_distance(q[:, i] / s, ref[:, i] / s) for i, s in enumerate(std)]
+    )
+    assert calibration.wasserstein_1(q, presorted, std) == pytest.approx(expected, abs=1e-12)
+    lower, upper = np.quantile(q, [0.05, 0.95], axis=0)
+    inside = np.mean((ref >= lower) & (ref <= upper))
+    for reference in (ref, presorted):
+        assert calibration.coverage(q, 0.9, reference_draws=reference) == pytest.approx(inside)
