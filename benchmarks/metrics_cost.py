@@ -34,6 +34,16 @@ from benchmarks.common import markdown_table, median, write_section
 REPO = Path(__file__).resolve().parents[1]
 TITLE = "Metric cost vs fit time"
 LIBRARY_FAMILIES = ("mean_field", "full_rank", "iaf")
+FLOOR = (
+    "Why metrics / fit stays above 0.1 at these settings: the evaluation passes 4,096 fresh "
+    "draws through q and the target (forward only), while 1,000 steps × 8 particles pass "
+    "8,000 draws forward and backward.  Where a draw costs the same in both (the larger "
+    "models, e.g. item_response_theory, whose XLA-fused steps are as cheap per draw as the "
+    "evaluation), the floor is about 4,096 / 8,000 ≈ 0.5; on the small models the whole fit "
+    "takes 5–50 ms, below the few milliseconds that k̂, W1 against 20,000 reference draws and "
+    "one graph call cost whatever the fit.  Against the whole fit (compilation included) "
+    "the metrics cost under 1 % in the median.\n"
+)
 
 
 def _numpy_seconds(model, cell, repeats: int = 3) -> float:
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         f"*quickstart* = {args.spec.name}'s cells with its settings.  `metrics` is the cell's "
         "`metrics_seconds` (fresh draws, log densities, every metric); the evaluation's one-off "
         "tracing is in `compile`.\n\n"
-        f"{markdown_table(rows)}\n\n" + "\n".join(lines) + "\n"
+        f"{markdown_table(rows)}\n\n" + "\n".join(lines) + "\n\n" + FLOOR
     )
     print("\n" + body)
     if not args.no_write:

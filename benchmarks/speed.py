@@ -8,7 +8,8 @@
   regression (n = 1,000, d = 25, 20,000 steps, 8 particles); in-process wall time including
   compilation, and steady-state steps/s (needs the ``bench`` extra).
 * ``vectorized``: 8 seeds fitted as one batch against 1 seed (target ≤ 2× the wall time).
-* ``workers``: 1 vs 2 local workers on a 12-cell sweep (target ≥ 1.8×).
+* ``workers``: 1 vs 2 local workers on two 12-cell sweeps, compile-bound and fit-bound
+  (target ≥ 1.8×).
 * ``quickstart``: cold ``harness run experiments/quickstart.toml`` wall time (target < 3 min).
 
 Each ratio is measured side by side in one run, alternating the two arms, and the medians of
@@ -256,7 +257,9 @@ def _run_cli(args, env=None) -> float:
     return time.perf_counter() - t0
 
 
-WORKERS_SPEC = """
+WORKERS_SPECS = {
+    # Quickstart-sized cells: ~2–4 s of XLA compilation each, < 0.1 s of steps.
+    "compile-bound": """
 name = "bench_workers"
 seeds = [0, 1]
 models = ["correlated_gaussian", "banana"]
@@ -264,62 +267,71 @@ families = ["mean_field", "full_rank", "iaf"]
 [fit]
 num_steps = 2000
 sample_size = 16
-"""
+""",
+    # Research-sized fits: 200,000 steps on real-data regressions and a 32-d time series.
+    "fit-bound": """
+name = "bench_workers_fit"
+seeds = [0, 1]
+models = ["logistic_regression_breast_cancer", "hierarchical_regression_wine",
+          "brownian_motion_unknown_scales"]
+families = ["mean_field", "full_rank"]
+[fit]
+num_steps = 200000
+sample_size = 8
+""",
+}
 
 
 def bench_workers(repeats: int) -> list[dict]:
-    """1 vs 2 local workers on a 12-cell sweep (fresh store each time: every cell runs)."""
-    one, two = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = Path(tmp) / "workers.toml"
-        spec.write_text(WORKERS_SPEC)
-        for i in range(repeats):
-            for workers, times in ((1, one), (2, two)):
-                store = Path(tmp) / f"w{workers}-{i}"
-                times.append(
-                    _run_cli(
-                        [
-                            "run",
-                            str(spec),
-                            "--workers",
-                            str(workers),
-                            "--tracking-uri",
-                            f"sqlite:///{store}/mlflow.db",
-                            "--results-dir",
-                            str(store),
-                        ]
-                    )
-                )
-    pool_one, pool_two = [], []
+    """1 vs 2 local workers on two 12-cell sweeps (fresh store each time: every cell runs),
+    end to end (`harness run`) and the process pool alone."""
     from harness import executors
     from harness import spec as spec_module
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "workers.toml"
-        path.write_text(WORKERS_SPEC)
-        cells = spec_module.load(path).cells()
-        for _ in range(repeats):
-            for workers, times in ((1, pool_one), (2, pool_two)):
-                t0 = time.perf_counter()
-                results = list(executors.run_local(cells, workers))
-                times.append(time.perf_counter() - t0)
-                assert all(r.status == "ok" for r in results)
-    return [
-        {
-            "what": "harness run (driver start, fits, MLflow, report)",
-            "cells": 12,
-            "1 worker (s)": median(one),
-            "2 workers (s)": median(two),
-            "speed-up": median(one) / median(two),
-        },
-        {
-            "what": "process pool only (spawn, TF import, fits)",
-            "cells": 12,
-            "1 worker (s)": median(pool_one),
-            "2 workers (s)": median(pool_two),
-            "speed-up": median(pool_one) / median(pool_two),
-        },
-    ]
+    rows = []
+    for kind, text in WORKERS_SPECS.items():
+        one, two, pool_one, pool_two = [], [], [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = Path(tmp) / "workers.toml"
+            spec.write_text(text)
+            cells = spec_module.load(spec).cells()
+            for i in range(repeats):
+                for workers, times in ((1, one), (2, two)):
+                    store = Path(tmp) / f"w{workers}-{i}"
+                    times.append(
+                        _run_cli(
+                            [
+                                "run",
+                                str(spec),
+                                "--workers",
+                                str(workers),
+                                "--tracking-uri",
+                                f"sqlite:///{store}/mlflow.db",
+                                "--results-dir",
+                                str(store),
+                            ]
+                        )
+                    )
+                for workers, times in ((1, pool_one), (2, pool_two)):
+                    t0 = time.perf_counter()
+                    results = list(executors.run_local(cells, workers))
+                    times.append(time.perf_counter() - t0)
+                    assert all(r.status == "ok" for r in results)
+        for what, a, b in (
+            ("harness run (driver start, fits, MLflow, report)", one, two),
+            ("process pool only (spawn, TF import, fits)", pool_one, pool_two),
+        ):
+            rows.append(
+                {
+                    "sweep": kind,
+                    "what": what,
+                    "cells": len(cells),
+                    "1 worker (s)": median(a),
+                    "2 workers (s)": median(b),
+                    "speed-up": median(a) / median(b),
+                }
+            )
+    return rows
 
 
 def bench_quickstart(repeats: int) -> list[dict]:

@@ -197,6 +197,21 @@ def _run(args) -> int:
             print(f"  {cell.cell_id}  {cell.run_name:<40} {fit}")
         return EXIT_OK
 
+    pool = None
+    if args.executor == "local":
+        # Started before the driver imports MLflow and opens the store: the workers import
+        # TensorFlow meanwhile.
+        from harness import executors
+
+        pool = executors.LocalPool(min(args.workers or executors.default_workers(), len(cells)))
+    try:
+        return _run_sweep(args, spec, cells, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run_sweep(args, spec, cells, pool) -> int:
     from harness import sweep
 
     def progress(p):
@@ -234,6 +249,7 @@ def _run(args) -> int:
             force=args.force,
             results_dir=args.results_dir,
             on_progress=progress,
+            pool=pool,
         )
     except TrackingUnavailable as e:
         _error(f"nothing was run: {e}")

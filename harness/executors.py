@@ -88,23 +88,40 @@ def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
     return tasks
 
 
-def run_local(cells: Sequence[Cell], workers: int | None = None) -> Iterator[FitResult]:
-    """Fit cells in a pool of ``workers`` spawned processes, yielding results as they finish.
+def _ready() -> None:
+    """A no-op task: returns once its worker has started (TensorFlow imported)."""
 
-    Each worker gets ``cores // workers`` TensorFlow threads (at least 1), so the pool never
-    oversubscribes the machine; workers are reused across cells, so TensorFlow is imported once
-    per worker.  Cells that differ only in seed go to one worker as one task and share its
-    compiled loop (:func:`group_cells`).  A worker that dies (e.g. killed by the OS) makes its
-    cell an ``error`` result; the cells it took down with it are fitted again, one at a time.
+
+class LocalPool:
+    """A pool of ``workers`` spawned processes, started at once.
+
+    Starting it before the driver's own set-up (MLflow import and store, spec checks) lets the
+    workers import TensorFlow meanwhile instead of afterwards.  Each worker gets
+    ``cores // workers`` TensorFlow threads (at least 1), so the pool never oversubscribes the
+    machine; workers are reused across cells, so TensorFlow is imported once per worker.  Use
+    as a context manager, or :meth:`close` it.
     """
-    workers = max(1, min(workers or default_workers(), len(cells) or 1))
-    threads = max(1, default_workers() // workers)
-    context = multiprocessing.get_context("spawn")
-    broken: list[Cell] = []
-    with futures.ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
-    ) as pool:
-        submitted = {pool.submit(fit_group, group): group for group in group_cells(cells, workers)}
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, workers or default_workers())
+        self.threads = max(1, default_workers() // self.workers)
+        self._pool = futures.ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.threads,),
+        )
+        # A spawn pool starts a process per submitted task while it has fewer than `workers`:
+        # one no-op each starts them all now.
+        for _ in range(self.workers):
+            self._pool.submit(_ready)
+
+    def run(self, cells: Sequence[Cell]) -> Iterator[FitResult]:
+        """Fit cells in the pool, yielding results as they finish (see :func:`run_local`)."""
+        broken: list[Cell] = []
+        submitted = {
+            self._pool.submit(fit_group, group): group for group in group_cells(cells, self.workers)
+        }
         for future in futures.as_completed(submitted):
             try:
                 results = future.result()
@@ -112,9 +129,37 @@ def run_local(cells: Sequence[Cell], workers: int | None = None) -> Iterator[Fit
                 broken.extend(submitted[future])
                 continue
             yield from results
-    # A dead worker breaks every unfinished future of the pool; run those cells one at a time
-    # so the one that kills its process is identified and the others still finish.
-    yield from _run_isolated(broken, threads)
+        # A dead worker breaks every unfinished future of the pool; run those cells one at a
+        # time so the one that kills its process is identified and the others still finish.
+        yield from _run_isolated(broken, self.threads)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_local(
+    cells: Sequence[Cell], workers: int | None = None, pool: LocalPool | None = None
+) -> Iterator[FitResult]:
+    """Fit cells in a pool of ``workers`` spawned processes, yielding results as they finish.
+
+    Each worker gets ``cores // workers`` TensorFlow threads (at least 1), so the pool never
+    oversubscribes the machine; workers are reused across cells, so TensorFlow is imported once
+    per worker.  Cells that differ only in seed go to one worker as one task and share its
+    compiled loop (:func:`group_cells`).  A worker that dies (e.g. killed by the OS) makes its
+    cell an ``error`` result; the cells it took down with it are fitted again, one at a time.
+    ``pool``: an already started :class:`LocalPool` to use (and leave open) instead.
+    """
+    if pool is not None:
+        yield from pool.run(cells)
+        return
+    with LocalPool(max(1, min(workers or default_workers(), len(cells) or 1))) as own:
+        yield from own.run(cells)
 
 
 def _ray_fit(cells: list[Cell], threads: int) -> list[FitResult]:

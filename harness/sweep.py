@@ -95,8 +95,13 @@ def run(
     force: bool = False,
     results_dir: Path = Path("results"),
     on_progress: Callable[[Progress], None] | None = None,
+    pool: executors.LocalPool | None = None,
 ) -> SweepOutcome:
-    """Run every cell of ``spec`` that has no FINISHED run yet (all of them with ``force``)."""
+    """Run every cell of ``spec`` that has no FINISHED run yet (all of them with ``force``).
+
+    ``pool``: a started :class:`executors.LocalPool` for the local executor (the caller closes
+    it); started early, its workers import TensorFlow while this sets up the store.
+    """
     cells = spec.cells()
     journal_file = journal.journal_path(results_dir, spec.name)
     client = tracking.client_for(tracking_uri)
@@ -128,7 +133,7 @@ def run(
             gpus_per_task=spec.resources.gpus_per_task,
         )
     else:
-        stream = executors.run_local(todo, workers)
+        stream = executors.run_local(todo, workers, pool=pool)
     journaled: list[FitResult] = []
     tracking_error = ""
     try:

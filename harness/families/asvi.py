@@ -10,11 +10,8 @@ same support).
 
 from __future__ import annotations
 
-import tensorflow as tf
-import tensorflow_probability as tfp
-
-tfb = tfp.bijectors
-tfd = tfp.distributions
+# TensorFlow is imported inside the functions: this module is imported by the spec's family
+# registry, and the driver of a sweep never needs TensorFlow.
 
 
 def _joint_prior(model):
@@ -24,6 +21,9 @@ def _joint_prior(model):
     ``model.prior_distribution`` is a JointDistribution pushed through a bijector onto the
     model's flat vector (that bijector is reused).
     """
+    import tensorflow_probability as tfp
+
+    tfd = tfp.distributions
     prior = getattr(model, "prior", None)
     if isinstance(prior, tfd.JointDistribution):
         return prior, _flatten_bijector(prior, model.dimension)
@@ -47,6 +47,10 @@ def _flatten_bijector(prior, dimension: int):
     The model's vector is taken to be the prior's parts in ``tf.nest.flatten`` order, each
     reshaped to ``[-1]`` and concatenated (as inference_gym's ``VectorModel`` does).
     """
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    tfb = tfp.bijectors
     event_shapes = tf.nest.flatten(prior.event_shape)
     sizes = [int(tf.TensorShape(s).num_elements()) for s in event_shapes]
     if sum(sizes) != dimension:
@@ -80,6 +84,8 @@ def build_asvi(model, *, seed, mean_field: bool = False, initial_prior_weight: f
     Raises:
       ValueError: when the model has no JointDistribution prior.
     """
+    import tensorflow_probability as tfp
+
     found = _joint_prior(model)
     if found is None:
         raise ValueError(
@@ -89,4 +95,4 @@ def build_asvi(model, *, seed, mean_field: bool = False, initial_prior_weight: f
     q = tfp.experimental.vi.build_asvi_surrogate_posterior(
         prior, mean_field=mean_field, initial_prior_weight=initial_prior_weight, seed=seed
     )
-    return tfd.TransformedDistribution(q, to_vector, name="asvi_surrogate")
+    return tfp.distributions.TransformedDistribution(q, to_vector, name="asvi_surrogate")
