@@ -203,7 +203,7 @@ def _run(args) -> int:
         # TensorFlow meanwhile.
         from harness import executors
 
-        pool = executors.LocalPool(min(args.workers or executors.default_workers(), len(cells)))
+        pool = executors.LocalPool(executors.pool_size(args.workers, len(cells)))
     try:
         return _run_sweep(args, spec, cells, pool)
     finally:

@@ -88,6 +88,12 @@ def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
     return tasks
 
 
+def pool_size(workers: int | None, num_cells: int) -> int:
+    """Workers for ``num_cells`` cells: ``workers`` (default: one per core), no more than the
+    cells, at least 1."""
+    return max(1, min(workers or default_workers(), num_cells or 1))
+
+
 def _ready() -> None:
     """A no-op task: returns once its worker has started (TensorFlow imported)."""
 
@@ -158,7 +164,7 @@ def run_local(
     if pool is not None:
         yield from pool.run(cells)
         return
-    with LocalPool(max(1, min(workers or default_workers(), len(cells) or 1))) as own:
+    with LocalPool(pool_size(workers, len(cells))) as own:
         yield from own.run(cells)
 
 

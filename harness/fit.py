@@ -779,10 +779,10 @@ class Evaluator:
     random number generation is slower than the graph kernels' and compiling costs more than it
     saves), traced at the first call and kept with the compiled fitting loop, so cells that
     differ only in seed evaluate without retracing.  The first call runs twice: the first run's
-    excess over the second is reported by :attr:`compile_seconds` and the second run's time,
-    :attr:`seconds` (as after every call), is the one that counts as metric cost (:attr:`compile_seconds` is NaN after any other call).
-    ``traced=False`` runs eagerly, for one-off evaluations
-    where tracing would cost more than it saves.
+    excess over the second is reported by :attr:`compile_seconds` (NaN after any other call)
+    and the second run's time, :attr:`seconds` (as after every call), is the one that counts as
+    metric cost.  ``traced=False`` runs eagerly, for one-off evaluations where tracing would
+    cost more than it saves.
     """
 
     def __init__(
