@@ -485,10 +485,9 @@ def _training_runners(encoder, decoder, x_train, cell, sizes: set[int], jit: boo
     """One compiled ``seed -> losses`` loop per chunk size: −ELBO per training image (mean over
     images and ``sample_size`` draws each), Adam over encoder and decoder weights."""
     import tensorflow as tf
-    import tensorflow_probability as tfp
     import tf_keras
 
-    from harness.fit import learning_rate
+    from harness.fit import learning_rate, minimize
 
     optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate(cell.fit))
     variables = list(encoder.trainable_variables) + list(decoder.trainable_variables)
@@ -505,13 +504,7 @@ def _training_runners(encoder, decoder, x_train, cell, sizes: set[int], jit: boo
     def make(num_steps):
         @tf.function(jit_compile=jit, autograph=False)
         def run(seed):
-            return tfp.math.minimize(
-                loss_fn,
-                num_steps=num_steps,
-                optimizer=optimizer,
-                trainable_variables=variables,
-                seed=seed,
-            )
+            return minimize(loss_fn, num_steps, optimizer, variables, seed)
 
         return run
 
@@ -622,8 +615,9 @@ def optimize_local(encoder, decoder, x, cell, num_steps: int, seed, *, jit: bool
     ``num_steps`` Adam steps on its ELBO with ``cell.fit.sample_size`` draws, the networks held
     fixed.  Returns the optimized parameters ``[N, num_local_parameters]``."""
     import tensorflow as tf
-    import tensorflow_probability as tfp
     import tf_keras
+
+    from harness.fit import minimize
 
     local = tf.Variable(encoder.local_parameters(x))
     optimizer = tf_keras.optimizers.Adam(learning_rate=cell.fit.learning_rate)
@@ -637,13 +631,7 @@ def optimize_local(encoder, decoder, x, cell, num_steps: int, seed, *, jit: bool
 
     @tf.function(jit_compile=jit, autograph=False)
     def run(seed):
-        return tfp.math.minimize(
-            loss_fn,
-            num_steps=num_steps,
-            optimizer=optimizer,
-            trainable_variables=[local],
-            seed=seed,
-        )
+        return minimize(loss_fn, num_steps, optimizer, [local], seed)
 
     run(seed)
     return tf.convert_to_tensor(local)

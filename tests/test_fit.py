@@ -134,3 +134,69 @@ def test_exception_in_cell_is_an_error_result():
     assert result.status == "error"
     assert "dimension must be >= 1" in result.reason
     assert "Traceback" in result.traceback
+
+
+def _loop(ours, estimator, model, q, variables, optimizer, loss_fn, jit):
+    from harness.fit import minimize
+
+    @tf.function(jit_compile=jit, autograph=False)
+    def run(seed):
+        if ours:
+            return minimize(loss_fn, 7, optimizer, variables, seed)
+        if estimator == "reparameterization":
+            return tfp.vi.fit_surrogate_posterior(
+                model.unnormalized_log_prob,
+                q,
+                optimizer,
+                num_steps=7,
+                sample_size=3,
+                trainable_variables=variables,
+                seed=seed,
+            )
+        return tfp.math.minimize(
+            loss_fn, num_steps=7, optimizer=optimizer, trainable_variables=variables, seed=seed
+        )
+
+    return run
+
+
+def _minimize_both_ways(family: str, jit: bool, *, batch_shape=(), estimator="reparameterization"):
+    """Losses of the harness's loop and of TFP's own, from equal starts, seeds and optimizers."""
+    import tf_keras
+
+    from harness.fit import variational_loss
+
+    model = MODELS["eight_schools"]()
+    settings = FitSettings(num_steps=7, sample_size=3, gradient_estimator=estimator)
+    losses, finals = [], []
+    for ours in (True, False):
+        q = families.FAMILIES[family].build(model, seed=[1, 2], batch_shape=batch_shape)
+        variables = list(q.trainable_variables)
+        optimizer = tf_keras.optimizers.Adam(0.05)
+        optimizer.build(variables)
+        loss_fn = variational_loss(model, q, settings)
+
+        run = _loop(ours, estimator, model, q, variables, optimizer, loss_fn, jit)
+        losses.append(run(tf.constant([3, 4])).numpy())
+        finals.append([v.numpy() for v in variables])
+    return losses, finals
+
+
+@pytest.mark.parametrize(
+    ("family", "jit", "batch_shape", "estimator"),
+    [
+        ("mean_field", True, (), "reparameterization"),
+        ("full_rank", False, (), "reparameterization"),
+        ("mean_field", True, (3,), "reparameterization"),
+        ("mean_field", True, (), "sticking_the_landing"),
+    ],
+)
+def test_harness_loop_takes_the_same_steps_as_tfp(family, jit, batch_shape, estimator):
+    (ours, tfps), (our_final, tfp_final) = _minimize_both_ways(
+        family, jit, batch_shape=batch_shape, estimator=estimator
+    )
+    assert ours.shape == (7, *batch_shape)
+    np.testing.assert_array_equal(ours, tfps)
+    for mine, theirs in zip(our_final, tfp_final, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert np.all(np.diff(ours.reshape(7, -1).mean(axis=1)) != 0)  # the steps moved q
