@@ -36,9 +36,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.families import FAMILIES
-from harness.models import MODELS
-
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -352,6 +349,11 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
         )
     if len(set(seeds)) != len(seeds):
         raise SpecError(f"{where}: key 'seeds': duplicate seeds in {seeds!r}")
+    # The registries import TensorFlow: imported here, so that importing this module (and
+    # harness.executors, for a worker pool started before the spec is checked) stays light.
+    from harness.families import FAMILIES
+    from harness.models import MODELS
+
     models = tuple(_entries(raw, "models", MODELS, _model_parameters, where))
     families = tuple(
         _entries(raw, "families", FAMILIES, lambda n: dict(FAMILIES[n].hyperparameters), where)
@@ -382,6 +384,7 @@ def _inapplicable(models, families, where) -> frozenset:
     encoder families (kind ``amortized``) only.  A family that applies to none of the listed
     models is an error.
     """
+    from harness.families import FAMILIES
     from harness.models import AMORTIZED_MODELS
 
     amortized = {m for m in models if m[0] in AMORTIZED_MODELS}
@@ -422,6 +425,8 @@ def _inapplicable(models, families, where) -> frozenset:
 
 
 def _model_parameters(name: str) -> dict[str, Any]:
+    from harness.models import MODELS
+
     signature = inspect.signature(MODELS[name])
     return {k: p.default for k, p in signature.parameters.items()}
 

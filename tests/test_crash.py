@@ -229,3 +229,21 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--help"], 0), (["run"], 2), (["run", "missing.toml"], 2), (["no-such-command"], 2)],
+)
+def test_program_exit_codes_survive_the_fast_exit(tmp_path, args, expected):
+    """``harness`` skips the interpreter's teardown at exit: the exit code must be kept."""
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+    )
+    assert done.returncode == expected, done.stderr
+    assert (done.stdout if expected == 0 else done.stderr).strip()

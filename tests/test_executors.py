@@ -176,3 +176,61 @@ def test_worker_crash_is_that_cells_failure_and_the_pool_carries_on(
         ]
         assert killed[0].data.tags["harness.status"] == "error"
         assert killed[0].info.status == "FAILED"
+
+
+def test_pool_and_spec_modules_import_without_tensorflow():
+    """The CLI starts its worker pool before it checks the spec: importing the pool (and the
+    spec's module) must not import TensorFlow, or the driver would pay for it first."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, harness.executors, harness.spec, harness.fit; "
+        "print(sorted(m for m in ('tensorflow', 'tensorflow_probability', 'mlflow') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_cells_bound_reads_the_grid_size_from_the_toml_alone(tmp_path):
+    from harness import cli, spec
+
+    path = tmp_path / "grid.toml"
+    path.write_text(
+        'name = "grid"\nseeds = [0, 1, 2]\nmodels = ["banana", "eight_schools"]\n'
+        'families = ["mean_field", {name = "iaf", hidden_units = 8}]\n'
+        "[fit]\nnum_steps = [10, 20]\nsample_size = 2\n"
+    )
+    assert cli._cells_bound(path) == len(spec.load(path).cells()) == 24
+    path.write_text("name = \n")
+    assert cli._cells_bound(path) is None
+    assert cli._cells_bound(tmp_path / "missing.toml") is None
+
+
+def test_bad_spec_leaves_no_worker_behind(tmp_path, capsys):
+    """The pool starts before the spec is checked; on bad input its workers are killed, not
+    waited for."""
+    import multiprocessing
+
+    from harness import cli
+
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\nmodels = ["nope"]\nfamilies = ["mean_field"]\n')
+    assert cli._cells_bound(path) == 1  # readable: the early pool does start
+    code = cli.main(["run", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert code == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert multiprocessing.active_children() == []
+
+
+def test_aborted_pool_kills_its_workers_instead_of_waiting():
+    import signal
+
+    pool = executors.LocalPool(2)
+    processes = list(pool._pool._processes.values())
+    assert len(processes) == 2
+    pool.close(abort=True)
+    assert [p.exitcode for p in processes] == [-signal.SIGKILL] * 2
