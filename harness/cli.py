@@ -212,14 +212,16 @@ def _run(args) -> int:
     if args.workers is not None and args.workers < 1:
         return _error(f"--workers must be >= 1, got {args.workers}")
     pool = None
-    bound = _cells_bound(args.spec) if args.executor == "local" and not args.dry_run else None
-    if bound is not None and not args.overrides:
-        # Started first, so that the workers import TensorFlow while the driver imports it
-        # too and checks the spec (which builds models), imports MLflow and opens the store.
-        # Sized from the TOML alone: the bound is exact unless pairs are excluded.
+    if args.executor == "local" and not args.dry_run:
         from harness import executors
+        from harness.spec import cells_bound
 
-        pool = executors.LocalPool(executors.pool_size(args.workers, bound))
+        bound = cells_bound(args.spec, args.overrides)
+        if bound is not None:
+            # Started first, so that the workers import TensorFlow while the driver imports
+            # it too and checks the spec (which builds models), imports MLflow and opens the
+            # store.  (An unreadable spec fails its check below.)
+            pool = executors.LocalPool(executors.pool_size(args.workers, bound))
     code = EXIT_USAGE
     try:
         code = _run_spec(args, pool)
@@ -228,23 +230,6 @@ def _run(args) -> int:
         if pool is not None:
             # Bad input (nothing was run) or an exception: its workers are not needed.
             pool.close(abort=code == EXIT_USAGE)
-
-
-def _cells_bound(path: Path) -> int | None:
-    """models × families × fit grid × seeds read from the spec's TOML without checking it (no
-    registries, so no TensorFlow), or None where that cannot be read."""
-    import tomllib
-
-    try:
-        raw = tomllib.loads(path.read_text())
-        seeds = raw.get("seeds", [0])
-        count = len(raw["models"]) * len(raw["families"])
-        count *= len(seeds) if isinstance(seeds, list) else 1
-        for value in raw.get("fit", {}).values():
-            count *= len(value) if isinstance(value, list) else 1
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return count or None
 
 
 def _run_spec(args, pool) -> int:
@@ -261,14 +246,6 @@ def _run_spec(args, pool) -> int:
             fit = ", ".join(f"{k}={v}" for k, v in vars(cell.fit).items())
             print(f"  {cell.cell_id}  {cell.run_name:<40} {fit}")
         return EXIT_OK
-
-    if pool is None and args.executor == "local":
-        # Spec overrides, or a TOML read only now: started before the driver imports MLflow
-        # and opens the store, so that the workers import TensorFlow meanwhile.
-        from harness import executors
-
-        with executors.LocalPool(executors.pool_size(args.workers, len(cells))) as own:
-            return _run_sweep(args, spec, cells, own)
     return _run_sweep(args, spec, cells, pool)
 
 

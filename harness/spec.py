@@ -252,6 +252,11 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
       SpecError: with a one-line message naming the file and the key.
     """
     path = Path(path)
+    return validate(_read(path, overrides), path)
+
+
+def _read(path: Path, overrides: Sequence[str]) -> dict:
+    """The spec file's TOML with the overrides applied, unchecked."""
     where = str(path)
     if not path.is_file():
         raise SpecError(f"{where}: no such spec file")
@@ -263,7 +268,23 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
         raise SpecError(f"{where}: not a UTF-8 text file") from None
     for override in overrides:
         _apply_override(raw, override, where)
-    return validate(raw, path)
+    return raw
+
+
+def cells_bound(path: str | Path, overrides: Sequence[str] = ()) -> int | None:
+    """models × families × fit grid × seeds, read from the spec (overrides applied) without
+    checking it: no registries, so no TensorFlow.  Equal to ``len(load(...).cells())`` unless
+    (model, family) pairs are excluded; None where the file cannot be read that far."""
+    try:
+        raw = _read(Path(path), overrides)
+        seeds = raw.get("seeds", [0])
+        count = len(raw["models"]) * len(raw["families"])
+        count *= len(seeds) if isinstance(seeds, list) else 1
+        for value in raw.get("fit", {}).values():
+            count *= len(value) if isinstance(value, list) else 1
+    except (SpecError, KeyError, TypeError, AttributeError):
+        return None
+    return count or None
 
 
 def _apply_override(raw: dict, override: str, where: str) -> None:

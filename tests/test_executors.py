@@ -196,7 +196,7 @@ def test_pool_and_spec_modules_import_without_tensorflow():
 
 
 def test_cells_bound_reads_the_grid_size_from_the_toml_alone(tmp_path):
-    from harness import cli, spec
+    from harness import spec
 
     path = tmp_path / "grid.toml"
     path.write_text(
@@ -204,10 +204,12 @@ def test_cells_bound_reads_the_grid_size_from_the_toml_alone(tmp_path):
         'families = ["mean_field", {name = "iaf", hidden_units = 8}]\n'
         "[fit]\nnum_steps = [10, 20]\nsample_size = 2\n"
     )
-    assert cli._cells_bound(path) == len(spec.load(path).cells()) == 24
+    assert spec.cells_bound(path) == len(spec.load(path).cells()) == 24
+    overrides = ["seeds=[0]", 'families=["mean_field"]']
+    assert spec.cells_bound(path, overrides) == len(spec.load(path, overrides).cells()) == 4
     path.write_text("name = \n")
-    assert cli._cells_bound(path) is None
-    assert cli._cells_bound(tmp_path / "missing.toml") is None
+    assert spec.cells_bound(path) is None
+    assert spec.cells_bound(tmp_path / "missing.toml") is None
 
 
 def test_bad_spec_leaves_no_worker_behind(tmp_path, capsys):
@@ -215,11 +217,11 @@ def test_bad_spec_leaves_no_worker_behind(tmp_path, capsys):
     waited for."""
     import multiprocessing
 
-    from harness import cli
+    from harness import cli, spec
 
     path = tmp_path / "bad.toml"
     path.write_text('name = "bad"\nmodels = ["nope"]\nfamilies = ["mean_field"]\n')
-    assert cli._cells_bound(path) == 1  # readable: the early pool does start
+    assert spec.cells_bound(path) == 1  # readable: the early pool does start
     code = cli.main(["run", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
     assert code == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
