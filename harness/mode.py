@@ -513,7 +513,6 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
             )
             elbo = float(-values.mean() + entropy)
             # A candidate must beat the earlier ones by more than round-off to replace them.
-            if _DEBUG: print(label, shrink, elbo)
             if best is None or elbo > best[0] + 1e-3:
                 name = label if shrink == 1 else f"{label}, covariance shrunk by {shrink**2:g}"
                 best = (
