@@ -508,10 +508,14 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
             values = np.asarray(values, np.float64)
             if not np.all(np.isfinite(values)):
                 continue
-            entropy = 0.5 * dim * np.log(2 * np.pi * np.e) + np.sum(
-                np.log(shrink * np.diag(scale_tril))
+            # log q at the draws rather than q's analytic entropy: the estimate of log p̃ − log q
+            # then has no variance when q is exact (a Gaussian target at its mode).
+            log_q = (
+                -0.5 * np.sum(noise**2, axis=1)
+                - 0.5 * dim * np.log(2 * np.pi)
+                - np.sum(np.log(shrink * np.diag(scale_tril)))
             )
-            elbo = float(-values.mean() + entropy)
+            elbo = float(np.mean(-values - log_q))
             # A candidate must beat the earlier ones by more than round-off to replace them.
             if best is None or elbo > best[0] + 1e-3:
                 name = label if shrink == 1 else f"{label}, covariance shrunk by {shrink**2:g}"
