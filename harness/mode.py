@@ -515,9 +515,12 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
                 - 0.5 * dim * np.log(2 * np.pi)
                 - np.sum(np.log(shrink * np.diag(scale_tril)))
             )
-            elbo = float(np.mean(-values - log_q))
-            # A candidate must beat the earlier ones by more than round-off to replace them.
-            if best is None or elbo > best[0] + 1e-3:
+            log_weights = -values - log_q
+            elbo = float(np.mean(log_weights))
+            error = float(np.std(log_weights) / np.sqrt(len(log_weights)))
+            # A later candidate must beat the best so far by two standard errors: the mode
+            # (first) is kept against points whose estimate is higher only by chance.
+            if best is None or elbo - best[0] > 2 * np.hypot(error, best[5]):
                 name = label if shrink == 1 else f"{label}, covariance shrunk by {shrink**2:g}"
                 best = (
                     elbo,
@@ -525,10 +528,11 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
                     point,
                     shrink * scale_tril,
                     shrink / np.sqrt(hessian_diag),
+                    error,
                 )
     if best is None:
         return None
-    elbo, label, point, scale_tril, scale_diag = best
+    elbo, label, point, scale_tril, scale_diag, _ = best
     return InitialGaussian(
         loc=np.asarray(point, np.float64),
         scale_tril=scale_tril,
