@@ -500,7 +500,7 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
             scale_tril = np.linalg.cholesky(0.5 * (covariance + covariance.T))
         except np.linalg.LinAlgError:
             continue
-        hessian_diag = 1.0 / np.diag(np.linalg.inv(covariance))
+        hessian_diag = np.diag(np.linalg.inv(covariance))
         for shrink in _SHRINKS:
             draws = point + shrink * noise @ scale_tril.T
             values, _ = target._value_and_gradient(np.asarray(draws, target.dtype))

@@ -42,13 +42,35 @@ def _int_seeds(seed, n: int) -> list[int]:
     return [int(s[0]) % (2**31 - 1) for s in tfp.random.split_seed(seed, n=n)]
 
 
-def _on_gaussian_base(model, layers, *, seed, initial_scale: float, name: str):
+def _on_gaussian_base(model, layers, *, seed, initial_scale: float, name: str, initial=None):
     """``event_space_bijector ∘ Shift(μ) ∘ Scale(σ) ∘ layers[-1] ∘ … ∘ layers[0]`` on N(0, I).
 
-    μ starts uniform on (-2, 2) (TFP's default initialisation of its affine surrogates) and σ at
-    ``initial_scale`` (see :mod:`harness.families.gaussian`).
+    With ``initial`` (a :class:`harness.mode.InitialGaussian`, the default initialisation) the
+    affine base is preceded by the fixed map ``u ↦ m₀ + L₀ u`` of the initial Gaussian, with
+    μ = 0 and σ = 1: at step 0 the flow is the identity on that Gaussian, and every trainable
+    parameter works on a whitened scale (see :func:`harness.families.gaussian.whitening`).
+    Without it, μ starts uniform on (-2, 2) (TFP's default initialisation of its affine
+    surrogates) and σ at ``initial_scale`` (see :mod:`harness.families.gaussian`).
     """
     dim, dtype = model.dimension, model.dtype
+    if initial is not None:
+        from harness.families.gaussian import whitening
+
+        shift, linear = whitening(initial, dtype, full=True)
+        loc = tf.Variable(tf.zeros([dim], dtype), name="base_loc")
+        scale = tfp.util.TransformedVariable(
+            tf.ones([dim], dtype), tfb.Softplus(), name="base_scale"
+        )
+        bijector = tfb.Chain(
+            [model.default_event_space_bijector, tfb.Shift(shift), linear]
+            + [tfb.Shift(loc), tfb.Scale(scale)]
+            + list(reversed(layers))
+        )
+        return tfd.TransformedDistribution(
+            tfd.Sample(tfd.Normal(tf.constant(0.0, dtype), 1.0), sample_shape=[dim]),
+            bijector,
+            name=name,
+        )
     loc = tf.Variable(
         tf.random.stateless_uniform([dim], seed, -2.0, 2.0, dtype=dtype), name="base_loc"
     )
@@ -95,7 +117,15 @@ def _made(dim: int, hidden_units: int, num_hidden_layers: int, seed: int, dtype)
 
 
 def _autoregressive(
-    model, *, seed, num_layers, hidden_units, num_hidden_layers, initial_scale, inverse: bool
+    model,
+    *,
+    seed,
+    num_layers,
+    hidden_units,
+    num_hidden_layers,
+    initial_scale,
+    inverse: bool,
+    initial=None,
 ):
     """IAF (``inverse=True``) or MAF layers on the Gaussian base."""
     dim = model.dimension
@@ -117,6 +147,7 @@ def _autoregressive(
         seed=base_seed,
         initial_scale=initial_scale,
         name="iaf_surrogate" if inverse else "maf_surrogate",
+        initial=initial,
     )
 
 
@@ -128,6 +159,7 @@ def build_iaf(
     hidden_units: int = 32,
     num_hidden_layers: int = 1,
     initial_scale: float = 0.1,
+    initial=None,
 ):
     """Inverse autoregressive flow (Kingma et al., 2016) on a mean-field Gaussian base.
 
@@ -141,7 +173,10 @@ def build_iaf(
       num_layers: Number of IAF layers (depth).
       hidden_units: Width of each MADE hidden layer.
       num_hidden_layers: Hidden layers per MADE network.
-      initial_scale: Initial σ of the Gaussian base on the unconstrained scale.
+      initial_scale: Initial σ of the Gaussian base on the unconstrained scale (uniform
+        initialisation only).
+      initial: The initial Gaussian (:class:`harness.mode.InitialGaussian`) the flow starts
+        as (the identity on it), or None for the uniform initialisation.
     """
     return _autoregressive(
         model,
@@ -151,6 +186,7 @@ def build_iaf(
         num_hidden_layers=num_hidden_layers,
         initial_scale=initial_scale,
         inverse=True,
+        initial=initial,
     )
 
 
@@ -162,6 +198,7 @@ def build_maf(
     hidden_units: int = 32,
     num_hidden_layers: int = 1,
     initial_scale: float = 0.1,
+    initial=None,
 ):
     """Masked autoregressive flow (Papamakarios et al., 2017) on a mean-field Gaussian base.
 
@@ -175,7 +212,10 @@ def build_maf(
       num_layers: Number of MAF layers (depth).
       hidden_units: Width of each MADE hidden layer.
       num_hidden_layers: Hidden layers per MADE network.
-      initial_scale: Initial σ of the Gaussian base on the unconstrained scale.
+      initial_scale: Initial σ of the Gaussian base on the unconstrained scale (uniform
+        initialisation only).
+      initial: The initial Gaussian (:class:`harness.mode.InitialGaussian`) the flow starts
+        as (the identity on it), or None for the uniform initialisation.
     """
     return _autoregressive(
         model,
@@ -185,6 +225,7 @@ def build_maf(
         num_hidden_layers=num_hidden_layers,
         initial_scale=initial_scale,
         inverse=False,
+        initial=initial,
     )
 
 
@@ -298,6 +339,7 @@ def build_real_nvp(
     hidden_units: int = 32,
     num_hidden_layers: int = 1,
     initial_scale: float = 0.1,
+    initial=None,
 ):
     """RealNVP affine coupling flow (Dinh et al., 2017) on a mean-field Gaussian base.
 
@@ -312,7 +354,10 @@ def build_real_nvp(
       num_layers: Number of coupling layers (depth).
       hidden_units: Width of each hidden layer of the coupling networks.
       num_hidden_layers: Hidden layers per coupling network.
-      initial_scale: Initial σ of the Gaussian base on the unconstrained scale.
+      initial_scale: Initial σ of the Gaussian base on the unconstrained scale (uniform
+        initialisation only).
+      initial: The initial Gaussian (:class:`harness.mode.InitialGaussian`) the flow starts
+        as (the identity on it), or None for the uniform initialisation.
     """
     _check_coupling_dimension(model, "real_nvp")
     dim = model.dimension
@@ -340,6 +385,7 @@ def build_real_nvp(
         seed=base_seed,
         initial_scale=initial_scale,
         name="real_nvp_surrogate",
+        initial=initial,
     )
 
 
@@ -353,6 +399,7 @@ def build_neural_spline(
     num_bins: int = 8,
     spline_range: float = 5.0,
     initial_scale: float = 0.1,
+    initial=None,
 ):
     """Neural spline flow: rational-quadratic spline coupling (Durkan et al., 2019).
 
@@ -371,7 +418,10 @@ def build_neural_spline(
       num_hidden_layers: Hidden layers per coupling network.
       num_bins: Spline bins per coordinate.
       spline_range: Half-width ``B`` of the interval where the spline acts.
-      initial_scale: Initial σ of the Gaussian base on the unconstrained scale.
+      initial_scale: Initial σ of the Gaussian base on the unconstrained scale (uniform
+        initialisation only).
+      initial: The initial Gaussian (:class:`harness.mode.InitialGaussian`) the flow starts
+        as (the identity on it), or None for the uniform initialisation.
     """
     _check_coupling_dimension(model, "neural_spline")
     dim = model.dimension
@@ -401,4 +451,5 @@ def build_neural_spline(
         seed=base_seed,
         initial_scale=initial_scale,
         name="neural_spline_surrogate",
+        initial=initial,
     )
