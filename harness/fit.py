@@ -2,13 +2,20 @@
 
 The loop is ``tfp.vi.fit_surrogate_posterior``'s (as :func:`minimize`, in a leaner graph),
 compiled with XLA (``jit_compile=True``) where the surrogate compiles, else in graph mode; the
-mode that ran is recorded in ``FitResult.fit_mode``.
-The steps are run in equal *chunks* of one compiled loop each, so that
+mode that ran is recorded in ``FitResult.fit_mode``.  One compiled call runs up to
+:data:`CHUNK_STEPS` steps (a *chunk*); between chunks, on NumPy arrays:
 
-* the first chunk's extra time is the compilation (``compile_seconds``) and the rest gives the
-  steady-state speed (``fit_seconds``, ``steps_per_second``) without fitting twice;
-* a loss that becomes NaN/Inf stops the fit at the end of its chunk (``status = diverged``);
-* the loss trace has wall-clock times for loss-against-time figures.
+* ``learning_rate = "auto"``: short pilot runs over :data:`PILOT_LEARNING_RATES` from the same
+  start with the same noise, the best one kept (Agrawal, Sheldon and Domke, "Advances in
+  black-box VI", NeurIPS 2020, choose the step size by such a search);
+* the convergence rule (:mod:`harness.convergence`) lowers the learning rate after each
+  stationary phase and stops the fit when lowering it no longer gains, or the budget
+  ``num_steps`` is spent (``FitResult.converged`` and its reason either way);
+* a loss that becomes NaN/Inf stops the fit (``status = diverged``);
+* timings: the first call's excess over the steady-state speed is the compilation
+  (``compile_seconds``); the rest gives ``fit_seconds`` and the loss trace's wall-clock times.
+
+The learning rate is a variable of the optimizer, so changing it recompiles nothing.
 """
 
 from __future__ import annotations
@@ -26,9 +33,17 @@ import numpy as np
 from harness.metrics import runtime
 from harness.spec import Cell
 
-# Aim for about this many chunks per fit: enough for a steady-state speed estimate and timely
-# divergence detection, few enough that per-call overhead (≈0.1 ms) stays negligible.
-_TARGET_CHUNKS = 10
+# Steps per compiled call: the convergence rule is checked between calls.  A call costs ≈0.2 ms
+# of overhead; 250 steps of even the cheapest cell (≈40 µs a step) take 10 ms, so the checks
+# and calls cost ≤ 2 % of a fit, and a fit overshoots its stopping point by < 250 steps.
+CHUNK_STEPS = 250
+# Learning rates tried by ``learning_rate = "auto"``, one chunk each.  With the default
+# initialisation the parameters are whitened (of order 1), so Adam's useful rates lie in
+# 0.003–0.3 whatever the model's scale.
+PILOT_LEARNING_RATES = (0.3, 0.1, 0.03, 0.01, 0.003)
+# ``auto`` without pilots: a budget under two steps per pilot rate (smoke tests), or a
+# schedule fixed at its initial rate.  0.01 is the customary Adam rate for VI.
+FALLBACK_LEARNING_RATE = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +69,11 @@ class FitResult:
       diverged_step: For ``status = diverged``: the first step whose loss was not finite, or
         ``num_steps_run`` when the fit ended finite but the fitted surrogate's draws or log
         densities were not; None otherwise.
+      converged: The convergence verdict (:mod:`harness.convergence` for the variational fits;
+        each baseline's own criterion); None where none applies (an error).
+      convergence_reason: One line: why converged, or why not.
+      fit_params: Values chosen during the fit, logged as parameters (e.g.
+        ``learning_rate_chosen``, ``initialization_chosen``).
     """
 
     cell: Cell
@@ -72,6 +92,9 @@ class FitResult:
     started_at: float = 0.0
     traceback: str = ""
     diverged_step: int | None = None
+    converged: bool | None = None
+    convergence_reason: str = ""
+    fit_params: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def fit(cell: Cell, model=None) -> FitResult:
@@ -104,15 +127,6 @@ def _device() -> str:
     return f"GPU:{gpus[0].name}" if gpus else "CPU"
 
 
-def chunk_plan(num_steps: int) -> list[int]:
-    """Split ``num_steps`` into chunks of one size (plus at most one remainder chunk)."""
-    size = max(1, math.ceil(num_steps / _TARGET_CHUNKS))
-    chunks = [size] * (num_steps // size)
-    if num_steps % size:
-        chunks.append(num_steps % size)
-    return chunks
-
-
 def compile_key(cell: Cell) -> str:
     """Everything that shapes a cell's compiled loop: its identity without the seed."""
     identity = cell.identity
@@ -127,24 +141,8 @@ class _Compiled:
 
     key: str
     model: Any
-    surrogate_posterior: Any
-    optimizer: Any
-    runners: dict
-    mode: str
-    fallback_reason: str
+    loop: _Loop
     evaluator: Evaluator
-
-    def reset(self, fresh_surrogate_posterior) -> None:
-        """Take the initial values of a freshly built surrogate and a zeroed optimizer."""
-        import tensorflow as tf
-
-        ours, theirs = self.surrogate_posterior.variables, fresh_surrogate_posterior.variables
-        if [v.shape for v in ours] != [v.shape for v in theirs]:
-            raise RuntimeError("surrogate variables differ between builds of one family")
-        for mine, fresh in zip(ours, theirs, strict=True):
-            mine.assign(fresh)
-        for variable in self.optimizer.variables:
-            variable.assign(tf.zeros_like(variable))
 
 
 # One per process: the last compiled loop (cells that differ only in seed share it).
@@ -209,6 +207,8 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
     family = FAMILIES[first_cell.family]
     family.check(model)
     hyperparameters = dict(first_cell.hyperparameters)
+    initial, initial_reason, initial_cost = _initial_for(first_cell, model, family)
+    extra = {"initial": initial} if initial is not None else {}
     cell_seeds = [
         tfp.random.split_seed(tf.constant(c.stateless_seed, tf.int32), n=3) for c in cells
     ]
@@ -216,38 +216,25 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
     batch_seed = tf.constant(
         [int.from_bytes(digest[i : i + 4], "little") >> 1 for i in (0, 4)], tf.int32
     )
-    chunks = chunk_plan(first_cell.fit.num_steps)
-    chunk_seeds = tfp.random.split_seed(batch_seed, n=len(chunks))
-    singles = [family.build(model, seed=s[0], **hyperparameters) for s in cell_seeds]
+    fit_seed, eval_seed = tfp.random.split_seed(batch_seed, n=2)
+    singles = [family.build(model, seed=s[0], **hyperparameters, **extra) for s in cell_seeds]
 
     def build_batched():
         batched = family.build(
-            model, seed=cell_seeds[0][0], batch_shape=(len(cells),), **hyperparameters
+            model, seed=cell_seeds[0][0], batch_shape=(len(cells),), **hyperparameters, **extra
         )
         for k, variable in enumerate(batched.variables):
             variable.assign(tf.stack([single.variables[k] for single in singles]))
         return batched
 
-    compiled = _compile(build_batched, model, first_cell, chunks, chunk_seeds[0])
-    batched, runners, mode, fallback_reason = (
-        compiled.surrogate_posterior,
-        compiled.runners,
-        compiled.mode,
-        compiled.fallback_reason,
-    )
-    first, first_seconds = compiled.first_losses, compiled.first_seconds
-    losses, chunk_seconds = [first], [first_seconds]
-    for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
-        if not np.any(np.all(np.isfinite(np.concatenate(losses)), axis=0)):
-            break  # every replicate diverged
-        t0 = time.perf_counter()
-        losses.append(runners[size](seed).numpy())
-        chunk_seconds.append(time.perf_counter() - t0)
+    loop = _Loop(build_batched, model, first_cell)
+    trace = _optimise(loop, first_cell, fit_seed, replicates=len(cells))
 
     # One evaluation of the whole batch (eager: a batch is fitted once), shared by the
     # replicates; run on first use, i.e. only when some replicate finished finite.
-    evaluator = Evaluator(model, batched, first_cell, replicates=len(cells), traced=False)
-    eval_seed = tfp.random.split_seed(batch_seed, n=2)[1]
+    evaluator = Evaluator(
+        model, loop.surrogate_posterior, first_cell, replicates=len(cells), traced=False
+    )
     batch_evaluation: list = []
 
     def evaluation(i):
@@ -255,27 +242,20 @@ def _fit_replicates(cells: list[Cell], started: float) -> list[FitResult]:
             batch_evaluation.extend(evaluator(eval_seed))
         return batch_evaluation[i]
 
-    results = []
-    for i, cell in enumerate(cells):
-        own = [chunk[:, i] for chunk in losses]
-        # A diverged replicate's trace ends with the chunk in which it diverged.
-        bad = [j for j, chunk in enumerate(own) if not np.all(np.isfinite(chunk))]
-        if bad:
-            own = own[: bad[0] + 1]
-        results.append(
-            _result(
-                cell,
-                model,
-                functools.partial(evaluation, i),
-                own,
-                chunk_seconds[: len(own)],
-                mode,
-                fallback_reason,
-                started,
-                evaluator,
-            )
+    return [
+        _result(
+            cell,
+            model,
+            functools.partial(evaluation, i),
+            trace.replicate(i),
+            loop,
+            started,
+            evaluator,
+            initial_reason,
+            initial_cost,
         )
-    return results
+        for i, cell in enumerate(cells)
+    ]
 
 
 def _fit(cell: Cell, started: float, model=None) -> FitResult:
@@ -308,82 +288,294 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
     )
     if family.kind != "svi":
         return _fit_baseline(cell, model, family, started, init_seed, eval_seed)
-    chunks = chunk_plan(cell.fit.num_steps)
-    chunk_seeds = tfp.random.split_seed(fit_seed, n=len(chunks))
+    initial, initial_reason, initial_cost = _initial_for(cell, model, family)
+    extra = {"initial": initial} if initial is not None else {}
+
+    def build():
+        return family.build(model, seed=init_seed, **dict(cell.hyperparameters), **extra)
 
     if cached is not None:
         # Same model, family, hyperparameters and fit settings as the previous cell in this
         # process (typically another seed): reuse its compiled loop.  Re-initialising the
         # variables from this seed's fresh build and zeroing the optimizer state makes the fit
         # identical to a fresh one, without paying tracing and XLA compilation again.
-        fresh = family.build(model, seed=init_seed, **dict(cell.hyperparameters))
-        cached.reset(fresh)
-        surrogate_posterior, runners = cached.surrogate_posterior, cached.runners
-        mode, fallback_reason = cached.mode, cached.fallback_reason
+        loop = cached.loop
+        loop.reset(build())
         evaluator = cached.evaluator
-        t0 = time.perf_counter()
-        first = runners[chunks[0]](chunk_seeds[0]).numpy()
-        first_seconds = time.perf_counter() - t0
     else:
-        compiled = _compile(
-            lambda: family.build(model, seed=init_seed, **dict(cell.hyperparameters)),
-            model,
-            cell,
-            chunks,
-            chunk_seeds[0],
-        )
-        surrogate_posterior, runners = compiled.surrogate_posterior, compiled.runners
-        mode, fallback_reason = compiled.mode, compiled.fallback_reason
-        first, first_seconds = compiled.first_losses, compiled.first_seconds
+        loop = _Loop(build, model, cell)
         # Traced once and kept with the loop when other seeds will reuse it; else eager.
-        evaluator = Evaluator(model, surrogate_posterior, cell, traced=key is not None)
+        evaluator = Evaluator(model, loop.surrogate_posterior, cell, traced=key is not None)
         if key is not None:
-            _LAST_COMPILED = _Compiled(
-                key,
-                model,
-                surrogate_posterior,
-                compiled.optimizer,
-                runners,
-                mode,
-                fallback_reason,
-                evaluator,
-            )
-    losses = [first]
-    chunk_seconds = [first_seconds]
-    if np.all(np.isfinite(first)):
-        for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
-            t0 = time.perf_counter()
-            chunk_losses = runners[size](seed).numpy()
-            chunk_seconds.append(time.perf_counter() - t0)
-            losses.append(chunk_losses)
-            if not np.all(np.isfinite(chunk_losses)):
-                break
-            if converged(losses, cell.fit.early_stopping_tolerance):
-                break
+            _LAST_COMPILED = _Compiled(key, model, loop, evaluator)
+    trace = _optimise(loop, cell, fit_seed)
     return _result(
         cell,
         model,
         lambda: evaluator(eval_seed)[0],
-        losses,
-        chunk_seconds,
-        mode,
-        fallback_reason,
+        trace,
+        loop,
         started,
         evaluator,
+        initial_reason,
+        initial_cost,
     )
 
 
-@dataclasses.dataclass
-class _FirstChunk:
-    """A built surrogate with its compiled chunk loops, after running the first chunk."""
+# The initial Gaussians of the models seen in this process (one search per model, shared by
+# every family, seed and fit setting: common random numbers), keyed by model identity.
+_INITIAL: dict[str, Any] = {}
+_INITIAL_CACHE_SIZE = 8
 
-    surrogate_posterior: Any
-    runners: dict
-    optimizer: Any
-    mode: str
-    fallback_reason: str
-    first_losses: np.ndarray
-    first_seconds: float
+
+def _initial_for(cell: Cell, model, family) -> tuple[Any, str, tuple[float, int]]:
+    """``(initial Gaussian or None, how the fit was initialised, (seconds, gradient
+    evaluations) of the search))`` for ``fit.initialization``.
+
+    The search depends on the model only (its random restarts are seeded by the model's
+    identity), so every family, seed and setting of a model starts from the same Gaussian, and
+    a worker searches once per model.  Each cell is charged the search's full cost, as a
+    standalone fit would pay it.  When the search finds no usable Gaussian, or the family has
+    no ``initial`` argument (ASVI), the uniform initialisation is used and the reason says so.
+    """
+    import hashlib
+    import inspect
+
+    if cell.fit.initialization != "mode":
+        return None, "uniform", (0.0, 0)
+    if "initial" not in inspect.signature(family.build).parameters:
+        return None, f"family default ({family.name} has no mode initialisation)", (0.0, 0)
+    identity = json.dumps(
+        {"model": cell.model, "model_args": dict(cell.model_args)}, sort_keys=True, default=str
+    )
+    if identity not in _INITIAL:
+        from harness.mode import initial_gaussian
+
+        digest = hashlib.sha256(("initial:" + identity).encode()).digest()
+        seed = [int.from_bytes(digest[i : i + 4], "little") >> 1 for i in (0, 4)]
+        t0 = time.perf_counter()
+        found = initial_gaussian(model, seed)
+        if len(_INITIAL) >= _INITIAL_CACHE_SIZE:
+            _INITIAL.pop(next(iter(_INITIAL)))
+        _INITIAL[identity] = (found, time.perf_counter() - t0)
+    found, seconds = _INITIAL[identity]
+    if found is None:
+        return None, "uniform (no usable Gaussian from the mode search)", (seconds, 0)
+    return found, found.reason, (seconds, found.num_gradient_evaluations)
+
+
+class _Loop:
+    """A surrogate with its optimizer and compiled chunk runner ``(seed, steps) -> losses``.
+
+    The runner is compiled with XLA when the cell asks for it; the first call is the test, and
+    when XLA cannot compile the step the surrogate is built afresh (its variables untouched by
+    the failed call) and run in graph mode, the reason kept in ``fallback_reason``.
+    """
+
+    def __init__(self, build_surrogate, model, cell: Cell):
+        self.build_surrogate = build_surrogate
+        self.model = model
+        self.cell = cell
+        self.size = min(CHUNK_STEPS, cell.fit.num_steps)
+        self.fallback_reason = ""
+        self.calls = 0
+        self._setup("xla" if cell.fit.jit_compile else "graph")
+
+    def _setup(self, mode: str, surrogate_posterior=None) -> None:
+        self.mode = mode
+        self.surrogate_posterior = surrogate_posterior or self.build_surrogate()
+        self.runner, self.optimizer = _chunk_runner(
+            self.model, self.surrogate_posterior, self.cell, self.size, mode == "xla"
+        )
+
+    def __call__(self, seed, num_steps: int) -> np.ndarray:
+        import tensorflow as tf
+
+        steps = tf.constant(num_steps, tf.int32)
+        try:
+            losses = self.runner(seed, steps).numpy()
+        except xla_failures() as e:
+            if self.mode != "xla" or self.calls:
+                raise
+            self.fallback_reason = describe_failure(e)
+            self._setup("graph")
+            losses = self.runner(seed, steps).numpy()
+        self.calls += 1
+        return losses[:num_steps]
+
+    @property
+    def learning_rate(self) -> float | None:
+        """The current learning rate, or None under a schedule."""
+        rate = self.optimizer.learning_rate
+        return float(rate.numpy()) if hasattr(rate, "assign") else None
+
+    def set_learning_rate(self, value: float) -> None:
+        self.optimizer.learning_rate.assign(value)
+
+    def snapshot(self) -> list[np.ndarray]:
+        """Values of the surrogate's and the optimizer's variables (restore() takes them)."""
+        return [v.numpy() for v in self._state()]
+
+    def restore(self, values: list[np.ndarray]) -> None:
+        for variable, value in zip(self._state(), values, strict=True):
+            variable.assign(value)
+
+    def _state(self):
+        return list(self.surrogate_posterior.variables) + list(self.optimizer.variables)
+
+    def reset(self, fresh_surrogate_posterior) -> None:
+        """Take the initial values of a freshly built surrogate and a zeroed optimizer."""
+        import tensorflow as tf
+
+        ours, theirs = self.surrogate_posterior.variables, fresh_surrogate_posterior.variables
+        if [v.shape for v in ours] != [v.shape for v in theirs]:
+            raise RuntimeError("surrogate variables differ between builds of one family")
+        for mine, fresh in zip(ours, theirs, strict=True):
+            mine.assign(fresh)
+        for variable in self.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        if isinstance(self.cell.fit.learning_rate, float):
+            self.set_learning_rate(self.cell.fit.learning_rate)
+
+
+@dataclasses.dataclass
+class _Trace:
+    """What the optimisation did: the kept loss trace and every compiled call's cost.
+
+    Attributes:
+      losses: Kept per-step losses ``[n]`` or ``[n, replicates]`` (the chosen pilot's steps,
+        then the main phase).
+      calls: ``(steps, seconds, kept)`` per compiled call, in order; pilots that lost are
+        not kept (their steps are not in ``losses`` but their time and gradients count).
+      verdicts: One :class:`harness.convergence.Verdict` per replicate (one for a single fit).
+      converged_step: Step (in ``losses``) at which the rule held, per replicate, or None.
+      params: Chosen values (``learning_rate_chosen``), logged as parameters.
+      metrics: ``learning_rate_final``, ``num_learning_rate_decreases``, ``num_pilot_steps``.
+    """
+
+    losses: np.ndarray
+    calls: list
+    verdicts: list
+    params: dict
+    metrics: dict
+
+    def replicate(self, i: int) -> _Trace:
+        """Replicate ``i``'s own trace, ending at the chunk in which it diverged."""
+        own = self.losses[:, i]
+        bad = np.nonzero(~np.isfinite(own))[0]
+        if bad.size:
+            own = own[: (bad[0] // CHUNK_STEPS + 1) * CHUNK_STEPS]
+        return _Trace(own, self.calls, [self.verdicts[i]], self.params, self.metrics)
+
+
+def _optimise(loop: _Loop, cell: Cell, seed, replicates: int | None = None) -> _Trace:
+    """Pilots (``learning_rate = "auto"``), then chunks until the convergence rule stops the
+    fit, the budget is spent or the loss diverges (see the module docstring).
+
+    Replicates (``[n, B]`` losses) share the learning rate; the rule runs on the loss summed
+    over the replicates still finite, and each replicate's own verdict is the shared one when
+    its own last window is stationary too.
+    """
+    import tensorflow as tf
+
+    from harness import convergence
+
+    settings = cell.fit
+    budget = settings.num_steps
+    calls: list = []
+    kept: list[np.ndarray] = []
+    used = 0
+
+    def call(index: int, steps: int) -> np.ndarray:
+        nonlocal used
+        t0 = time.perf_counter()
+        losses = loop(tf.random.experimental.stateless_fold_in(seed, index), steps)
+        calls.append([steps, time.perf_counter() - t0, True])
+        used += steps
+        return losses
+
+    def total(losses: np.ndarray) -> np.ndarray:
+        if losses.ndim == 1:
+            return losses
+        alive = np.all(np.isfinite(losses), axis=0)
+        return losses[:, alive].sum(axis=1) if alive.any() else np.full(len(losses), np.nan)
+
+    params: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    pilots_fit = budget >= 2 * len(PILOT_LEARNING_RATES) and loop.learning_rate is not None
+    if settings.learning_rate == "auto" and not pilots_fit:
+        if loop.learning_rate is not None:
+            loop.set_learning_rate(FALLBACK_LEARNING_RATE)
+        params["learning_rate_chosen"] = f"{FALLBACK_LEARNING_RATE:g}"
+    elif settings.learning_rate == "auto":
+        start = loop.snapshot()
+        pilot_steps = max(1, min(loop.size, budget // (len(PILOT_LEARNING_RATES) + 1)))
+        pilots = []
+        for rate in PILOT_LEARNING_RATES:
+            loop.restore(start)
+            loop.set_learning_rate(rate)
+            # Index 0 for every pilot: the same Monte Carlo noise (common random numbers).
+            losses = call(0, pilot_steps)
+            calls[-1][2] = False
+            tail = total(losses)[pilot_steps // 2 :]
+            score = float(np.mean(tail)) if np.all(np.isfinite(tail)) else float("inf")
+            pilots.append((score, rate, loop.snapshot(), losses, len(calls) - 1))
+        best = min(pilots, key=lambda p: p[0])
+        if not np.isfinite(best[0]):
+            best = pilots[-1]  # every pilot diverged: the smallest rate's trace shows how
+        loop.restore(best[2])
+        loop.set_learning_rate(best[1])
+        calls[best[4]][2] = True
+        kept.append(best[3])
+        params["learning_rate_chosen"] = f"{best[1]:g}"
+        metrics["num_pilot_steps"] = float(pilot_steps * len(PILOT_LEARNING_RATES))
+    elif loop.learning_rate is not None:
+        loop.set_learning_rate(float(settings.learning_rate))
+    adaptive = settings.learning_rate_schedule == "adaptive"
+    controller = convergence.Controller(settings.convergence_tolerance, adaptive)
+    index = 1
+    while used < budget and (not kept or np.all(np.isfinite(total(kept[-1])))):
+        steps = min(loop.size, budget - used)
+        kept.append(call(index, steps))
+        index += 1
+        if not np.all(np.isfinite(total(kept[-1]))):
+            break
+        action = controller.update(total(np.concatenate(kept)))
+        if action == "decrease":
+            loop.set_learning_rate(loop.learning_rate * convergence.DECREASE_FACTOR)
+        elif action == "stop" and settings.stopping == "converged":
+            break
+    losses = np.concatenate(kept)
+    budget_reached = used >= budget
+    shared = controller.final(total(losses), budget, budget_reached)
+    verdicts = [shared]
+    if replicates is not None:
+        verdicts = []
+        for i in range(replicates):
+            own = losses[:, i]
+            if not np.all(np.isfinite(own)):
+                verdicts.append(convergence.Verdict(False, "the loss became non-finite"))
+                continue
+            window = controller.window(own)
+            if shared.converged and window is not None:
+                found = convergence.trend(window)
+                if found.upper >= settings.convergence_tolerance:
+                    verdicts.append(
+                        convergence.Verdict(
+                            False,
+                            f"the batch converged but this replicate's loss moved "
+                            f"{found.drift:.2g} ± {found.standard_error:.2g} nats over its "
+                            "last window",
+                        )
+                    )
+                    continue
+            verdicts.append(shared)
+    if loop.learning_rate is not None:
+        metrics["learning_rate_final"] = loop.learning_rate
+        metrics["num_learning_rate_decreases"] = float(controller.decreases)
+    metrics["num_steps_budget"] = float(budget)
+    metrics["num_steps_total"] = float(used)
+    return _Trace(losses, calls, verdicts, params, metrics)
 
 
 def xla_failures() -> tuple[type[BaseException], ...]:
@@ -405,105 +597,88 @@ def describe_failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
 
 
-def _compile(build_surrogate, model, cell: Cell, chunks: list[int], first_seed) -> _FirstChunk:
-    """Build the surrogate, compile its loop with XLA (else graph mode) and run the first chunk.
+def _timings(calls: list) -> tuple[float, float, np.ndarray]:
+    """``(compile_seconds, fit_seconds, loss_seconds per kept step)`` from the compiled calls.
 
-    XLA compiles at the first call, so that call is the test: when it fails, the surrogate is
-    built afresh (its variables untouched by the failed call) and run in graph mode, and the
-    reason is recorded.
+    ``calls`` holds ``(steps, seconds, kept)`` per call, in order.  Steady-state seconds per
+    step come from the calls after the first; the first call's excess over that is
+    compilation.  A single-call fit cannot separate the two: all of it counts as fit time and
+    compile_seconds is undefined (NaN, not logged).  Every call's time counts in
+    ``fit_seconds`` (pilots that lost included: the search is part of the method's cost); the
+    kept steps are dated within their own call, on the clock of the whole fit.
     """
-
-    modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
-    fallback_reason = ""
-    for mode in modes:
-        surrogate_posterior = build_surrogate()
-        runners, optimizer = _chunk_runners(
-            model, surrogate_posterior, cell, set(chunks), mode == "xla"
-        )
-        try:
-            t0 = time.perf_counter()
-            first = runners[chunks[0]](first_seed).numpy()
-            return _FirstChunk(
-                surrogate_posterior,
-                runners,
-                optimizer,
-                mode,
-                fallback_reason,
-                first,
-                time.perf_counter() - t0,
-            )
-        except xla_failures() as e:
-            if mode != "xla":
-                raise
-            fallback_reason = describe_failure(e)
-    raise AssertionError("unreachable: graph mode either runs or raises")
-
-
-def _timings(chunk_seconds: list[float], steps: np.ndarray):
-    """``(compile_seconds, fit_seconds per chunk, loss_seconds per step)`` from chunk times.
-
-    Steady-state seconds per step come from the chunks after the first; the first chunk's
-    excess over that is compilation.  A single-chunk fit cannot separate the two: all of it
-    counts as fit time and compile_seconds is undefined (NaN, not logged).
-    """
-    if len(chunk_seconds) > 1:
-        per_step = float(np.sum(chunk_seconds[1:]) / np.sum(steps[1:]))
-        compile_seconds = max(0.0, chunk_seconds[0] - per_step * steps[0])
+    steps = np.array([c[0] for c in calls], np.float64)
+    seconds = np.array([c[1] for c in calls], np.float64)
+    if len(calls) > 1 and steps[1:].sum() > 0:
+        per_step = float(seconds[1:].sum() / steps[1:].sum())
+        compile_seconds = max(0.0, float(seconds[0] - per_step * steps[0]))
     else:
         compile_seconds = float("nan")
-    first_fit = chunk_seconds[0] - (0.0 if math.isnan(compile_seconds) else compile_seconds)
-    per_chunk_fit = np.array([first_fit] + list(chunk_seconds[1:]))
-    loss_seconds = np.concatenate(
-        [
-            start + (np.arange(1, n + 1) / n) * dur
-            for start, n, dur in zip(
-                np.cumsum(per_chunk_fit) - per_chunk_fit, steps, per_chunk_fit, strict=True
-            )
-        ]
-    )
-    return compile_seconds, per_chunk_fit, loss_seconds
+    fit = seconds.copy()
+    if not math.isnan(compile_seconds):
+        fit[0] -= compile_seconds
+    ends = np.cumsum(fit)
+    loss_seconds = [
+        ends[k] - fit[k] + (np.arange(1, int(steps[k]) + 1) / steps[k]) * fit[k]
+        for k, call in enumerate(calls)
+        if call[2]
+    ]
+    loss_seconds = np.concatenate(loss_seconds) if loss_seconds else np.zeros(0)
+    return compile_seconds, float(fit.sum()), loss_seconds
 
 
 def _result(
     cell: Cell,
     model,
     evaluate,
-    chunk_losses: list[np.ndarray],
-    chunk_seconds: list[float],
-    mode: str,
-    fallback_reason: str,
+    trace: _Trace,
+    loop: _Loop,
     started: float,
     evaluator: Evaluator,
+    initial_reason: str,
+    initial_cost: tuple[float, int],
 ) -> FitResult:
-    """A fitted surrogate and its loss chunks → FitResult with every metric.
+    """A fitted surrogate and its loss trace → FitResult with every metric.
 
     ``evaluate()`` gives the fitted q's evaluation by ``evaluator`` (see :class:`Evaluator`);
     it is called only when the fit ended finite.  ``metrics_seconds`` is the evaluation's
     time plus the metrics' own; the evaluator's tracing, if any, counts as compilation.  (The
     replicates of a batch share one evaluation: each one's ``metrics_seconds`` includes all of
-    it, as each one's ``fit_seconds`` is the batch's.)
+    it, as each one's ``fit_seconds`` is the batch's.)  The initialisation's search is part of
+    the method: its seconds and gradient evaluations count in ``fit_seconds`` and
+    ``num_gradient_evaluations`` (and alone as ``initialization_seconds``).
 
     A non-finite loss makes the cell ``diverged`` at that step: its trace stops there (the
     loop runs to the end of that chunk) and its posterior metrics are absent.
     """
+    losses = np.asarray(trace.losses, np.float64)
     status, reason, diverged_step = "ok", "", None
-    if not np.all(np.isfinite(np.concatenate(chunk_losses))):
-        status, reason = "diverged", _divergence_reason(chunk_losses)
-        diverged_step = _divergence_step(chunk_losses)
-    steps = np.array([len(c) for c in chunk_losses])
-    compile_seconds, per_chunk_fit, loss_seconds = _timings(chunk_seconds, steps)
-    losses = np.concatenate(chunk_losses).astype(np.float64)
-    fit_seconds = float(per_chunk_fit.sum())
+    if not np.all(np.isfinite(losses)):
+        status, reason = "diverged", _divergence_reason([losses])
+        diverged_step = _divergence_step([losses])
+    compile_seconds, fit_seconds, loss_seconds = _timings(trace.calls)
+    loss_seconds = loss_seconds[: losses.size] + initial_cost[0]
+    fit_seconds += initial_cost[0]
     num_steps_run = int(losses.size)
+    total_steps = int(sum(c[0] for c in trace.calls))
+    verdict = trace.verdicts[0]
 
     metrics: dict[str, float] = {
+        **trace.metrics,
         "fit_seconds": fit_seconds,
-        "steps_per_second": runtime.steps_per_second(num_steps_run, fit_seconds),
+        "steps_per_second": runtime.steps_per_second(total_steps, fit_seconds - initial_cost[0]),
         "num_steps_run": float(num_steps_run),
         "num_gradient_evaluations": runtime.num_gradient_evaluations(
-            num_steps_run, cell.fit.sample_size, cell.fit.importance_sample_size
-        ),
+            total_steps, cell.fit.sample_size, cell.fit.importance_sample_size
+        )
+        + initial_cost[1],
+        "initialization_seconds": initial_cost[0],
+        "converged": float(verdict.converged),
     }
+    if verdict.converged and verdict.step is not None and 0 < verdict.step <= losses.size:
+        metrics["seconds_to_converge"] = float(loss_seconds[verdict.step - 1])
+    mode, fallback_reason = loop.mode, loop.fallback_reason
+    params = {**trace.params, "initialization_chosen": initial_reason[:250]}
     if not math.isnan(compile_seconds):
         metrics["compile_seconds"] = compile_seconds
     draws = None
@@ -512,9 +687,6 @@ def _result(
         # per-cell cost.
         from harness.metrics.summary import posterior_metrics
 
-        metrics["seconds_to_converge"] = runtime.seconds_to_converge(
-            losses, loss_seconds, cell.metrics.convergence_tolerance
-        )
         evaluation = evaluate()
         evaluation_seconds = evaluator.seconds
         t0 = time.perf_counter()
@@ -565,6 +737,9 @@ def _result(
         device=_device(),
         started_at=started,
         diverged_step=diverged_step,
+        converged=verdict.converged and status == "ok",
+        convergence_reason=verdict.reason if status == "ok" else reason,
+        fit_params=params,
     )
 
 
@@ -580,6 +755,7 @@ def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_see
     num_steps_run = outcome.num_steps_run
     metrics: dict[str, float] = {
         **outcome.metrics,
+        "converged": float(outcome.converged),
         "fit_seconds": outcome.fit_seconds,
         "compile_seconds": outcome.compile_seconds,
         "num_steps_run": float(num_steps_run),
@@ -635,33 +811,37 @@ def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_see
         fit_mode=outcome.mode,
         device=_device(),
         started_at=started,
+        converged=outcome.converged and status == "ok",
+        convergence_reason=outcome.convergence_reason if status == "ok" else reason,
     )
 
 
-def _chunk_runners(model, surrogate_posterior, cell: Cell, sizes: set[int], jit: bool):
-    """One compiled ``seed -> losses`` function per chunk size, sharing one optimizer."""
+def _chunk_runner(model, surrogate_posterior, cell: Cell, size: int, jit: bool):
+    """One compiled ``(seed, steps) -> losses [size]`` function (up to ``size`` steps a call;
+    entries past ``steps`` are zero) and its optimizer.
+
+    The number of steps is a tensor, so pilots, chunks and the budget's last partial chunk
+    share one compilation; so is the learning rate (an optimizer variable).
+    """
     import tensorflow as tf
     import tf_keras
 
     # The optimizer's iteration counter persists across chunks, so a schedule decays over the
-    # whole fit (and _Compiled.reset zeroes it between cells).
+    # whole fit (and _Loop.reset zeroes it between cells).
     optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate(cell.fit))
     variables = list(surrogate_posterior.trainable_variables)
     # Create the optimizer's slot variables now, outside any compiled function.
     optimizer.build(variables)
     loss_fn = variational_loss(model, surrogate_posterior, cell.fit)
 
-    def make(num_steps):
-        @tf.function(jit_compile=jit, autograph=False)
-        def run(seed):
-            return minimize(loss_fn, num_steps, optimizer, variables, seed)
+    @tf.function(jit_compile=jit, autograph=False)
+    def run(seed, steps):
+        return minimize(loss_fn, steps, optimizer, variables, seed, max_steps=size)
 
-        return run
-
-    return {size: make(size) for size in sizes}, optimizer
+    return run, optimizer
 
 
-def minimize(loss_fn, num_steps: int, optimizer, variables, seed):
+def minimize(loss_fn, num_steps, optimizer, variables, seed, max_steps: int | None = None):
     """``num_steps`` optimizer steps on ``loss_fn(seed)``; returns the loss of every step.
 
     The same steps, seeds and losses as ``tfp.math.minimize`` with a stateful optimizer (and
@@ -671,7 +851,8 @@ def minimize(loss_fn, num_steps: int, optimizer, variables, seed):
     use) and wraps every step in a convergence ``cond``, so its graph holds the step twice.
     One copy of the step traces in about a third of the time.  ``variables`` is a non-empty
     list of one float dtype, the loss's; losses keep any batch shape of ``loss_fn`` (vectorized
-    replicates).
+    replicates).  With ``max_steps`` (a Python int), ``num_steps`` may be a tensor ≤ it: the
+    losses have ``max_steps`` entries, those past ``num_steps`` zero.
     """
     import tensorflow as tf
     from tensorflow_probability.python.internal import samplers
@@ -697,12 +878,13 @@ def minimize(loss_fn, num_steps: int, optimizer, variables, seed):
         loss = step(tf.where(first, init_seed, this_seed))
         return i + 1, tf.where(first, running, next_seed), losses.write(i, loss)
 
-    losses = tf.TensorArray(variables[0].dtype, size=num_steps)
+    size = num_steps if max_steps is None else max_steps
+    losses = tf.TensorArray(variables[0].dtype, size=size)
     _, _, losses = tf.while_loop(
         lambda i, *_: i < num_steps,
         body,
         (tf.constant(0), running_seed, losses),
-        maximum_iterations=num_steps,
+        maximum_iterations=size,
     )
     return losses.stack()
 
@@ -740,28 +922,16 @@ def variational_loss(model, surrogate_posterior, fit_settings):
     return loss_fn
 
 
-# Consecutive chunks whose mean loss must change by less than the tolerance before a fit stops
-# early: one small change can be a plateau between two drops of a noisy loss.
-_STOPPING_PATIENCE = 2
-
-
-def converged(chunk_losses: list[np.ndarray], tolerance: float) -> bool:
-    """Early stopping: the chunk-mean loss changed by less than ``tolerance`` (relative to
-    ``max(1, |previous mean|)``, so absolute for losses near 0) between each of the last
-    ``_STOPPING_PATIENCE`` pairs of consecutive chunks.  ``tolerance = 0`` never stops."""
-    if tolerance <= 0 or len(chunk_losses) <= _STOPPING_PATIENCE:
-        return False
-    means = np.array([np.mean(c) for c in chunk_losses[-_STOPPING_PATIENCE - 1 :]])
-    changes = np.abs(np.diff(means)) / np.maximum(1.0, np.abs(means[:-1]))
-    return bool(np.all(changes < tolerance))
-
-
 def learning_rate(fit_settings):
-    """The optimizer's learning rate: a float, or a tf_keras schedule over ``num_steps``."""
+    """The optimizer's learning rate: a float (which the fit may change: ``adaptive`` and
+    ``constant``), or a tf_keras schedule over ``num_steps``.  ``auto`` starts at the first
+    pilot's rate."""
     import tf_keras
 
     schedules = tf_keras.optimizers.schedules
     rate, steps = fit_settings.learning_rate, fit_settings.num_steps
+    if rate == "auto":
+        rate = FALLBACK_LEARNING_RATE
     if fit_settings.learning_rate_schedule == "cosine":
         return schedules.CosineDecay(rate, decay_steps=steps)
     if fit_settings.learning_rate_schedule == "exponential":

@@ -228,7 +228,15 @@ def _newton_direction(gradient, scale, factor):
     return direction, 0.5 * float(np.dot(gradient, direction))
 
 
-def find_mode(model, seed=None, *, num_random_starts: int = _NUM_RANDOM_STARTS) -> Mode:
+def find_mode(
+    model,
+    seed=None,
+    *,
+    num_random_starts: int = _NUM_RANDOM_STARTS,
+    max_iterations: int = _LBFGS_MAX_ITERATIONS,
+    tolerance: float = DECREMENT_TOLERANCE,
+    target: _Target | None = None,
+) -> Mode:
     """Find the mode of ``model`` on its unconstrained scale (see the module docstring).
 
     Args:
@@ -236,6 +244,11 @@ def find_mode(model, seed=None, *, num_random_starts: int = _NUM_RANDOM_STARTS) 
       seed: Stateless seed (``[2]`` int) for the random starting points; None uses only
         ``u = 0`` and fixed draws from seed ``(0, 0)``.
       num_random_starts: Uniform(−2, 2) starting points besides ``u = 0``.
+      max_iterations: Iterations of the search from ``u = 0`` in all: its L-BFGS iterations,
+        then Newton steps (at most ``_MAX_NEWTON_STEPS``).  The restarts take at most
+        ``_RESTART_MAX_ITERATIONS`` L-BFGS iterations each.
+      tolerance: Newton decrement (nats) below which the mode is accepted.
+      target: A prepared :class:`_Target` of ``model`` (its functions already traced).
 
     Returns:
       A :class:`Mode`; ``found`` is False (with the reason) when no start led to a point with
@@ -244,7 +257,7 @@ def find_mode(model, seed=None, *, num_random_starts: int = _NUM_RANDOM_STARTS) 
     import tensorflow as tf
 
     started = time.perf_counter()
-    target = _Target(model)
+    target = target or _Target(model)
     dim = model.dimension
     seed = tf.constant([0, 0] if seed is None else seed, tf.int32)
     starts = [np.zeros(dim)] + [
@@ -259,9 +272,11 @@ def find_mode(model, seed=None, *, num_random_starts: int = _NUM_RANDOM_STARTS) 
             target,
             start,
             path if start is starts[0] else None,
-            _LBFGS_MAX_ITERATIONS if start is starts[0] else _RESTART_MAX_ITERATIONS,
+            max_iterations if start is starts[0] else min(max_iterations, _RESTART_MAX_ITERATIONS),
         )
         iterations += int(outcome.nit)
+        if start is starts[0]:
+            first_iterations = int(outcome.nit)
         if np.isfinite(outcome.fun) and (best is None or outcome.fun < best.fun):
             best = outcome
     if best is None:
@@ -300,7 +315,8 @@ def find_mode(model, seed=None, *, num_random_starts: int = _NUM_RANDOM_STARTS) 
     # Newton polish with backtracking on the rescaled problem.
     value, gradient, hessian = target.hessian(position, lbfgs_scale)
     decrement = float("nan")
-    for _ in range(_MAX_NEWTON_STEPS):
+    # max_iterations bounds the search from u = 0 in all: its L-BFGS iterations, then Newton's.
+    for _ in range(min(_MAX_NEWTON_STEPS, max(0, max_iterations - first_iterations))):
         factorised = _scaled_inverse(hessian)
         if factorised is None:
             return _failed(
@@ -313,7 +329,7 @@ def find_mode(model, seed=None, *, num_random_starts: int = _NUM_RANDOM_STARTS) 
                 path,
             )
         direction, decrement = _newton_direction(gradient, *factorised)
-        if decrement < DECREMENT_TOLERANCE:
+        if decrement < tolerance:
             break
         step, moved = 1.0, False
         for _ in range(30):
@@ -342,15 +358,15 @@ def find_mode(model, seed=None, *, num_random_starts: int = _NUM_RANDOM_STARTS) 
     scale, factor = factorised
     inverse_factor = np.linalg.inv(factor)  # (D H D)⁻¹ = L⁻ᵀ L⁻¹
     covariance = scale[:, None] * (inverse_factor.T @ inverse_factor) * scale[None, :]
-    found = decrement < DECREMENT_TOLERANCE
+    found = decrement < tolerance
     return Mode(
         position=position,
         found=found,
         reason=(
             f"mode found: Newton decrement {decrement:.2g} nats"
             if found
-            else f"no mode to {DECREMENT_TOLERANCE:g} nats: Newton decrement {decrement:.3g} "
-            "nats after the search"
+            else f"no mode to {tolerance:g} nats in {iterations} iterations: Newton "
+            f"decrement {decrement:.3g} nats"
         ),
         negative_log_density=value,
         covariance=0.5 * (covariance + covariance.T),

@@ -48,46 +48,61 @@ class FitSettings:
     """Settings of one fit (one value per setting; grids are expanded into several of these).
 
     Attributes:
-      num_steps: Optimisation steps.
+      num_steps: The step budget: the most optimisation steps a fit may take (learning-rate
+        pilots included).  With ``stopping = "converged"`` a fit ends earlier, when the
+        convergence rule holds (:mod:`harness.convergence`).
+      stopping: ``converged`` (stop when the convergence rule holds, at most ``num_steps``) or
+        ``budget`` (run exactly ``num_steps``, for speed studies; the verdict is still given).
+      convergence_tolerance: Nats: the loss decrease still expected (over a window at this
+        learning rate, or from lowering it) below which a fit counts as converged.
       sample_size: Monte Carlo particles per step for the ELBO gradient.
-      learning_rate: Adam learning rate.
+      learning_rate: Adam's (initial) learning rate, or ``auto``: chosen per cell by short
+        pilot runs over a grid (:data:`harness.fit.PILOT_LEARNING_RATES`) from the same start
+        and noise; the chosen value is logged (``learning_rate_chosen``).
       jit_compile: Try to compile the fitting loop with XLA (falls back to graph mode).
       elbo_sample_size: Fresh draws for the final ELBO estimate and the calibration metrics.
       num_draws_kept: Posterior draws kept in the result for figures.
-      learning_rate_schedule: ``constant``, ``cosine`` (cosine decay to 0 at ``num_steps``) or
+      learning_rate_schedule: ``adaptive`` (default: lowered by the convergence rule after each
+        stationary phase), ``constant``, ``cosine`` (cosine decay to 0 at ``num_steps``) or
         ``exponential`` (decay by 100× over ``num_steps``).
+      initialization: ``mode`` (default: start at the Gaussian found by
+        :func:`harness.mode.initial_gaussian`, parameters whitened by it; see
+        :mod:`harness.families.gaussian`) or ``uniform`` (loc ~ U(−2, 2), scale
+        ``initial_scale``).
       importance_sample_size: K of the training objective: 1 is the ELBO, K > 1 the
         importance-weighted bound (IWAE, Burda et al., 2016); each step draws
         ``sample_size × K`` particles.  (Not the ``[metrics]`` K of the reported ``iw_elbo``.)
       gradient_estimator: ``reparameterization`` or ``sticking_the_landing`` (Roeder et al.,
         2017: the score term of log q is dropped; with K > 1 its importance-weighted form,
         DReG, Tucker et al., 2019).
-      early_stopping_tolerance: Stop once the mean loss of a chunk (a tenth of ``num_steps``)
-        changed by less than this, relative to ``max(1, |previous chunk mean|)``, for 2
-        chunks in a row; 0 never stops early.
       vectorize_seeds: Fit the seeds of a (model, family, settings) group as one batch of
         independent surrogates in one compiled loop, where the family allows it (Gaussian
         families).  Each seed keeps its own initial values; the Monte Carlo noise of the
         batch comes from one seed derived from the whole group, so results equal separate
         fits in distribution, not bit for bit, and depend on which seeds share the batch.
+        The batch shares one learning rate, lowered on the summed loss.
     """
 
-    num_steps: int = 1000
+    num_steps: int = 20000
+    stopping: str = "converged"
+    convergence_tolerance: float = 0.25
     sample_size: int = 8
-    learning_rate: float = 0.01
+    learning_rate: float | str = "auto"
     jit_compile: bool = True
     elbo_sample_size: int = 4096
     num_draws_kept: int = 1000
-    learning_rate_schedule: str = "constant"
+    learning_rate_schedule: str = "adaptive"
+    initialization: str = "mode"
     importance_sample_size: int = 1
     gradient_estimator: str = "reparameterization"
-    early_stopping_tolerance: float = 0.0
     vectorize_seeds: bool = False
 
 
 _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
     # name: (type, exclusive lower bound or None)
     "num_steps": (int, 0),
+    "stopping": (str, None),
+    "convergence_tolerance": (float, 0.0),
     "sample_size": (int, 0),
     "learning_rate": (float, 0.0),
     "jit_compile": (bool, None),
@@ -96,13 +111,23 @@ _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
     "learning_rate_schedule": (str, None),
     "importance_sample_size": (int, 0),
     "gradient_estimator": (str, None),
-    "early_stopping_tolerance": (float, None),  # >= 0, checked in _fit_grid
+    "initialization": (str, None),
     "vectorize_seeds": (bool, None),
 }
 # Allowed values of the string-valued fit settings.
 _FIT_CHOICES: dict[str, tuple[str, ...]] = {
-    "learning_rate_schedule": ("constant", "cosine", "exponential"),
+    "stopping": ("converged", "budget"),
+    "initialization": ("mode", "uniform"),
+    "learning_rate_schedule": ("adaptive", "constant", "cosine", "exponential"),
     "gradient_estimator": ("reparameterization", "sticking_the_landing"),
+}
+# Numeric fit settings that also take a word.
+_FIT_WORDS: dict[str, tuple[str, ...]] = {"learning_rate": ("auto",)}
+# Keys that were renamed or replaced: a spec that uses one gets a one-line error naming the new.
+_RENAMED: dict[str, str] = {
+    "fit.early_stopping_tolerance": "fit.stopping (converged | budget) and "
+    "fit.convergence_tolerance",
+    "metrics.convergence_tolerance": "fit.convergence_tolerance",
 }
 
 
@@ -114,17 +139,13 @@ class MetricSettings:
       importance_sample_size: K of the importance-weighted ELBO ``iw_elbo``.  Its groups of K
         come from the ELBO's fresh draws, topped up with more fresh draws to at least
         ``harness.metrics.quality.IW_MIN_GROUPS`` groups when K is large.
-      convergence_tolerance: Nats within which the smoothed loss must stay of its final value
-        for ``seconds_to_converge``.
     """
 
     importance_sample_size: int = 64
-    convergence_tolerance: float = 1.0
 
 
 _METRIC_BOUNDS: dict[str, tuple[type, float | None]] = {
     "importance_sample_size": (int, 0),
-    "convergence_tolerance": (float, 0.0),
 }
 
 
@@ -172,8 +193,19 @@ class Cell:
 
     @property
     def stateless_seed(self) -> tuple[int, int]:
-        """Two int32 words derived from the cell's identity, for TFP stateless ops."""
-        digest = hashlib.sha256(("seed:" + self.cell_id).encode()).digest()
+        """Two int32 words for TFP stateless ops, derived from model (with its arguments),
+        family (with its hyperparameters) and seed only: every fit setting of a grid, and
+        every experiment, starts from the same point with the same Monte Carlo noise (common
+        random numbers), so a learning-rate or budget study compares settings, not seeds."""
+        identity = {
+            "model": self.model,
+            "model_args": dict(self.model_args),
+            "family": self.family,
+            "hyperparameters": dict(self.hyperparameters),
+            "seed": self.seed,
+        }
+        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+        digest = hashlib.sha256(("seed:" + blob).encode()).digest()
         return (
             int.from_bytes(digest[:4], "little") >> 1,
             int.from_bytes(digest[4:8], "little") >> 1,
@@ -540,6 +572,10 @@ def _metric_settings(table, where) -> MetricSettings:
         raise SpecError(f"{where}: key 'metrics': expected a table")
     values = {}
     for key, value in table.items():
+        if f"metrics.{key}" in _RENAMED:
+            raise SpecError(
+                f"{where}: key 'metrics.{key}' is now {_RENAMED[f'metrics.{key}']}"
+            )
         if key not in _METRIC_BOUNDS:
             raise SpecError(f"{where}: unknown key 'metrics.{key}'{_suggest(key, _METRIC_BOUNDS)}")
         t, lower = _METRIC_BOUNDS[key]
@@ -555,6 +591,8 @@ def _fit_grid(fit, where):
         raise SpecError(f"{where}: key 'fit': expected a table")
     axes = {}
     for key, value in fit.items():
+        if f"fit.{key}" in _RENAMED:
+            raise SpecError(f"{where}: key 'fit.{key}' is now {_RENAMED[f'fit.{key}']}")
         if key not in _FIT_BOUNDS:
             raise SpecError(f"{where}: unknown key 'fit.{key}'{_suggest(key, _FIT_BOUNDS)}")
         values = value if isinstance(value, list) else [value]
@@ -563,6 +601,9 @@ def _fit_grid(fit, where):
         t, lower = _FIT_BOUNDS[key]
         checked = []
         for v in values:
+            if v in _FIT_WORDS.get(key, ()):
+                checked.append(v)
+                continue
             v = _check_type(v, t, where, f"fit.{key}")
             if lower is not None and v <= lower:
                 raise SpecError(f"{where}: key 'fit.{key}': must be > {lower:g}, got {v!r}")
@@ -570,10 +611,18 @@ def _fit_grid(fit, where):
                 raise SpecError(
                     f"{where}: key 'fit.{key}': unknown value {v!r}{_suggest(v, _FIT_CHOICES[key])}"
                 )
-            if key == "early_stopping_tolerance" and v < 0:
-                raise SpecError(f"{where}: key 'fit.{key}': must be >= 0, got {v!r}")
             checked.append(v)
         axes[key] = checked
     keys = list(axes)
     for combo in itertools.product(*(axes[k] for k in keys)):
-        yield FitSettings(**dict(zip(keys, combo, strict=True)))
+        settings = FitSettings(**dict(zip(keys, combo, strict=True)))
+        if settings.learning_rate == "auto" and settings.learning_rate_schedule not in (
+            "adaptive",
+            "constant",
+        ):
+            raise SpecError(
+                f"{where}: key 'fit.learning_rate': 'auto' needs learning_rate_schedule "
+                f"'adaptive' or 'constant' (a {settings.learning_rate_schedule} schedule is "
+                "fixed at its initial rate): give a number"
+            )
+        yield settings

@@ -301,6 +301,9 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
         tags["harness.jit_fallback_reason"] = result.fallback_reason[:5000]
     if getattr(result, "diverged_step", None) is not None:
         tags["harness.diverged_step"] = str(result.diverged_step)
+    if result.converged is not None:
+        tags["harness.converged"] = str(bool(result.converged)).lower()
+        tags["harness.convergence_reason"] = result.convergence_reason[:5000]
     tags.update(extra_tags or {})
     tags.update(display_tags(cell))
     if result.losses.size:
@@ -331,6 +334,7 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
                 if np.isfinite(result.losses[i])
             ]
         params = [Param(k, str(v)) for k, v in cell_params(cell).items()]
+        params += [Param(k, str(v)[:500]) for k, v in result.fit_params.items()]
         client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS], params=params[:_BATCH_PARAMS])
         for i in range(_BATCH_METRICS, len(metrics), _BATCH_METRICS):
             client.log_batch(run_id, metrics=metrics[i : i + _BATCH_METRICS])

@@ -40,11 +40,18 @@ each with ``_standard_error``: the Monte Carlo error for this fitted model and t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
 
 import numpy as np
+
+from harness import convergence
+
+# The learning rate of ``learning_rate = "auto"`` for a VAE: its training runs no pilots (each
+# would train the networks), so auto is Adam's customary rate for such networks.
+AUTO_LEARNING_RATE = 0.01
 
 # Layout of FitResult.draws for a VAE cell ([sum, 64] pixel probabilities, float32): the first
 # test images, their reconstructions (Bernoulli means at one z ~ q(z | x)), and decoded prior
@@ -353,10 +360,9 @@ def fit_vae(cell, model, family, started: float):
     fallback_reason = trained["fallback_reason"]
     x_test = tf.constant(model.data["x_test"], tf.float32)
 
-    steps = np.array([len(c) for c in losses])
-    compile_seconds, per_chunk_fit, loss_seconds = fit_module._timings(chunk_seconds, steps)
+    calls = [(len(c), seconds, True) for c, seconds in zip(losses, chunk_seconds, strict=True)]
+    compile_seconds, fit_seconds, loss_seconds = fit_module._timings(calls)
     all_losses = np.concatenate(losses).astype(np.float64)
-    fit_seconds = float(per_chunk_fit.sum())
     num_steps_run = int(all_losses.size)
     metrics: dict[str, float] = {
         "fit_seconds": fit_seconds,
@@ -376,9 +382,6 @@ def fit_vae(cell, model, family, started: float):
         reason = f"loss became {all_losses[diverged_step]} at step {diverged_step}"
     else:
         t0 = time.perf_counter()
-        metrics["seconds_to_converge"] = runtime.seconds_to_converge(
-            all_losses, loss_seconds, cell.metrics.convergence_tolerance
-        )
         evaluation = evaluate(encoder, decoder, x_test, cell, model, eval_seed, jit=mode == "xla")
         draws = evaluation.pop("draws")
         if not all(np.isfinite(v) for v in evaluation.values()) or not np.all(np.isfinite(draws)):
@@ -391,6 +394,12 @@ def fit_vae(cell, model, family, started: float):
         metrics.update(evaluation)
         metrics["metrics_seconds"] = time.perf_counter() - t0
     metrics["peak_memory_mb"] = runtime.peak_memory_mb()
+    # The training runs its whole budget (no pilots, no rate decreases): the verdict is the
+    # stationarity of its last half (harness.convergence.stationary_verdict).
+    verdict = convergence.stationary_verdict(all_losses, cell.fit.convergence_tolerance)
+    metrics["converged"] = float(verdict.converged)
+    if verdict.converged:
+        metrics["seconds_to_converge"] = float(loss_seconds[-1])
     return fit_module.FitResult(
         cell=cell,
         status=status,
@@ -407,7 +416,19 @@ def fit_vae(cell, model, family, started: float):
         device=fit_module._device(),
         started_at=started,
         diverged_step=diverged_step,
+        converged=verdict.converged and status == "ok",
+        convergence_reason=verdict.reason if status == "ok" else reason,
     )
+
+
+def _chunk_plan(num_steps: int) -> list[int]:
+    """``num_steps`` in about ten equal chunks (plus at most one remainder chunk): enough for
+    a steady-state speed estimate and timely divergence detection."""
+    size = max(1, -(-num_steps // 10))
+    chunks = [size] * (num_steps // size)
+    if num_steps % size:
+        chunks.append(num_steps % size)
+    return chunks
 
 
 def train(cell, model, family=None) -> dict[str, Any]:
@@ -433,7 +454,7 @@ def train(cell, model, family=None) -> dict[str, Any]:
     init_seed, fit_seed, eval_seed = _split_seeds(cell.stateless_seed, 3)
     decoder_seed, encoder_seed = _split_seeds(init_seed, 2)
     x_train = tf.constant(model.data["x_train"], tf.float32)
-    chunks = fit_module.chunk_plan(cell.fit.num_steps)
+    chunks = _chunk_plan(cell.fit.num_steps)
     chunk_seeds = _split_seeds(fit_seed, len(chunks))
 
     modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
@@ -462,8 +483,6 @@ def train(cell, model, family=None) -> dict[str, Any]:
             chunk_seconds.append(time.perf_counter() - t0)
             if not np.all(np.isfinite(losses[-1])):
                 break
-            if fit_module.converged(losses, cell.fit.early_stopping_tolerance):
-                break
 
     return {
         "encoder": encoder,
@@ -489,7 +508,10 @@ def _training_runners(encoder, decoder, x_train, cell, sizes: set[int], jit: boo
 
     from harness.fit import learning_rate, minimize
 
-    optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate(cell.fit))
+    settings = cell.fit
+    if settings.learning_rate == "auto":
+        settings = dataclasses.replace(settings, learning_rate=AUTO_LEARNING_RATE)
+    optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate(settings))
     variables = list(encoder.trainable_variables) + list(decoder.trainable_variables)
     optimizer.build(variables)
     sample_size = cell.fit.sample_size
@@ -620,7 +642,10 @@ def optimize_local(encoder, decoder, x, cell, num_steps: int, seed, *, jit: bool
     from harness.fit import minimize
 
     local = tf.Variable(encoder.local_parameters(x))
-    optimizer = tf_keras.optimizers.Adam(learning_rate=cell.fit.learning_rate)
+    rate = cell.fit.learning_rate
+    optimizer = tf_keras.optimizers.Adam(
+        learning_rate=AUTO_LEARNING_RATE if rate == "auto" else rate
+    )
     optimizer.build([local])
     sample_size = cell.fit.sample_size
 

@@ -9,7 +9,14 @@ import pytest
 from harness import executors, fit
 from harness.spec import Cell, FitSettings
 
-SETTINGS = FitSettings(num_steps=20, sample_size=4, elbo_sample_size=1000, num_draws_kept=50)
+SETTINGS = FitSettings(
+    num_steps=20,
+    sample_size=4,
+    elbo_sample_size=1000,
+    num_draws_kept=50,
+    learning_rate=0.01,
+    initialization="uniform",
+)
 
 
 def _cells():

@@ -12,11 +12,21 @@ import tensorflow_probability as tfp
 from harness import families
 from harness.families.base import Family
 from harness.families.gaussian import build_mean_field
-from harness.fit import chunk_plan, fit
+from harness.fit import fit
 from harness.models import AMORTIZED_MODELS, MODELS
 from harness.spec import Cell, FitSettings
 
-TINY = FitSettings(num_steps=20, sample_size=4, elbo_sample_size=1000, num_draws_kept=100)
+# A fixed learning rate and the uniform initialisation: 20 steps of every cell, without the
+# learning-rate pilots and the per-model mode search of the defaults (tested in
+# tests/test_convergence.py and tests/test_mode.py).
+TINY = FitSettings(
+    num_steps=20,
+    sample_size=4,
+    elbo_sample_size=1000,
+    num_draws_kept=100,
+    learning_rate=0.01,
+    initialization="uniform",
+)
 
 
 def _cell(model, family, fit_settings=TINY, seed=0, hyperparameters=(), model_args=()):
@@ -64,12 +74,6 @@ def test_every_cell_fits_a_few_steps_with_finite_losses(model, family):
         assert np.isfinite(result.metrics[metric]), metric
     assert result.draws.shape == (100, MODELS[model]().dimension)
     assert np.all(np.diff(result.loss_seconds) >= 0)
-
-
-def test_chunk_plan_covers_all_steps():
-    for n in (1, 7, 10, 99, 1000, 1999):
-        plan = chunk_plan(n)
-        assert sum(plan) == n and len(set(plan)) <= 2
 
 
 def test_same_cell_gives_identical_losses_and_metrics():

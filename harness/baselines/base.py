@@ -32,6 +32,10 @@ class BaselineFit:
       num_gradient_evaluations: Gradients of the log density evaluated (0 for closed forms).
       mode: How it ran: ``xla``, ``graph`` or ``numpy``.
       metrics: Baseline-specific metrics (e.g. NUTS's R-hat and ESS), finite floats.
+      converged: The method's own convergence verdict (Laplace: a mode with a positive-definite
+        Hessian and a small Newton decrement; NUTS: R̂ < 1.01 and bulk ESS ≥ 400; CAVI: the
+        ELBO's change below its tolerance before the sweep limit).
+      convergence_reason: One line: why converged, or why not.
     """
 
     surrogate_posterior: Any = None
@@ -43,6 +47,8 @@ class BaselineFit:
     num_gradient_evaluations: float = 0.0
     mode: str = ""
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    converged: bool = True
+    convergence_reason: str = ""
 
     def __post_init__(self):
         if (self.surrogate_posterior is None) == (self.draws is None):

@@ -119,6 +119,7 @@ def build_cavi(
     expected_precision = a0 / b0  # E[1/σ²] under the prior, the starting q(σ²)
     mean = mean0.copy()
     elbos = []
+    converged = False
     for _ in range(num_sweeps):
         if factorize_weights:
             for i in range(p):
@@ -137,6 +138,7 @@ def build_cavi(
         expected_precision = a / b
         elbos.append(_elbo(mean, covariance, a, b, **data, precision_n=precision_n, h=h))
         if len(elbos) > 1 and elbos[-1] - elbos[-2] < tolerance * max(1.0, abs(elbos[-1])):
+            converged = True
             break
     fit_seconds = time.perf_counter() - t0
 
@@ -156,4 +158,11 @@ def build_cavi(
         fit_seconds=fit_seconds,
         num_steps_run=len(elbos),
         mode="numpy",
+        converged=converged,
+        convergence_reason=(
+            f"ELBO changed by < {tolerance:g} (relative) after {len(elbos)} sweeps"
+            if converged
+            else f"sweep limit {num_sweeps} reached; the ELBO still changed by "
+            f"{elbos[-1] - elbos[-2]:.3g} nats"
+        ),
     )

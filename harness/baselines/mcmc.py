@@ -51,7 +51,17 @@ def build_nuts(
         target_accept_prob=target_accept_prob,
     )
     draws = result.draws.reshape(-1, model.dimension)
+    rhat = float(np.max(result.potential_scale_reduction))
+    ess = float(np.min(result.effective_sample_size))
+    # Vehtari et al. (2021), "Rank-normalization, folding, and localization": R̂ < 1.01 and a
+    # bulk ESS of at least 100 per chain (400 for 4 chains) before trusting the draws.
+    converged = bool(rhat < 1.01 and ess >= 400)
     return BaselineFit(
+        converged=converged,
+        convergence_reason=(
+            f"R-hat {rhat:.4f} {'<' if rhat < 1.01 else '>='} 1.01, bulk ESS {ess:.0f} "
+            f"{'>=' if ess >= 400 else '<'} 400"
+        ),
         draws=draws,
         fit_seconds=result.wall_seconds,
         num_steps_run=num_chains * num_draws,

@@ -104,7 +104,7 @@ FAMILIES: dict[str, Family] = {
         "laplace",
         "Laplace",
         build_laplace,
-        {"max_iterations": 1000, "tolerance": 1e-5},
+        {"max_iterations": 1000, "tolerance": 1e-3},
         "Gaussian at the mode, inverse-Hessian covariance (unconstrained scale)",
         kind="laplace",
     ),

@@ -40,7 +40,10 @@ def test_spec_with_a_family_that_applies_to_no_model_is_an_error(write_spec):
         ("learning_rate_schedule", '"linear"', "unknown value 'linear'"),
         ("gradient_estimator", '"stl"', "unknown value 'stl'"),
         ("importance_sample_size", "0", "must be > 0"),
-        ("early_stopping_tolerance", "-0.1", "must be >= 0"),
+        ("convergence_tolerance", "-0.1", "must be > 0"),
+        ("early_stopping_tolerance", "0.1", "is now fit.stopping"),
+        ("stopping", '"never"', "unknown value 'never'"),
+        ("initialization", '"zeros"', "unknown value 'zeros'"),
     ],
 )
 def test_fit_options_are_validated(write_spec, key, value, message):

@@ -50,7 +50,8 @@ def test_conjugate_model_has_every_metric_and_they_are_consistent():
         "compile_seconds",
         "fit_seconds",
         "metrics_seconds",
-        "seconds_to_converge",
+        "initialization_seconds",
+        "converged",
         "num_gradient_evaluations",
         "peak_memory_mb",
     ):
