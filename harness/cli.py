@@ -264,6 +264,13 @@ def _run_sweep(args, spec, cells, pool) -> int:
                     else f"elbo {r.metrics.get('elbo', float('nan')):.3f}  "
                 )
                 + f"fit {r.metrics.get('fit_seconds', float('nan')):.2f}s  {r.fit_mode}"
+                + (
+                    ""
+                    if r.converged is None
+                    else "  converged"
+                    if r.converged
+                    else "  NOT converged"
+                )
             )
         )
         eta = int(p.eta_seconds)
@@ -305,6 +312,7 @@ def _run_sweep(args, spec, cells, pool) -> int:
         print(f"cells: {outcome.report.cells_csv}")
         for path in outcome.report.figures:
             print(f"figure: {path}")
+    _print_convergence(outcome.results)
     diverged = [r for r in outcome.results if r.status == "diverged"]
     if diverged:
         print(f"\n{len(diverged)} cells diverged (a result, not a failure):", file=sys.stderr)
@@ -326,6 +334,22 @@ def _run_sweep(args, spec, cells, pool) -> int:
         )
         code = EXIT_FAILED_CELLS
     return code
+
+
+def _print_convergence(results) -> None:
+    """How many ok cells converged, and which did not (hit the budget, or why else)."""
+    judged = [r for r in results if r.status == "ok" and r.converged is not None]
+    if not judged:
+        return
+    unconverged = [r for r in judged if not r.converged]
+    budget = [r for r in unconverged if "budget of" in r.convergence_reason]
+    print(
+        f"\nconverged: {len(judged) - len(unconverged)} of {len(judged)} ok cells; "
+        f"{len(budget)} hit the step budget",
+        file=sys.stderr,
+    )
+    for r in unconverged:
+        print(f"  NOT converged {r.cell.run_name}: {r.convergence_reason}", file=sys.stderr)
 
 
 def _print_summary(table) -> None:

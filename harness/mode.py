@@ -534,9 +534,10 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
             log_weights = -values - log_q
             elbo = float(np.mean(log_weights))
             error = float(np.std(log_weights) / np.sqrt(len(log_weights)))
-            # A later candidate must beat the best so far by two standard errors: the mode
-            # (first) is kept against points whose estimate is higher only by chance.
-            if best is None or elbo - best[0] > 2 * np.hypot(error, best[5]):
+            # A later candidate must beat the best so far by two standard errors (and by more
+            # than float32 round-off, 10⁻³ nats): the mode (first) is kept against points
+            # whose estimate is higher only by chance.
+            if best is None or elbo - best[0] > max(2 * np.hypot(error, best[5]), 1e-3):
                 name = label if shrink == 1 else f"{label}, covariance shrunk by {shrink**2:g}"
                 best = (
                     elbo,
