@@ -108,7 +108,6 @@ class _Target:
         self.model = model
         self.dtype = np.dtype(getattr(model.dtype, "as_numpy_dtype", model.dtype))
         bijector = model.default_event_space_bijector
-        spec = [tf.TensorSpec([model.dimension], model.dtype)]
 
         def f(u):
             return -(
@@ -118,7 +117,9 @@ class _Target:
 
         # Batched over a leading axis (the model contract): L-BFGS calls it with one point, the
         # Hessian with 2d points at once.  One trace serves both.
-        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None, model.dimension], model.dtype)])
+        @tf.function(
+            autograph=False, input_signature=[tf.TensorSpec([None, model.dimension], model.dtype)]
+        )
         def value_and_gradient(u):
             with tf.GradientTape() as tape:
                 tape.watch(u)

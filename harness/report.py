@@ -155,9 +155,9 @@ def tidy(runs: pd.DataFrame) -> pd.DataFrame:
             "status": runs["tags.harness.status"],
             "reason": _tag(runs, "harness.reason", "").fillna(""),
             "fit_mode": _tag(runs, "harness.fit_mode", "").fillna(""),
-            "converged": _tag(runs, "harness.converged", "").fillna("").map(
-                {"true": True, "false": False}
-            ),
+            "converged": _tag(runs, "harness.converged", "")
+            .fillna("")
+            .map({"true": True, "false": False}),
             "convergence_reason": _tag(runs, "harness.convergence_reason", "").fillna(""),
             "cell_id": runs["tags.harness.cell_id"],
             "run_id": runs["run_id"],

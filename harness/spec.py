@@ -573,9 +573,7 @@ def _metric_settings(table, where) -> MetricSettings:
     values = {}
     for key, value in table.items():
         if f"metrics.{key}" in _RENAMED:
-            raise SpecError(
-                f"{where}: key 'metrics.{key}' is now {_RENAMED[f'metrics.{key}']}"
-            )
+            raise SpecError(f"{where}: key 'metrics.{key}' is now {_RENAMED[f'metrics.{key}']}")
         if key not in _METRIC_BOUNDS:
             raise SpecError(f"{where}: unknown key 'metrics.{key}'{_suggest(key, _METRIC_BOUNDS)}")
         t, lower = _METRIC_BOUNDS[key]

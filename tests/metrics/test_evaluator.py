@@ -12,7 +12,11 @@ from harness.models import build_model
 from harness.spec import Cell, FitSettings, MetricSettings
 
 SETTINGS = FitSettings(
-    num_steps=100, sample_size=4, elbo_sample_size=1000, learning_rate=0.01, initialization="uniform"
+    num_steps=100,
+    sample_size=4,
+    elbo_sample_size=1000,
+    learning_rate=0.01,
+    initialization="uniform",
 )
 SEED = tf.constant([3, 4], tf.int32)
 
