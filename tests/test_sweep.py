@@ -203,3 +203,54 @@ def test_baselines_spec_runs_with_tiny_settings(tmp_path):
     summary = (tmp_path / "results" / "baselines" / "tables" / "summary.md").read_text()
     assert "num_draws=100," in summary or "num_draws=100)" in summary
     assert "num_draws=1000" in summary
+
+
+def test_regressions_spec_runs_with_tiny_settings(tmp_path):
+    """experiments/regressions.toml, shrunk (one seed, 20 steps, a short NUTS run): every model
+    × family pair of the file gives an ``ok`` cell with accuracy metrics against its reference."""
+    import tomllib
+
+    raw = tomllib.loads((REPO / "experiments" / "regressions.toml").read_text())
+    # The file's own families, the NUTS entry with a tiny budget (--set replaces the whole list).
+    families = [
+        {**f, "num_warmup": 20, "num_draws": 50} if isinstance(f, dict) else f
+        for f in raw["families"]
+    ]
+    families_toml = ", ".join(
+        f'"{f}"'
+        if isinstance(f, str)
+        else "{" + ", ".join(f"{k} = {v!r}".replace("'", '"') for k, v in f.items()) + "}"
+        for f in families
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = cli.main(
+        [
+            "run",
+            str(REPO / "experiments" / "regressions.toml"),
+            "--tracking-uri",
+            uri,
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--executor",
+            "serial",
+            "--set",
+            "seeds=[0]",
+            "--set",
+            f"families=[{families_toml}]",
+            "--set",
+            "fit.num_steps=20",
+            "--set",
+            "fit.jit_compile=false",
+            "--set",
+            "fit.elbo_sample_size=1000",
+        ]
+    )
+    assert code == 0
+    table = pd.read_csv(tmp_path / "results" / "regressions" / "cells.csv")
+    names = [f if isinstance(f, str) else f["name"] for f in raw["families"]]
+    assert set(zip(table["model"], table["family"], strict=True)) == {
+        (m, f) for m in raw["models"] for f in names
+    }
+    assert set(table["status"]) == {"ok"}
+    assert table["mean_z_error_max"].notna().all()
+    assert table["std_ratio_geomean"].notna().all()
