@@ -8,10 +8,11 @@ their own units, with the same rstanarm-style autoscaled weakly informative prio
 
     colour_i ~ N(α + x_i · β, σ),   x = (alcohol, hue, od280/od315, proline)
 
-Why it is hard (an ordinary posterior): the proline slope is ~10⁻³ with posterior sd ≈ 5·10⁻⁴
-(proline is measured in hundreds of mg/L) while the intercept's sd is ≈ 2.3: posterior sds
-span almost four orders of magnitude.  Alcohol varies little around a large mean (13 ± 0.8 %),
-so the uncentred intercept and the alcohol slope are correlated at about −0.98.  A surrogate
+Why it is hard (an ordinary posterior): the proline slope is ≈ 2·10⁻³ with posterior sd
+≈ 5·10⁻⁴ (proline is measured in hundreds of mg/L) while the intercept's sd is ≈ 2.3:
+posterior sds span more than three orders of magnitude (the posterior covariance of the
+unconstrained event has condition number ≈ 3·10⁸).  Alcohol varies little around a large mean
+(13 ± 0.8 %), so the uncentred intercept and the alcohol slope are correlated at −0.98.  A surrogate
 with a unit initial scale is 10³ times too wide in the proline direction, and a diagonal one
 cannot follow the intercept–alcohol ridge.  The event is ``[α, β_1..4, σ]`` (6 coordinates),
 ``σ`` through ``exp``.

@@ -21,9 +21,11 @@ density of the centred intercept in terms of ``(α, β)`` has unit Jacobian.
 
 Why it is hard (an ordinary posterior): the posterior mean is far from the origin and on very
 different scales: α ≈ −2,250 (sd ≈ 300), β ≈ (177, 116, 13, 4) (sds 25, 18, 9, 1.2) and
-σ ≈ 207 (log σ has sd ≈ 0.05), with |correlation| up to 0.93 between α and the alcohol slope.
-A surrogate started near the origin with unit scales must travel ~10⁴ of its own initial steps
-and stretch its scale over four orders of magnitude.
+σ ≈ 208 (log σ has sd ≈ 0.05), with |correlation| up to 0.93 between α and the alcohol slope.
+The posterior covariance of the unconstrained event has condition number ≈ 3·10⁷.  A
+surrogate started within (−2, 2) with unit scales must move its intercept by ~2,250 (Adam
+moves a location by at most about its learning rate per step) while its scales stretch from
+0.05 (log σ) to 300 (α).
 
 Reference: NUTS run by ``harness reference unscaled_regression_wine``
 (``harness/data/references/unscaled_regression_wine.npz``).
