@@ -19,6 +19,8 @@ CELL_METRICS = (
     "mean_z_error_max",
     "std_ratio_geomean",
 )
+# A NUTS budget for smoke tests of experiment files: compiles and runs, in seconds.
+SHORT_NUTS = {"num_warmup": 20, "num_draws": 50}
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +205,60 @@ def test_baselines_spec_runs_with_tiny_settings(tmp_path):
     summary = (tmp_path / "results" / "baselines" / "tables" / "summary.md").read_text()
     assert "num_draws=100," in summary or "num_draws=100)" in summary
     assert "num_draws=1000" in summary
+
+
+def test_regressions_spec_runs_with_tiny_settings(tmp_path):
+    """experiments/regressions.toml: the whole grid is valid (every model × family pair
+    applies), and one of its models runs through every family of the file with tiny settings
+    (one seed, 20 steps, a short NUTS run) into ``ok`` cells scored against the reference."""
+    import tomllib
+
+    from harness import spec as spec_module
+
+    path = REPO / "experiments" / "regressions.toml"
+    raw = tomllib.loads(path.read_text())
+    names = [f if isinstance(f, str) else f["name"] for f in raw["families"]]
+    cells = spec_module.load(path).cells()
+    assert {(c.model, c.family) for c in cells} == {(m, f) for m in raw["models"] for f in names}
+    assert len(cells) == len(raw["models"]) * len(names) * len(raw["seeds"])
+
+    # The file's own families, NUTS with a tiny budget (--set replaces the whole list).
+    families = ", ".join(
+        f'"{f}"'
+        if isinstance(f, str)
+        else "{" + ", ".join(f"{k} = {v!r}" for k, v in (f | SHORT_NUTS).items()) + "}"
+        for f in raw["families"]
+    ).replace("'", '"')
+    model = "correlated_regression_wine"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = cli.main(
+        [
+            "run",
+            str(path),
+            "--tracking-uri",
+            uri,
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--executor",
+            "serial",
+            "--set",
+            "seeds=[0]",
+            "--set",
+            f'models=["{model}"]',
+            "--set",
+            f"families=[{families}]",
+            "--set",
+            "fit.num_steps=20",
+            "--set",
+            "fit.jit_compile=false",
+            "--set",
+            "fit.elbo_sample_size=1000",
+        ]
+    )
+    assert code == 0
+    table = pd.read_csv(tmp_path / "results" / "regressions" / "cells.csv")
+    assert sorted(table["family"]) == sorted(names)
+    assert set(table["model"]) == {model}
+    assert set(table["status"]) == {"ok"}
+    assert table["mean_z_error_max"].notna().all()
+    assert table["std_ratio_geomean"].notna().all()

@@ -13,6 +13,7 @@ from harness.models import user
 from harness.models.base import Model, Reference
 from harness.models.conjugate_normal_mean import conjugate_normal_mean
 from harness.models.correlated_gaussian import correlated_gaussian
+from harness.models.correlated_regression import correlated_regression_wine
 from harness.models.eight_schools_noncentered import eight_schools_noncentered
 from harness.models.gym import (
     banana,
@@ -30,6 +31,8 @@ from harness.models.hierarchical_regression import hierarchical_regression_wine
 from harness.models.linear_regression import linear_regression
 from harness.models.linear_regression_unknown_noise import linear_regression_unknown_noise
 from harness.models.logistic_regression import logistic_regression_breast_cancer
+from harness.models.shrinkage_regression import shrinkage_regression_breast_cancer
+from harness.models.unscaled_regression import unscaled_regression_wine
 from harness.models.vae_digits import vae_digits
 
 MODELS: dict[str, Callable[..., Model]] = {
@@ -50,6 +53,9 @@ MODELS: dict[str, Callable[..., Model]] = {
     "eight_schools_noncentered": eight_schools_noncentered,
     "logistic_regression_breast_cancer": logistic_regression_breast_cancer,
     "hierarchical_regression_wine": hierarchical_regression_wine,
+    "unscaled_regression_wine": unscaled_regression_wine,
+    "correlated_regression_wine": correlated_regression_wine,
+    "shrinkage_regression_breast_cancer": shrinkage_regression_breast_cancer,
     "vae_digits": vae_digits,  # amortized (Model.kind): fitted by encoder families
 }
 
