@@ -376,7 +376,9 @@ class _Loop:
         self.build_surrogate = build_surrogate
         self.model = model
         self.cell = cell
-        self.size = min(CHUNK_STEPS, cell.fit.num_steps)
+        # Small budgets still get about ten calls: the first call's excess over the others is
+        # the compilation, and a budget run in one call could not separate the two.
+        self.size = max(1, min(CHUNK_STEPS, -(-cell.fit.num_steps // 10)))
         self.fallback_reason = ""
         self.calls = 0
         self._setup("xla" if cell.fit.jit_compile else "graph")
