@@ -78,8 +78,15 @@ def _register_bench_model():
 def _cell(model, family, num_steps, sample_size, seed=0):
     from harness.spec import Cell, FitSettings
 
+    # A fixed number of steps at a fixed rate from the uniform start: the loop a bare
+    # fit_surrogate_posterior call runs (no pilots, no mode search, no early stop).
     settings = FitSettings(
-        num_steps=num_steps, sample_size=sample_size, learning_rate=LEARNING_RATE
+        num_steps=num_steps,
+        sample_size=sample_size,
+        learning_rate=LEARNING_RATE,
+        learning_rate_schedule="constant",
+        initialization="uniform",
+        stopping="budget",
     )
     return Cell("bench", model, (), family, (), settings, seed)
 
@@ -273,6 +280,9 @@ families = ["mean_field", "full_rank", "iaf"]
 [fit]
 num_steps = 2000
 sample_size = 16
+learning_rate = 0.01
+initialization = "uniform"
+stopping = "budget"
 """,
     # Research-sized fits: 200,000 steps on real-data regressions and a 32-d time series.
     "fit-bound": """
@@ -284,6 +294,9 @@ families = ["mean_field", "full_rank"]
 [fit]
 num_steps = 200000
 sample_size = 8
+learning_rate = 0.01
+initialization = "uniform"
+stopping = "budget"
 """,
 }
 
