@@ -10,6 +10,10 @@ budget, total wall time; and for the defaults, the converged cells whose ELBO is
 10× its steps to tell a distinct local optimum from an unfinished fit).
 
     python -m benchmarks.convergence [--models a,b] [--families a,b] [--seeds 2] [--workers 2]
+    python -m benchmarks.convergence --laplace [--models a,b]
+
+``--laplace`` instead times the ``laplace`` baseline (the shared mode finder) on each model,
+in this process, and writes the section "Laplace at the defaults".
 
 Writes the section "Convergence at the defaults" of docs/benchmarks.md and the per-cell rows to
 results/benchmarks/convergence.csv.
@@ -74,8 +78,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/convergence.csv"))
+    parser.add_argument("--laplace", action="store_true", help="time the laplace baseline")
     args = parser.parse_args(argv)
     models, families = args.models.split(","), args.families.split(",")
+    if args.laplace:
+        laplace(models)
+        return
     rows = []
     timings = {}
     for label, settings in _settings().items():
@@ -180,6 +188,33 @@ def main(argv=None) -> None:
         )
     write_section("Convergence at the defaults", "\n".join(lines))
     print("\n".join(lines))
+
+
+def laplace(models) -> None:
+    """Seconds of the ``laplace`` baseline per model (tracing apart), its verdict and error."""
+    from harness.fit import fit
+    from harness.models import build_model
+    from harness.spec import Cell, FitSettings
+
+    lines = [
+        f"Machine: {machine()}; one process. fit_seconds is the search (L-BFGS from three "
+        "starts, Newton polish, Hessian); compile_seconds the tracing of the log density's "
+        "gradient.",
+        "",
+        "| model | d | converged | fit_seconds | compile_seconds | max abs z | std ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    settings = FitSettings(elbo_sample_size=1000, num_draws_kept=10)
+    for model in models:
+        result = fit(Cell("benchmark_laplace", model, (), "laplace", (), settings, 0))
+        m = result.metrics
+        lines.append(
+            f"| {model} | {build_model(model).dimension} | {result.converged} | "
+            f"{m.get('fit_seconds', np.nan):.2f} | {m.get('compile_seconds', np.nan):.2f} | "
+            f"{m.get('mean_z_error_max', np.nan):.3f} | {m.get('std_ratio_geomean', np.nan):.3f} |"
+        )
+        print(lines[-1], result.convergence_reason or result.reason, flush=True)
+    write_section("Laplace at the defaults", "\n".join(lines))
 
 
 if __name__ == "__main__":
