@@ -675,6 +675,7 @@ def _result(
         )
         + initial_cost[1],
         "initialization_seconds": initial_cost[0],
+        "initialization_gradient_evaluations": float(initial_cost[1]),
         "converged": float(verdict.converged),
     }
     if verdict.converged and verdict.step is not None and 0 < verdict.step <= losses.size:
