@@ -29,24 +29,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colors, ticker  # noqa: E402
 
+from harness.metrics import catalog  # noqa: E402
+
 # Okabe & Ito (2008) palette, black last.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">"]
 UNKNOWN_COLOR = "#7F7F7F"
 REFERENCE_COLOR = "#BBBBBB"
-METRIC_LABELS = {
-    "wasserstein_1": "W₁ to reference (reference sd units)",
-    "mean_z_error_rms": "RMS mean error (reference sd units)",
-    "mean_z_error_max": "max |mean error| (reference sd units)",
-    "kl_divergence": "KL(q‖p) (nats)",
-    "log_normalizer_error": "log Z − ELBO (nats)",
-    "elbo": "ELBO (nats)",
-    "std_ratio_geomean": "std ratio q / reference (geometric mean)",
-    "khat": "PSIS k̂",
-    "fit_seconds": "fit time (s)",
-}
-# Metrics where a larger value is better (all others: smaller is better).
-HIGHER_IS_BETTER = {"elbo", "iw_elbo"}
 # PSIS k̂ reliability thresholds (Vehtari et al. 2024, "Pareto smoothed importance sampling"):
 # below 0.5 the importance weights have finite variance, above 0.7 estimates are unreliable.
 KHAT_BANDS = (0.5, 0.7)
@@ -68,6 +57,52 @@ def family_styles(table: pd.DataFrame) -> dict[str, dict]:
     """
     info = _family_info(table)
     return {f: _style(f, *info[f]) for f in info}
+
+
+# Line styles of a family's configurations (grid variants) after its own: each configuration
+# keeps the family's colour (lightened a little) and gets its own marker and dash.
+VARIANT_LINESTYLES = (":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+
+
+def series_key(family: str, variant: str) -> str:
+    """The key of one series in a figure: a family, or a family's configuration when it ran
+    with several (``variant`` non-empty, see :func:`harness.report.tidy`)."""
+    return f"{family} [{variant}]" if variant else family
+
+
+def with_series(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``series`` column (:func:`series_key` of family and variant)."""
+    out = table.copy()
+    variants = out["variant"].fillna("") if "variant" in out else pd.Series("", index=out.index)
+    out["series"] = [series_key(f, v) for f, v in zip(out["family"], variants, strict=True)]
+    return out
+
+
+def series_styles(table: pd.DataFrame) -> dict[str, dict]:
+    """Style of every series (family × configuration) of a tidy table, in registry order.
+
+    A family with one configuration looks as :func:`family_styles` draws it; a family run
+    with several keeps its colour, and each configuration gets a distinct label (the family's
+    pretty name and the differing settings), marker and dash, so configurations never merge.
+    """
+    families = family_styles(table)
+    variants = table["variant"].fillna("") if "variant" in table else pd.Series("", index=table.index)
+    out = {}
+    for family, style in families.items():
+        own = list(dict.fromkeys(variants[table["family"] == family]))
+        for j, variant in enumerate(own):
+            st = dict(style)
+            if variant:
+                st["label"] = f"{style['label']} ({variant})"
+                st["marker"] = MARKERS[(MARKERS.index(style["marker"]) + j) % len(MARKERS)]
+                if j:
+                    st["linestyle"] = VARIANT_LINESTYLES[(j - 1) % len(VARIANT_LINESTYLES)]
+                    mix = min(0.15 * j, 0.45)  # towards white, never so far it fades
+                    light = colors.to_hex(np.array(colors.to_rgb(style["color"])) * (1 - mix) + mix)
+                    st["color"] = light
+                    st["facecolor"] = "white" if style["baseline"] else light
+            out[series_key(family, variant)] = st
+    return out
 
 
 def _family_info(table: pd.DataFrame) -> dict[str, tuple[float, str, str]]:
@@ -233,17 +268,6 @@ def _empty(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", color="0.5")
 
 
-def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the points not dominated in (smaller ``x``, smaller ``y``), sorted by ``x``."""
-    order = np.lexsort((y, x))
-    front, best = [], math.inf
-    for i in order:
-        if y[i] < best:
-            front.append(i)
-            best = y[i]
-    return np.array(front, dtype=int)
-
-
 def quality_metric_for(
     table: pd.DataFrame, model: str, preferred: str, fallbacks: tuple[str, ...]
 ) -> str | None:
@@ -256,6 +280,15 @@ def quality_metric_for(
     return None
 
 
+# Cost axes of the quality-against-cost figures: wall-clock seconds (this machine) and gradient
+# evaluations of the target (machine-independent, as Pathfinder's and Agrawal et al.'s papers
+# compare methods).
+COST_LABELS = {
+    "fit_seconds": "fit time (s, log scale)",
+    "num_gradient_evaluations": "gradient evaluations of log p (log scale)",
+}
+
+
 def quality_vs_speed(
     table: pd.DataFrame,
     stem: Path,
@@ -263,36 +296,44 @@ def quality_vs_speed(
     *,
     style: str = "paper",
     fallbacks: tuple[str, ...] = (),
+    cost: str = "fit_seconds",
 ) -> list[Path]:
-    """Quality (lower is better) against ``fit_seconds`` (log x), one panel per model.
+    """Quality against a cost (log x), one panel per model.
 
-    One small point per seed, one large point per family at the mean over seeds, and the
-    Pareto front of the family means (nothing both faster and better exists off it).  A model
-    without ``metric`` uses the first of ``fallbacks`` it has; the y label says which.
+    Args:
+      cost: ``fit_seconds`` (default) or ``num_gradient_evaluations`` (the same comparison
+        on an axis that does not depend on the machine).
+
+    One small point per seed, one large point per series (family, or each configuration of a
+    family run with several) at the mean over seeds, and the Pareto front of those means in
+    (smaller cost, better quality by the metric's catalog direction): nothing both cheaper and
+    better exists off it.  A model without ``metric`` uses the first of ``fallbacks`` it has;
+    the y label says which.
     """
+    table = with_series(table)
     ok = _ok(table)
-    styles = family_styles(table)
+    styles = series_styles(table)
     titles = _titles(table)
     models = list(dict.fromkeys(table["model"]))
     with plt.rc_context(_rc(style)):
         fig, axes = _grid(len(models), style, extra_height=0.6)
         for ax, model in zip(axes, models, strict=True):
             ax.set_title(titles[model])
-            ax.set_xlabel("fit time (s, log scale)")
+            ax.set_xlabel(COST_LABELS.get(cost, catalog.label(cost)))
             used = quality_metric_for(table, model, metric, fallbacks)
             rows = ok[ok["model"] == model]
-            if used is None or "fit_seconds" not in rows:
-                ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-                _empty(ax, f"no {metric}")
+            if used is None or cost not in rows or not (rows[cost] > 0).any():
+                ax.set_ylabel(_wrap(catalog.label(metric), 30))
+                _empty(ax, f"no {metric if used is None else cost}")
                 continue
-            ax.set_ylabel(METRIC_LABELS.get(used, used))
-            rows = rows[rows[used].notna() & (rows["fit_seconds"] > 0)]
-            means = rows.groupby("family", sort=False)[["fit_seconds", used]].mean()
-            for family in [f for f in styles if f in means.index]:
-                st = styles[family]
-                sub = rows[rows["family"] == family]
+            ax.set_ylabel(_wrap(catalog.label(used), 30))
+            rows = rows[rows[used].notna() & (rows[cost] > 0)]
+            means = rows.groupby("series", sort=False)[[cost, used]].mean()
+            for key in [k for k in styles if k in means.index]:
+                st = styles[key]
+                sub = rows[rows["series"] == key]
                 ax.scatter(
-                    sub["fit_seconds"],
+                    sub[cost],
                     sub[used],
                     s=10,
                     color=st["color"],
@@ -301,8 +342,8 @@ def quality_vs_speed(
                     linewidths=0,
                 )
                 ax.scatter(
-                    means.loc[family, "fit_seconds"],
-                    means.loc[family, used],
+                    means.loc[key, cost],
+                    means.loc[key, used],
                     s=45,
                     marker=st["marker"],
                     facecolors=st["facecolor"],
@@ -310,24 +351,23 @@ def quality_vs_speed(
                     linewidths=1.2,
                     zorder=3,
                 )
-            if len(means) > 1:
-                front = pareto_front(means["fit_seconds"].to_numpy(), means[used].to_numpy())
-                ax.step(
-                    means["fit_seconds"].to_numpy()[front],
-                    means[used].to_numpy()[front],
-                    where="post",
-                    color="0.4",
-                    linestyle=":",
-                    linewidth=1,
-                    zorder=2,
-                )
+            front = catalog.pareto_front(means[cost].to_numpy(), means[used].to_numpy(), used)
+            if len(means) > 1 and front.size:
+                x, y = means[cost].to_numpy()[front], means[used].to_numpy()[front]
+                # A monotone metric's front is a staircase; a closest-to-target one (coverage,
+                # std ratio) may cross its target, so its points are joined directly.
+                if catalog.info(used).direction == "target":
+                    ax.plot(x, y, color="0.4", linestyle=":", linewidth=1, zorder=2)
+                    ax.axhline(catalog.info(used).target, color="0.7", linewidth=0.6)
+                else:
+                    ax.step(x, y, where="post", color="0.4", linestyle=":", linewidth=1, zorder=2)
             _log_time_axis(ax)
             values = rows[used].to_numpy()
             if values.size and values.min() > 0 and values.max() / values.min() > 20:
                 _log_time_axis(ax, "y")
             ax.grid(True, which="major", alpha=0.3)
         front_handle = plt.Line2D([], [], color="0.4", linestyle=":")
-        _legend(fig, styles, list(styles), [(front_handle, "Pareto front (family means)")])
+        _legend(fig, styles, list(styles), [(front_handle, "Pareto front (means)")])
         return _save(fig, stem)
 
 
@@ -360,10 +400,11 @@ def elbo_vs_time(
     The line is the mean over seeds on a common log-spaced time grid, the band spans the seeds
     (min to max).
     """
-    styles = family_styles(table)
+    table = with_series(table)
+    styles = series_styles(table)
     titles = _titles(table)
     models = list(dict.fromkeys(table["model"]))
-    runs = table.set_index("run_id")[["model", "family"]]
+    runs = table.set_index("run_id")[["model", "series"]]
     by_run = {r: h for r, h in histories.groupby("run_id", sort=False)} if len(histories) else {}
     with plt.rc_context(_rc(style)):
         fig, axes = _grid(len(models), style, extra_height=0.6)
@@ -376,7 +417,7 @@ def elbo_vs_time(
             for family in styles:
                 ids = [
                     r
-                    for r in runs.index[(runs["model"] == model) & (runs["family"] == family)]
+                    for r in runs.index[(runs["model"] == model) & (runs["series"] == family)]
                     if r in by_run
                 ]
                 curves = [_curve(by_run[r]) for r in ids]
@@ -437,14 +478,15 @@ def khat_heatmap(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> li
     Blue below 0.5 (importance weights reliable), white in between, red above 0.7
     (unreliable): a diverging colormap centred on the band between the two thresholds.
     """
+    table = with_series(table)
     ok = _ok(table)
-    styles = family_styles(table)
+    styles = series_styles(table)
     titles = _titles(table)
     models = list(dict.fromkeys(table["model"]))
     families = list(styles)
     values = np.full((len(models), len(families)), np.nan)
     if "khat" in ok:
-        means = ok.groupby(["model", "family"])["khat"].mean()
+        means = ok.groupby(["model", "series"])["khat"].mean()
         for (model, family), v in means.items():
             values[models.index(model), families.index(family)] = v
     column, page, row_height, _ = STYLES[style]
@@ -490,8 +532,9 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
     Points are means over seeds with ± one standard error; 1 means calibrated widths, below 1
     understated uncertainty.
     """
+    table = with_series(table)
     ok = _ok(table)
-    styles = family_styles(table)
+    styles = series_styles(table)
     titles = _titles(table)
     models = list(dict.fromkeys(table["model"]))
     families = list(styles)
@@ -503,7 +546,7 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
         shown = []
         if "std_ratio_geomean" in ok:
             rows = ok[ok["std_ratio_geomean"] > 0]
-            stats = rows.groupby(["model", "family"])["std_ratio_geomean"].agg(
+            stats = rows.groupby(["model", "series"])["std_ratio_geomean"].agg(
                 ["mean", "std", "count"]
             )
             offsets = np.linspace(-0.3, 0.3, len(families)) if len(families) > 1 else [0.0]
@@ -515,7 +558,7 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
                     s = stats.loc[(model, family)]
                     se = s["std"] / math.sqrt(s["count"]) if s["count"] > 1 else 0.0
                     x = i + offsets[j]
-                    seeds = rows[(rows["model"] == model) & (rows["family"] == family)]
+                    seeds = rows[(rows["model"] == model) & (rows["series"] == family)]
                     ax.scatter(
                         np.full(len(seeds), x),
                         seeds["std_ratio_geomean"],
@@ -621,16 +664,17 @@ def marginals(
     title: str,
     style: str = "paper",
 ) -> list[Path]:
-    """Marginals of q (one outline per family) over the reference, first 6 coordinates.
+    """Marginals of q (one outline per series) over the reference, first 6 coordinates.
 
     Args:
-      draws: Family → q draws ``[n, d]`` (one seed per family).
+      draws: Series (:func:`series_key`: a family, or one configuration of a family) → q
+        draws ``[n, d]`` (one seed each).
       reference: ``draws`` ``[m, d]`` (drawn as a grey histogram) or ``mean`` and
         ``standard_deviation`` (drawn as the grey normal density), or None.
       table: The tidy table (for family colours and labels).
       title: Figure title (the model's pretty name).
     """
-    styles = family_styles(table)
+    styles = series_styles(table)
     dims = [a.shape[1] for a in draws.values()]
     if reference is not None and reference.get("mean") is not None:
         dims.append(len(reference["mean"]))
@@ -788,7 +832,6 @@ __all__ = [
     "family_styles",
     "khat_heatmap",
     "marginals",
-    "pareto_front",
     "quality_metric_for",
     "quality_vs_speed",
     "smooth",
@@ -804,13 +847,6 @@ __all__ = [
 VAE_IMAGE_ROWS = {"test images": 16, "reconstructions": 16, "prior samples": 16}
 VAE_IMAGE_SHAPE = (8, 8)
 VAE_MOSAIC_COLUMNS = 8
-METRIC_LABELS.update(
-    {
-        "test_iw_elbo": "test log-likelihood, IW bound (nats/image)",
-        "test_elbo": "test ELBO (nats/image)",
-        "amortization_gap": "amortization gap (nats/image)",
-    }
-)
 
 
 def mosaic(
@@ -890,7 +926,7 @@ def vae_likelihood_vs_time(table: pd.DataFrame, stem: Path, *, style: str = "pap
         fig, axes = _grid(2, style, extra_height=0.6)
         for ax, metric in zip(axes, ("test_iw_elbo", "test_elbo"), strict=True):
             ax.set_xlabel("fit time (s, log scale)")
-            ax.set_ylabel(_wrap(METRIC_LABELS[metric], 26))
+            ax.set_ylabel(_wrap(catalog.label(metric), 26))
             if metric not in ok or not ok[metric].notna().any():
                 _empty(ax, f"no {metric}")
                 continue
@@ -952,7 +988,7 @@ def vae_amortization_gap(table: pd.DataFrame, stem: Path, *, style: str = "paper
                 capsize=2,
             )
         ax.set_xticks(range(len(names)), [_wrap(styles[f]["label"]) for f in names])
-        ax.set_ylabel(_wrap(METRIC_LABELS["amortization_gap"], 22))
+        ax.set_ylabel(_wrap(catalog.label("amortization_gap"), 22))
         if not names:
             _empty(ax, "no amortization_gap")
         ax.grid(True, axis="y", alpha=0.3)

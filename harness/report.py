@@ -9,9 +9,12 @@ kinds and colours come from the runs' own tags, so ``harness report`` starts in 
 Output of :func:`write_report` in ``out_dir`` (``results/<experiment>/`` by default)::
 
     cells.csv                      one row per cell (latest FINISHED run per cell id)
-    summary.csv                    mean, standard error and seed count per model × family
-    tables/summary.md, .tex        mean ± standard error over seeds, best per model in bold
-    figures/quality_vs_speed       quality against fit time, Pareto front of family means
+    summary.csv                    mean, standard error, seed count and cell outcomes per
+                                   model × family × configuration
+    tables/summary.md, .tex        mean ± standard error over seeds, seed counts and the
+                                   cells left out, best per model in bold (within 2 s.e.)
+    figures/quality_vs_speed       quality against fit time, Pareto front of the means
+    figures/quality_vs_gradients   the same against gradient evaluations (machine-independent)
     figures/elbo_vs_time           ELBO against fit time, seeds as bands
     figures/khat                   PSIS k̂ heatmap with the 0.5 / 0.7 bands
     figures/std_ratio              q std ÷ reference std, reference line at 1
@@ -35,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.metrics import catalog
+
 # Columns every tidy table has, in this order, before the metric columns.
 ID_COLUMNS = [
     "model",
@@ -55,46 +60,11 @@ ID_COLUMNS = [
     "loss_curve",
     "variant",
 ]
-# Quality metrics a figure may put on its y axis, in order of preference (lower is better).
-QUALITY_METRICS = ["wasserstein_1", "mean_z_error_rms", "kl_divergence", "log_normalizer_error"]
+# Quality metrics a figure may put on its y axis, in order of preference.
+QUALITY_METRICS = list(catalog.QUALITY_PREFERENCE)
 STYLES = ("paper", "slides")
-# Direction of "best" in the summary tables.
-_HIGHER_IS_BETTER = {
-    "elbo",
-    "iw_elbo",
-    "coverage_90",
-    "steps_per_second",
-    "test_elbo",
-    "test_iw_elbo",
-}
-_LABELS_MD = {
-    "elbo": "ELBO (nats)",
-    "wasserstein_1": "W₁ (sd)",
-    "mean_z_error_rms": "RMS z-error (sd)",
-    "mean_z_error_max": "max z-error (sd)",
-    "kl_divergence": "KL(q‖p) (nats)",
-    "log_normalizer_error": "log Z − ELBO (nats)",
-    "std_ratio_geomean": "std ratio",
-    "khat": "k̂",
-    "fit_seconds": "fit time (s)",
-    "test_iw_elbo": "test log-lik. (nats)",
-    "test_elbo": "test ELBO (nats)",
-    "amortization_gap": "amortization gap (nats)",
-}
-_LABELS_TEX = {
-    "elbo": "ELBO (nats)",
-    "wasserstein_1": "$W_1$ (sd)",
-    "mean_z_error_rms": "RMS $z$-error (sd)",
-    "mean_z_error_max": "max $z$-error (sd)",
-    "kl_divergence": r"KL$(q\|p)$ (nats)",
-    "log_normalizer_error": r"$\log Z - $ELBO (nats)",
-    "std_ratio_geomean": "std ratio",
-    "khat": r"$\hat{k}$",
-    "fit_seconds": "fit time (s)",
-    "test_iw_elbo": "test log-lik. (nats)",
-    "test_elbo": "test ELBO (nats)",
-    "amortization_gap": "amortization gap (nats)",
-}
+# Statuses of a cell that leave it out of the means (FitResult.status, besides "ok").
+LEFT_OUT_STATUSES = ("diverged", "error")
 
 
 class ReportError(ValueError):
@@ -219,23 +189,52 @@ def default_quality_metric(table: pd.DataFrame) -> str:
     return "elbo"
 
 
+GROUP = ["model", "family", "variant"]
+
+
 def summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """Mean and standard error over seeds per model × family × variant for the given metrics.
 
-    Only cells with ``status == "ok"`` count.  Columns: a ``(statistic, metric)`` MultiIndex with
-    statistics ``mean``, ``standard_error`` (sample sd / √n; NaN with one seed) and
-    ``num_seeds``.
+    Only cells with ``status == "ok"`` enter the means; a group whose cells all diverged or
+    failed keeps its row (NaN means, ``num_seeds`` 0), so it never silently disappears.
+    Columns: a ``(statistic, metric)`` MultiIndex with statistics ``mean``,
+    ``standard_error`` (sample sd / √n; NaN with one seed) and ``num_seeds``.
     """
+    groups = pd.MultiIndex.from_frame(table[GROUP].drop_duplicates())
     ok = table[table["status"] == "ok"]
     present = [m for m in metrics if m in ok]
-    grouped = ok.groupby(["model", "family", "variant"], sort=False)[present]
-    mean = grouped.mean()
-    se = grouped.std(ddof=1) / np.sqrt(grouped.count())
-    return pd.concat({"mean": mean, "standard_error": se, "num_seeds": grouped.count()}, axis=1)
+    grouped = ok.groupby(GROUP, sort=False)[present]
+    mean = grouped.mean().reindex(groups)
+    se = (grouped.std(ddof=1) / np.sqrt(grouped.count())).reindex(groups)
+    count = grouped.count().reindex(groups).fillna(0).astype(int)
+    return pd.concat({"mean": mean, "standard_error": se, "num_seeds": count}, axis=1)
+
+
+def status_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Cells per model × family × variant by outcome.
+
+    Columns ``total``, ``ok``, one per :data:`LEFT_OUT_STATUSES` (cells left out of the
+    means) and ``unconverged`` (ok cells whose optimiser did not converge, metric
+    ``converged`` = 0; they stay in the means, the tables say how many).
+    """
+    groups = pd.MultiIndex.from_frame(table[GROUP].drop_duplicates())
+    keyed = table.set_index(GROUP)
+    out = pd.DataFrame(index=groups)
+    out["total"] = keyed.groupby(level=GROUP, sort=False).size().reindex(groups).fillna(0)
+    for status in ("ok", *LEFT_OUT_STATUSES):
+        hit = (keyed["status"] == status).groupby(level=GROUP, sort=False).sum()
+        out[status] = hit.reindex(groups).fillna(0)
+    if "converged" in keyed:
+        flag = (keyed["status"] == "ok") & (keyed["converged"] == 0)
+        out["unconverged"] = flag.groupby(level=GROUP, sort=False).sum().reindex(groups).fillna(0)
+    else:
+        out["unconverged"] = 0
+    return out.astype(int)
 
 
 def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
-    """Columns of the summary tables: elbo, the quality metric, std ratio, k̂, fit time."""
+    """Columns of the summary tables: elbo, the quality metric, std ratio, k̂, convergence,
+    fit time."""
     wanted = [
         "elbo",
         quality_metric,
@@ -245,28 +244,34 @@ def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
         "test_iw_elbo",
         "test_elbo",
         "amortization_gap",
+        "converged",
         "fit_seconds",
     ]
     return [m for m in dict.fromkeys(wanted) if m in table]
 
 
-def best_mask(means: pd.DataFrame) -> pd.DataFrame:
-    """True where a family is the best of its model for a metric (ties: all of them).
+def best_mask(means: pd.DataFrame, standard_errors: pd.DataFrame | None = None) -> pd.DataFrame:
+    """True where a result is "best" of its model for a metric.
 
-    Best is the largest ELBO, the std ratio closest to 1 (on the log scale) and the smallest
-    value of every other metric.
+    The best mean by the metric's catalog direction (largest ELBO, smallest distance, std
+    ratio and coverage closest to their target, ...), and every result within two standard
+    errors of it (:func:`harness.metrics.catalog.best_within_error`).  Without
+    ``standard_errors`` only exact ties share the mark.  Metrics without a direction are
+    never marked.
     """
     mask = pd.DataFrame(False, index=means.index, columns=means.columns)
+    models = means.index.get_level_values("model")
     for metric in means.columns:
-        values = means[metric]
-        if metric == "std_ratio_geomean":
-            score = np.abs(np.log(values.where(values > 0)))
-        elif metric in _HIGHER_IS_BETTER:
-            score = -values
-        else:
-            score = values
-        best = score.groupby(level="model").transform("min")
-        mask[metric] = (score == best) & score.notna()
+        for model in dict.fromkeys(models):
+            rows = models == model
+            se = (
+                np.zeros(rows.sum())
+                if standard_errors is None
+                else standard_errors.loc[rows, metric].to_numpy(float)
+            )
+            mask.loc[rows, metric] = catalog.best_within_error(
+                means.loc[rows, metric].to_numpy(float), se, metric
+            )
     return mask
 
 
@@ -280,70 +285,155 @@ def format_mean_se(mean: float, se: float) -> str:
     return f"{mean:.{decimals}f} ± {se:.{decimals}f}"
 
 
-def summary_tables(table: pd.DataFrame, quality_metric: str) -> tuple[str, str]:
-    """The summary as (Markdown, LaTeX): one row per model × family (× configuration, when a
-    family runs with several), mean ± standard error over seeds, the best of each model in
-    bold."""
-    metrics = table_metrics(table, quality_metric)
+SINGLE_SEED_NOTE = "one seed: no standard error, marked best without an interval"
+BEST_NOTE = "bold: best per model and every result within two standard errors of it"
+
+
+@dataclasses.dataclass(frozen=True)
+class SummaryRow:
+    """One row of the summary tables, formatted once for Markdown and LaTeX."""
+
+    model: str
+    family: str
+    seeds: str
+    values: list[tuple[str, bool, bool]]  # (mean ± se, bold, single seed)
+    left_out: str
+
+
+def _summary_rows(table: pd.DataFrame, metrics: list[str]) -> list[SummaryRow]:
     stats = summary(table, metrics)
-    means, ses = stats["mean"], stats["standard_error"]
-    bold = best_mask(means)
-    labels = table.drop_duplicates(["model", "family", "variant"]).set_index(
-        ["model", "family", "variant"]
-    )
-    cells = pd.DataFrame(
-        {m: [format_mean_se(means.loc[i, m], ses.loc[i, m]) for i in means.index] for m in metrics},
-        index=means.index,
-    )
-    names = [
-        (
-            labels.loc[i, "model_pretty_name"],
-            labels.loc[i, "family_pretty_name"] + (f" ({i[2]})" if i[2] else ""),
+    means, ses, counts = stats["mean"], stats["standard_error"], stats["num_seeds"]
+    bold = best_mask(means, ses)
+    outcomes = status_counts(table)
+    labels = table.drop_duplicates(GROUP).set_index(GROUP)
+    rows = []
+    for i in means.index:
+        n = outcomes.loc[i]
+        left = [f"{n[s]} {s}" for s in LEFT_OUT_STATUSES if n[s]]
+        if n["unconverged"]:
+            left.append(f"{n['unconverged']} unconverged (in mean)")
+        values = [
+            (format_mean_se(means.loc[i, m], ses.loc[i, m]), bool(bold.loc[i, m]), counts.loc[i, m] == 1)
+            for m in metrics
+        ]
+        rows.append(
+            SummaryRow(
+                labels.loc[i, "model_pretty_name"],
+                labels.loc[i, "family_pretty_name"] + (f" ({i[2]})" if i[2] else ""),
+                str(n["ok"]) if n["ok"] == n["total"] else f"{n['ok']} of {n['total']}",
+                values,
+                ", ".join(left),
+            )
         )
-        for i in means.index
-    ]
+    return rows
 
-    md_rows = [
-        "| Model | Family | " + " | ".join(_LABELS_MD.get(m, m) for m in metrics) + " |",
-        "|---|---|" + "---:|" * len(metrics),
-    ]
-    for (model, family), i in zip(names, means.index, strict=True):
-        values = [f"**{cells.loc[i, m]}**" if bold.loc[i, m] else cells.loc[i, m] for m in metrics]
-        md_rows.append(f"| {model} | {family} | " + " | ".join(values) + " |")
-    markdown = "\n".join(md_rows) + "\n"
 
-    tex = cells.map(lambda s: s.replace("±", r"$\pm$").replace("–", "--"))
-    tex.index = pd.MultiIndex.from_tuples(
-        [(_tex_escape(a), _tex_escape(b)) for a, b in names], names=["Model", "Family"]
+def _minus(text: str) -> str:
+    """Typographic minus sign (U+2212) for a hyphen that starts a number."""
+    return re.sub(r"(?<![\w.])-(?=[0-9.])", "\u2212", text)
+
+
+def summary_tables(table: pd.DataFrame, quality_metric: str) -> tuple[str, str]:
+    r"""The summary as (Markdown, LaTeX): one row per model × family (× configuration, when a
+    family runs with several), mean ± standard error over the ok seeds, the seed count and the
+    cells left out of the mean, "best" marks by :func:`best_mask`; a best resting on one seed
+    is marked † with a note.  The LaTeX is a ``tabular`` for ``\input`` (needs
+    ``\usepackage{booktabs}``)."""
+    metrics = table_metrics(table, quality_metric)
+    rows = _summary_rows(table, metrics)
+    single = any(bold and one for r in rows for _, bold, one in r.values)
+    notes = [BEST_NOTE] + ([f"† {SINGLE_SEED_NOTE}"] if single else [])
+    return _markdown(rows, metrics, notes), _latex(rows, metrics, single)
+
+
+def _markdown(rows: list[SummaryRow], metrics: list[str], notes: list[str]) -> str:
+    header = ["Model", "Family", "Seeds", *(catalog.label(m) for m in metrics), "Not in mean"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|---|---|---:|" + "---:|" * len(metrics) + "---|",
+    ]
+    for r in rows:
+        cells = []
+        for text, bold, one in r.values:
+            text = _minus(text) + (" †" if bold and one else "")
+            cells.append(f"**{text}**" if bold else text)
+        lines.append(
+            f"| {r.model} | {r.family} | {r.seeds} | " + " | ".join(cells) + f" | {r.left_out} |"
+        )
+    return "\n".join(lines) + "\n\n" + "\n".join(f"_{n}_  " for n in notes) + "\n"
+
+
+def _latex(rows: list[SummaryRow], metrics: list[str], single: bool) -> str:
+    ncols = 4 + len(metrics)
+    lines = [
+        "% Summary table of harness report; needs \\usepackage{booktabs}.",
+        "\\begin{tabular}{ll" + "r" * (1 + len(metrics)) + "l}",
+        "\\toprule",
+        " & ".join(
+            ["Model", "Family", "Seeds", *(catalog.latex_label(m) for m in metrics), "Not in mean"]
+        )
+        + " \\\\",
+        "\\midrule",
+    ]
+    previous = None
+    for r in rows:
+        if previous is not None and r.model != previous:
+            lines.append("\\midrule")
+        cells = [_tex_escape(r.model) if r.model != previous else "", _tex_escape(r.family), r.seeds]
+        for text, bold, one in r.values:
+            math_text = _tex_number(text)
+            mark = "$^\\dagger$" if bold and one else ""
+            cells.append(("{\\boldmath" + math_text + "}" if bold else math_text) + mark)
+        cells.append(_tex_escape(r.left_out))
+        lines.append(" & ".join(cells) + " \\\\")
+        previous = r.model
+    lines.append("\\bottomrule")
+    notes = [BEST_NOTE] + ([f"$^\\dagger${SINGLE_SEED_NOTE}"] if single else [])
+    for note in notes:
+        lines.append(f"\\multicolumn{{{ncols}}}{{l}}{{\\footnotesize {note}}} \\\\")
+    lines.append("\\end{tabular}")
+    return "\n".join(lines) + "\n"
+
+
+def _tex_number(text: str) -> str:
+    r"""``mean ± se`` as math (a true minus sign, ``\pm``, ``×10^k`` for exponents); the dash of
+    a missing value."""
+    if text == "–":
+        return "--"
+    text = re.sub(
+        r"e([+-]?)0*(\d+)",
+        lambda m: rf"\times 10^{{{'-' if m.group(1) == '-' else ''}{m.group(2)}}}",
+        text,
     )
-    tex.columns = [_LABELS_TEX.get(m, _tex_escape(m)) for m in metrics]
-    bold_tex = pd.DataFrame(bold.to_numpy(), index=tex.index, columns=tex.columns)
-    styler = tex.style.apply(
-        lambda column: np.where(bold_tex[column.name], "font-weight: bold;", ""), axis=0
-    )
-    latex = styler.to_latex(
-        convert_css=True,
-        hrules=True,
-        multirow_align="t",
-        clines="skip-last;data",
-        column_format="ll" + "r" * len(metrics),
-    )
-    return markdown, latex
+    return "$" + text.replace("±", r"\pm") + "$"
+
+
+# Characters LaTeX treats specially, and Unicode that pdflatex's default input does not set.
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "^": r"\^{}",
+    "~": r"\~{}",
+    "−": "$-$",
+    "×": r"$\times$",
+    "·": r"$\cdot$",
+    "±": r"$\pm$",
+    "–": "--",
+    "‖": r"$\|$",
+    "k̂": r"$\hat{k}$",
+}
+_TEX_SPECIAL = re.compile("|".join(re.escape(c) for c in sorted(_TEX_ESCAPES, key=len, reverse=True)))
 
 
 def _tex_escape(text: str) -> str:
-    for char, escaped in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("$", r"\$"),
-        ("#", r"\#"),
-        ("_", r"\_"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-    ):
-        text = text.replace(char, escaped)
-    return text
+    """``text`` set literally by LaTeX (one pass, so an escape is never escaped again)."""
+    return _TEX_SPECIAL.sub(lambda m: _TEX_ESCAPES[m.group(0)], text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,17 +448,18 @@ class ReportFiles:
 def overlay_draws(
     table: pd.DataFrame, model: str, uri: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict | None]:
-    """q draws of ``model``'s lowest-seed ok run per family, and the reference logged with them
-    (``draws`` when present, else ``mean`` and ``standard_deviation``)."""
-    from harness import tracking
+    """q draws of ``model``'s lowest-seed ok run per series (a family, or each configuration
+    of a family run with several: :func:`harness.plots.series_key`), and the reference logged
+    with them (``draws`` when present, else ``mean`` and ``standard_deviation``)."""
+    from harness import plots, tracking
 
-    rows = table[(table["model"] == model) & (table["status"] == "ok")]
+    rows = plots.with_series(table[(table["model"] == model) & (table["status"] == "ok")])
     draws, reference = {}, None
-    for family, sub in rows.groupby("family", sort=False):
+    for key, sub in rows.groupby("series", sort=False):
         logged = tracking.load_draws(sub.sort_values("seed")["run_id"].iloc[0], uri)
         if logged is None or "draws" not in logged:
             continue
-        draws[family] = logged["draws"]
+        draws[key] = logged["draws"]
         if reference is None and "reference_mean" in logged:
             reference = {
                 "mean": logged["reference_mean"],
@@ -424,6 +515,8 @@ def write_report(
     summary_csv = out_dir / "summary.csv"
     flat = stats.copy()
     flat.columns = [f"{m}_{s}" if s != "mean" else m for s, m in flat.columns]
+    counts = status_counts(table).add_prefix("cells_")
+    flat = pd.concat([flat, counts], axis=1)
     _atomic_write(summary_csv, flat.reset_index().to_csv(index=False))
     markdown, latex = summary_tables(table, metric)
     tables = [out_dir / "tables" / "summary.md", out_dir / "tables" / "summary.tex"]
@@ -448,6 +541,14 @@ def write_report(
                 {"fallbacks": fallbacks},
             )
         )
+        if "num_gradient_evaluations" in posterior:
+            jobs.append(
+                (
+                    plots.quality_vs_speed,
+                    (posterior, figures_dir / "quality_vs_gradients", preferred),
+                    {"fallbacks": fallbacks, "cost": "num_gradient_evaluations"},
+                )
+            )
     runs = table[table["status"] != "error"][["run_id", "start_time", "loss_curve"]]
     histories = tracking.loss_histories(runs, tracking_uri)
     jobs.append((plots.elbo_vs_time, (histories, table, figures_dir / "elbo_vs_time"), {}))

@@ -20,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import cli, plots, report
+from harness.metrics import catalog
 from tests.conftest import REPO
 
 SPEC = """\
@@ -130,26 +131,30 @@ def test_summary_matches_mean_and_standard_error_from_mlflow(sweep):
             )
 
 
-def test_markdown_and_latex_tables_bold_the_best_family_per_model(sweep):
-    markdown = (sweep["out"] / "tables" / "summary.md").read_text().splitlines()
-    rows = [line for line in markdown[2:] if line.startswith("|")]
+def _md_rows(path):
+    lines = path.read_text().splitlines()
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:] if line.startswith("|")]
+
+
+def test_markdown_and_latex_tables_mark_the_best_within_two_standard_errors(sweep):
+    rows = _md_rows(sweep["out"] / "tables" / "summary.md")
     assert len(rows) == 4
     summary = pd.read_csv(sweep["out"] / "summary.csv")
-    for model, pretty in (
-        ("correlated_gaussian", "Correlated Gaussian"),
-        ("eight_schools", "Eight schools"),
-    ):
+    label = {"mean_field": "Mean-field", "full_rank": "Full-rank"}
+    pretty = {"correlated_gaussian": "Correlated Gaussian", "eight_schools": "Eight schools"}
+    for model in pretty:
         sub = summary[summary["model"] == model]
+        bold = catalog.best_within_error(sub["elbo"], sub["elbo_standard_error"], "elbo")
         best = sub.loc[sub["elbo"].idxmax(), "family"]
-        worst = sub.loc[sub["elbo"].idxmin(), "family"]
-        label = {"mean_field": "Mean-field", "full_rank": "Full-rank"}
-        best_row = next(r for r in rows if pretty in r and f"| {label[best]} |" in r)
-        worst_row = next(r for r in rows if pretty in r and f"| {label[worst]} |" in r)
-        assert best_row.split("|")[3].strip().startswith("**")
-        assert not worst_row.split("|")[3].strip().startswith("**")
+        assert bold[list(sub["family"]).index(best)]
+        for family, marked in zip(sub["family"], bold, strict=True):
+            row = next(r for r in rows if r[0].startswith(pretty[model]) and r[1] == label[family])
+            assert row[2] == "2"  # seeds: both ok
+            assert row[3].startswith("**") == marked, (model, family, row)
+            assert "-" not in row[3]  # a minus sign, not a hyphen
     latex = (sweep["out"] / "tables" / "summary.tex").read_text()
-    assert latex.count(r"\bfseries") >= 2 and r"$\pm$" in latex
-    assert r"\begin{tabular}" in latex and r"\bottomrule" in latex
+    assert r"\boldmath" in latex and r"\pm" in latex
+    assert latex.count(r"\bottomrule") == 1 and r"\cline" not in latex
 
 
 def test_each_cell_run_has_its_figure_draws_and_labels(sweep):

@@ -1,0 +1,224 @@
+"""Report verdicts on constructed tables: each metric kind's direction, ties within two
+standard errors, single seeds, cells left out, grid variants, and the LaTeX table as
+``pdflatex`` sets it.
+
+The tables are built by hand (no fits), so every expected mark follows from the numbers.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import plots, report
+from harness.metrics import catalog
+
+
+def _table(values: dict[str, dict[str, list[float]]], statuses=None, model="m") -> pd.DataFrame:
+    """A tidy table: family → metric → one value per seed (NaN: no value)."""
+    rows = []
+    for order, (family, metrics) in enumerate(values.items()):
+        n = len(next(iter(metrics.values())))
+        for seed in range(n):
+            status = (statuses or {}).get(family, ["ok"] * n)[seed]
+            rows.append(
+                {
+                    "model": model,
+                    "family": family,
+                    "variant": "",
+                    "seed": seed,
+                    "status": status,
+                    "run_id": f"{model}-{family}-{seed}",
+                    "model_pretty_name": model.upper(),
+                    "family_pretty_name": family.title(),
+                    "family_order": float(order),
+                    "family_kind": "svi",
+                    **{m: (v[seed] if status == "ok" else np.nan) for m, v in metrics.items()},
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _marks(table: pd.DataFrame, metric: str) -> dict[str, bool]:
+    stats = report.summary(table, [metric])
+    mask = report.best_mask(stats["mean"], stats["standard_error"])[metric]
+    return {family: bool(v) for (_, family, _), v in mask.items()}
+
+
+@pytest.mark.parametrize(
+    "metric, values, best",
+    [
+        # higher is better
+        ("elbo", {"a": [-3.0, -3.01], "b": [-1.0, -1.01]}, {"b"}),
+        # lower is better
+        ("wasserstein_1", {"a": [0.10, 0.11], "b": [0.50, 0.51]}, {"a"}),
+        # closest to 0.9: 0.95 beats 0.99 and 0.80
+        ("coverage_90", {"a": [0.80, 0.80], "b": [0.95, 0.95], "c": [0.99, 0.99]}, {"b"}),
+        # closest to 0.5: the overconfident (smallest) family does not win
+        ("coverage_50", {"a": [0.10, 0.11], "b": [0.45, 0.46]}, {"b"}),
+        # ratio closest to 1 on the log scale: 1.5 (|log| 0.41) beats 0.5 (0.69)
+        ("std_ratio_min", {"a": [0.5, 0.5], "b": [1.5, 1.5]}, {"b"}),
+        ("std_ratio_geomean", {"a": [0.2, 0.21], "b": [4.0, 4.1]}, {"b"}),
+        # a bound on log Z: the largest is best
+        ("elbo_likelihood_kl", {"a": [-10.0, -10.1], "b": [-5.0, -5.1]}, {"b"}),
+        ("converged", {"a": [1.0, 1.0], "b": [0.0, 1.0]}, {"a", "b"}),
+    ],
+)
+def test_best_follows_each_metric_kinds_direction(metric, values, best):
+    marks = _marks(_table({f: {metric: v} for f, v in values.items()}), metric)
+    assert {f for f, m in marks.items() if m} == best
+
+
+def test_results_within_two_standard_errors_share_the_mark():
+    # b's mean is best (−0.56) but its standard error is 0.18: a at −0.7345 ± 0.0051 is
+    # 0.17 away, within 2·√(0.18² + 0.0051²) = 0.36, so both are marked; c is 3 nats away.
+    b = [-0.38, -0.74]  # mean −0.56, sd 0.2546, se 0.18
+    a = [-0.7345 - 0.0051, -0.7345 + 0.0051]
+    c = [-3.6, -3.5]
+    marks = _marks(_table({"a": {"elbo": a}, "b": {"elbo": b}, "c": {"elbo": c}}), "elbo")
+    assert marks == {"a": True, "b": True, "c": False}
+    # With tight errors only the best is marked.
+    marks = _marks(_table({"a": {"elbo": [-0.73, -0.74]}, "b": {"elbo": [-0.55, -0.56]}}), "elbo")
+    assert marks == {"a": False, "b": True}
+
+
+def test_exact_ties_are_all_marked_and_metrics_without_direction_never():
+    table = _table({"a": {"khat": [0.3, 0.3], "peak_memory_mb": [1.0, 2.0]}, "b": {"khat": [0.3, 0.3], "peak_memory_mb": [3.0, 4.0]}})
+    assert _marks(table, "khat") == {"a": True, "b": True}
+    assert catalog.info("num_steps_run").direction == "none"
+    table = _table({"a": {"num_steps_run": [10.0, 10.0]}, "b": {"num_steps_run": [20.0, 20.0]}})
+    assert _marks(table, "num_steps_run") == {"a": False, "b": False}
+
+
+def test_left_out_cells_are_counted_and_a_single_seed_best_is_footnoted():
+    table = _table(
+        {
+            "a": {"wasserstein_1": [0.10, 0.0, 0.0]},  # two seeds diverged / failed
+            "b": {"wasserstein_1": [0.30, 0.31, 0.32]},
+            "c": {"wasserstein_1": [0.0, 0.0]},  # every seed diverged
+        },
+        statuses={"a": ["ok", "diverged", "error"], "c": ["diverged", "diverged"]},
+    )
+    counts = report.status_counts(table)
+    assert counts.loc[("m", "a", "")].to_dict() == {
+        "total": 3,
+        "ok": 1,
+        "diverged": 1,
+        "error": 1,
+        "unconverged": 0,
+    }
+    stats = report.summary(table, ["wasserstein_1"])
+    assert len(stats) == 3  # c keeps its row
+    assert stats["num_seeds"]["wasserstein_1"].tolist() == [1, 3, 0]
+    markdown, latex = report.summary_tables(table, "wasserstein_1")
+    rows = {r[1]: r for r in _md_rows(markdown)}
+    assert rows["A"][2] == "1 of 3" and rows["A"][-1] == "1 diverged, 1 error"
+    assert rows["A"][3].startswith("**") and "†" in rows["A"][3]
+    assert rows["C"][2] == "0 of 2" and rows["C"][3] == "–" and rows["C"][-1] == "2 diverged"
+    assert "† one seed" in markdown
+    assert r"$^\dagger$" in latex and "one seed" in latex
+
+
+def test_unconverged_cells_are_counted_and_kept_in_the_mean():
+    table = _table({"a": {"elbo": [-1.0, -2.0], "converged": [1.0, 0.0]}})
+    assert report.status_counts(table).loc[("m", "a", ""), "unconverged"] == 1
+    assert report.summary(table, ["elbo"])["mean"]["elbo"].iloc[0] == -1.5
+    markdown, _ = report.summary_tables(table, "elbo")
+    assert "1 unconverged (in mean)" in markdown
+
+
+def _md_rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")][2:]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+
+
+def test_pareto_front_follows_the_metric_direction():
+    cost = np.array([1.0, 2.0, 3.0, 4.0])
+    # ELBO: higher is better, so the slower, better points are on the front.
+    assert list(catalog.pareto_front(cost, np.array([-5.0, -3.0, -4.0, -1.0]), "elbo")) == [0, 1, 3]
+    # Lower is better: (3, 4) is dominated by (2, 3).
+    x = np.array([1.0, 2.0, 3.0, 4.0, 2.5])
+    y = np.array([5.0, 3.0, 4.0, 1.0, 2.0])
+    assert list(catalog.pareto_front(x, y, "wasserstein_1")) == [0, 1, 4, 3]
+    # Closest to 0.9: 0.99 (0.09 away) is dominated by the cheaper 0.85 (0.05 away).
+    cov = np.array([0.5, 0.85, 0.99, 0.9])
+    assert list(catalog.pareto_front(cost, cov, "coverage_90")) == [0, 1, 3]
+
+
+def test_grid_variants_stay_apart_with_distinct_labels(tmp_path):
+    table = pd.concat(
+        [
+            _table({"mean_field": {"wasserstein_1": [w, w], "fit_seconds": [t, t]}}).assign(
+                variant=v, run_id=lambda d, v=v: d["run_id"] + v
+            )
+            for v, w, t in (("learning_rate=0.1", 0.5, 1.0), ("learning_rate=0.01", 0.2, 5.0))
+        ],
+        ignore_index=True,
+    )
+    styles = plots.series_styles(table)
+    labels = [s["label"] for s in styles.values()]
+    assert labels == ["Mean_Field (learning_rate=0.1)", "Mean_Field (learning_rate=0.01)"]
+    assert len({(s["marker"], s["color"]) for s in styles.values()}) == 2
+    # The figure's family means are the two configurations', not their average.
+    import matplotlib.pyplot as plt
+
+    captured = []
+    original = plt.Axes.scatter
+
+    def spy(self, x, y, *args, **kwargs):
+        if kwargs.get("s") == 45:
+            captured.append((float(np.asarray(x)), float(np.asarray(y))))
+        return original(self, x, y, *args, **kwargs)
+
+    plt.Axes.scatter = spy
+    try:
+        plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1")
+    finally:
+        plt.Axes.scatter = original
+    assert sorted(captured) == [(1.0, 0.5), (5.0, 0.2)]
+
+
+def test_latex_table_compiles_with_pdflatex(tmp_path):
+    """Negative numbers, a single-seed best, left-out cells, a grid variant with ``_`` and
+    ``=`` in its name, exponents and every catalog label set by a real pdflatex."""
+    pdflatex = shutil.which("pdflatex")
+    assert pdflatex, "pdflatex not found: install TeX Live (.ci/run does, from Debian packages)"
+    values = {
+        "a": {"elbo": [-0.56, -0.74, -0.70], "wasserstein_1": [1e-5, 2e-5, 3e-5]},
+        "b": {"elbo": [-1.2e5], "wasserstein_1": [4e-5]},  # one seed
+        "c": {"elbo": [0.0, 0.0], "wasserstein_1": [0.0, 0.0]},
+    }
+    for v in values.values():
+        v["coverage_90"] = [0.9] * len(v["elbo"])
+    table = _table(values, statuses={"c": ["diverged", "error"]})
+    table.loc[table["family"] == "b", "variant"] = "num_draws=1_000 & more"
+    table["model_pretty_name"] = "Eight schools (d=10) · 100% × ‖q‖"
+    _, latex = report.summary_tables(table, "wasserstein_1")
+    assert latex.count(r"\bottomrule") == 1 and r"\cline" not in latex
+    labels = " & ".join(m.latex for m in catalog.CATALOG)
+    (tmp_path / "table.tex").write_text(latex)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n"
+        "\\begin{document}\n\\input{table.tex}\n\n"
+        f"\\begin{{tabular}}{{{'l' * len(catalog.CATALOG)}}}{labels}\\end{{tabular}}\n"
+        "\\end{document}\n"
+    )
+    out = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "Missing character" not in log
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+    # Negative numbers are set in math (a minus sign), never as a text hyphen.
+    text = re.sub(r"\$[^$]*\$", "", latex)
+    assert "$-0.6" in latex and not re.search(r"-[0-9]", text)
