@@ -8,9 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-# Keep TensorFlow's C++ start-up chatter out of the terminal unless asked for.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
 
 
@@ -24,6 +21,8 @@ def entry() -> None:
     """
     code = [EXIT_FAILED_CELLS]  # an exception escaping main exits 1 after its traceback
     atexit.register(_exit_now, code)
+    if "--verbose" not in sys.argv[1:]:
+        _quiet_native_stderr()
     try:
         code[0] = main()
     except SystemExit as e:  # argparse's usage errors (2), --help (0)
@@ -35,6 +34,29 @@ def entry() -> None:
     sys.exit(code[0])
 
 
+def _quiet_native_stderr() -> None:
+    """Keep native libraries' logs (TensorFlow, XLA, CUDA, absl) off the terminal.
+
+    Some of them write to file descriptor 2 directly, before or regardless of
+    ``TF_CPP_MIN_LOG_LEVEL`` ("All log messages before absl::InitializeLog() ...", "Could
+    not find cuda drivers ...").  So descriptor 2 goes to /dev/null, and Python's
+    ``sys.stderr`` (the harness's own lines, tracebacks) keeps writing to a duplicate of the
+    original.  Spawned workers inherit descriptor 2: they are quiet too.  ``--verbose``
+    skips this.
+    """
+    try:
+        sys.stderr.flush()
+        original = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        return
+    sys.stderr = open(  # noqa: SIM115 - lives as long as the process
+        original, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace"
+    )
+
+
 def _exit_now(code: list[int]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -44,6 +66,10 @@ def _exit_now(code: list[int]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Before anything imports TensorFlow (it reads its log level once, when it loads).
+    from harness import logs
+
+    logs.configure(getattr(args, "verbose", False))
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -86,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     run.add_argument("--force", action="store_true", help="re-run cells that already finished")
     run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="let library logs through (TensorFlow, XLA/CUDA, absl, MLflow, warnings)",
+    )
+    run.add_argument(
         "--results-dir",
         type=Path,
         default=Path("results"),
@@ -110,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
         help="figure sizes: paper (one/two-column journal widths) or slides",
     )
     rep.add_argument("--model", help="model of the marginal-overlay figure (default: the first)")
+    rep.add_argument("--verbose", action="store_true", help="let library logs through")
     rep.set_defaults(handler=_report)
 
     syn = sub.add_parser("sync", help="replay results kept in the local journal into MLflow")
@@ -251,51 +283,23 @@ def _run_spec(args, pool) -> int:
 
 def _run_sweep(args, spec, cells, pool) -> int:
     from harness import sweep
-
-    def progress(p):
-        r = p.result
-        extra = (
-            r.reason
-            if r.status != "ok"
-            else (
-                (
-                    f"test_iw_elbo {r.metrics['test_iw_elbo']:.3f}  "
-                    if "test_iw_elbo" in r.metrics
-                    else f"elbo {r.metrics.get('elbo', float('nan')):.3f}  "
-                )
-                + f"fit {r.metrics.get('fit_seconds', float('nan')):.2f}s  {r.fit_mode}"
-                + (
-                    ""
-                    if r.converged is None
-                    else "  converged"
-                    if r.converged
-                    else "  NOT converged"
-                )
-            )
-        )
-        eta = int(p.eta_seconds)
-        print(
-            f"[{p.done}/{p.total}] {r.cell.run_name:<36} {r.status:<8} {extra}  "
-            f"(ETA {eta // 60}:{eta % 60:02d})",
-            file=sys.stderr,
-            flush=True,
-        )
-
     from harness.tracking import TrackingUnavailable
 
     print(f"experiment {spec.name}: {len(cells)} cells", file=sys.stderr, flush=True)
+    progress = _LiveProgress() if sys.stderr.isatty() else _LineProgress()
     try:
-        outcome = sweep.run(
-            spec,
-            tracking_uri=args.tracking_uri,
-            executor=args.executor,
-            workers=args.workers,
-            ray_address=args.ray_address,
-            force=args.force,
-            results_dir=args.results_dir,
-            on_progress=progress,
-            pool=pool,
-        )
+        with progress:
+            outcome = sweep.run(
+                spec,
+                tracking_uri=args.tracking_uri,
+                executor=args.executor,
+                workers=args.workers,
+                ray_address=args.ray_address,
+                force=args.force,
+                results_dir=args.results_dir,
+                on_progress=progress,
+                pool=pool,
+            )
     except TrackingUnavailable as e:
         _error(f"nothing was run: {e}")
         return EXIT_FAILED_CELLS
@@ -352,24 +356,97 @@ def _print_convergence(results) -> None:
         print(f"  NOT converged {r.cell.run_name}: {r.convergence_reason}", file=sys.stderr)
 
 
+def _cell_line(p) -> str:
+    """One finished cell: status, its quality metric (or why it is not ok), fit time, ETA."""
+    from harness.verdicts import VERDICT_METRICS
+
+    r = p.result
+    if r.status != "ok":
+        extra = (r.reason.splitlines() or [""])[0][:200]
+    else:
+        name = next((m for m in VERDICT_METRICS if m in r.metrics), None)
+        quality = f"{name} {r.metrics[name]:.4g}  " if name else ""
+        extra = f"{quality}fit {r.metrics.get('fit_seconds', float('nan')):.2f}s  {r.fit_mode}"
+        converged = getattr(r, "converged", None)
+        if converged is not None:
+            extra += "  converged" if converged else "  NOT converged"
+    eta = int(p.eta_seconds)
+    return (
+        f"[{p.done}/{p.total}] {r.cell.run_name:<36} {r.status:<8} {extra}  "
+        f"(ETA {eta // 60}:{eta % 60:02d})"
+    )
+
+
+class _LineProgress:
+    """One line per finished cell on stderr (logs, CI: output that is not a terminal)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __call__(self, p) -> None:
+        print(_cell_line(p), file=sys.stderr, flush=True)
+
+
+class _LiveProgress:
+    """A live bar on a terminal: cells done, elapsed and remaining time, failures so far
+    (diverged, not converged, error); such a cell also gets its line above the bar."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("cells"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failures]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
+        self._task = None
+        self._failures = {"diverged": 0, "not converged": 0, "error": 0}
+
+    def __enter__(self):
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._progress.__exit__(*exc)
+
+    def __call__(self, p) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task("cells", total=p.total, failures="")
+        status = p.result.status
+        if status == "ok" and getattr(p.result, "converged", None) is False:
+            status = "not converged"
+        if status in self._failures:
+            self._failures[status] += 1
+            self._progress.console.print(_cell_line(p), markup=False, highlight=False)
+        failures = ", ".join(f"{n} {k}" for k, n in self._failures.items() if n)
+        self._progress.update(self._task, completed=p.done, failures=failures or "no failures")
+
+
 def _print_summary(table) -> None:
     from harness import report
 
     if table is None or table.empty:
         return
-    metrics = [
-        m
-        for m in (
-            "elbo",
-            "mean_z_error_rms",
-            "std_ratio_geomean",
-            "khat",
-            "test_iw_elbo",
-            "amortization_gap",
-            "fit_seconds",
-        )
-        if m in table
-    ]
+    from harness.metrics import catalog
+
+    metrics = catalog.key_metrics(table.columns)
     if not metrics:
         return
     s = report.summary(table, metrics)["mean"]
@@ -429,6 +506,9 @@ def _report(args) -> int:
         )
     except report.ReportError as e:
         return _error(str(e))
+    parent = tracking.latest_sweep_run_id(name, args.tracking_uri)
+    if parent is not None:
+        report.log_to_run(table, files, parent, args.tracking_uri)
     print(f"cells: {files.cells_csv}")
     for path in files.tables:
         print(f"table: {path}")

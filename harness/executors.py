@@ -33,8 +33,11 @@ def configure_tensorflow(threads: int | None) -> None:
 
 
 def _worker_init(threads: int) -> None:
-    # Keep TensorFlow's C++ logging to errors in workers, so the progress stream stays readable.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Quiet library logs as the driver does (--verbose is inherited through the environment),
+    # so the progress stream stays readable.
+    from harness import logs
+
+    logs.configure()
     _exit_with_parent()
     configure_tensorflow(threads)
 

@@ -86,7 +86,9 @@ def series_styles(table: pd.DataFrame) -> dict[str, dict]:
     pretty name and the differing settings), marker and dash, so configurations never merge.
     """
     families = family_styles(table)
-    variants = table["variant"].fillna("") if "variant" in table else pd.Series("", index=table.index)
+    variants = (
+        table["variant"].fillna("") if "variant" in table else pd.Series("", index=table.index)
+    )
     out = {}
     for family, style in families.items():
         own = list(dict.fromkeys(variants[table["family"] == family]))

@@ -57,7 +57,7 @@ ID_COLUMNS = [
     "family_pretty_name",
     "family_kind",
     "family_order",
-    "loss_curve",
+    "parent_run_id",
     "variant",
 ]
 # Quality metrics a figure may put on its y axis, in order of preference.
@@ -136,7 +136,7 @@ def tidy(runs: pd.DataFrame) -> pd.DataFrame:
             "family_pretty_name": _tag(runs, "harness.family_pretty_name").fillna(family),
             "family_kind": _tag(runs, "harness.family_kind", "svi").fillna("svi"),
             "family_order": pd.to_numeric(_tag(runs, "harness.family_order"), errors="coerce"),
-            "loss_curve": _tag(runs, "harness.loss_curve"),
+            "parent_run_id": _tag(runs, "mlflow.parentRunId"),
             "_finished": runs["status"] == "FINISHED",
         }
     )
@@ -313,7 +313,11 @@ def _summary_rows(table: pd.DataFrame, metrics: list[str]) -> list[SummaryRow]:
         if n["unconverged"]:
             left.append(f"{n['unconverged']} unconverged (in mean)")
         values = [
-            (format_mean_se(means.loc[i, m], ses.loc[i, m]), bool(bold.loc[i, m]), counts.loc[i, m] == 1)
+            (
+                format_mean_se(means.loc[i, m], ses.loc[i, m]),
+                bool(bold.loc[i, m]),
+                counts.loc[i, m] == 1,
+            )
             for m in metrics
         ]
         rows.append(
@@ -347,7 +351,13 @@ def summary_tables(table: pd.DataFrame, quality_metric: str) -> tuple[str, str]:
 
 
 def _markdown(rows: list[SummaryRow], metrics: list[str], notes: list[str]) -> str:
-    header = ["Model", "Family", "Seeds", *(catalog.label(m) for m in metrics), "Not in mean"]
+    header = [
+        "Model",
+        "Family",
+        "Seeds",
+        *(_md_escape(catalog.label(m)) for m in metrics),
+        "Not in mean",
+    ]
     lines = [
         "| " + " | ".join(header) + " |",
         "|---|---|---:|" + "---:|" * len(metrics) + "---|",
@@ -358,9 +368,16 @@ def _markdown(rows: list[SummaryRow], metrics: list[str], notes: list[str]) -> s
             text = _minus(text) + (" †" if bold and one else "")
             cells.append(f"**{text}**" if bold else text)
         lines.append(
-            f"| {r.model} | {r.family} | {r.seeds} | " + " | ".join(cells) + f" | {r.left_out} |"
+            f"| {_md_escape(r.model)} | {_md_escape(r.family)} | {r.seeds} | "
+            + " | ".join(cells)
+            + f" | {r.left_out} |"
         )
     return "\n".join(lines) + "\n\n" + "\n".join(f"_{n}_  " for n in notes) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    """A table cell's text with its ``|`` escaped (it would end the cell)."""
+    return text.replace("|", "\\|")
 
 
 def _latex(rows: list[SummaryRow], metrics: list[str], single: bool) -> str:
@@ -379,7 +396,11 @@ def _latex(rows: list[SummaryRow], metrics: list[str], single: bool) -> str:
     for r in rows:
         if previous is not None and r.model != previous:
             lines.append("\\midrule")
-        cells = [_tex_escape(r.model) if r.model != previous else "", _tex_escape(r.family), r.seeds]
+        cells = [
+            _tex_escape(r.model) if r.model != previous else "",
+            _tex_escape(r.family),
+            r.seeds,
+        ]
         for text, bold, one in r.values:
             math_text = _tex_number(text)
             mark = "$^\\dagger$" if bold and one else ""
@@ -428,7 +449,9 @@ _TEX_ESCAPES = {
     "‖": r"$\|$",
     "k̂": r"$\hat{k}$",
 }
-_TEX_SPECIAL = re.compile("|".join(re.escape(c) for c in sorted(_TEX_ESCAPES, key=len, reverse=True)))
+_TEX_SPECIAL = re.compile(
+    "|".join(re.escape(c) for c in sorted(_TEX_ESCAPES, key=len, reverse=True))
+)
 
 
 def _tex_escape(text: str) -> str:
@@ -443,6 +466,24 @@ class ReportFiles:
     cells_csv: Path
     figures: list[Path]
     tables: list[Path] = dataclasses.field(default_factory=list)
+    quality_metric: str = ""
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.cells_csv, *self.tables, *self.figures]
+
+
+def log_to_run(table: pd.DataFrame, files: ReportFiles, run_id: str, uri: str | None = None):
+    """Log a written report to a sweep's parent run (:func:`harness.tracking.log_report`):
+    its files, the summary as an MLflow table, and a description with the cell counts, the
+    best family per model with its margin, and the summary table."""
+    from harness import tracking, verdicts
+
+    out_dir = files.cells_csv.parent
+    markdown = (out_dir / "tables" / "summary.md").read_text()
+    note = verdicts.sweep_note(table, markdown, files.quality_metric)
+    summary_frame = pd.read_csv(out_dir / "summary.csv", keep_default_na=False)
+    tracking.log_report(run_id, out_dir, files.paths, note=note, summary=summary_frame, uri=uri)
 
 
 def overlay_draws(
@@ -509,8 +550,7 @@ def write_report(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_csv = out_dir / "cells.csv"
-    # The loss curve (JSON) feeds the ELBO figure; it is not a column a reader wants.
-    _atomic_write(cells_csv, table.drop(columns="loss_curve", errors="ignore").to_csv(index=False))
+    _atomic_write(cells_csv, table.to_csv(index=False))
     stats = summary(table, table_metrics(table, metric))
     summary_csv = out_dir / "summary.csv"
     flat = stats.copy()
@@ -549,7 +589,7 @@ def write_report(
                     {"fallbacks": fallbacks, "cost": "num_gradient_evaluations"},
                 )
             )
-    runs = table[table["status"] != "error"][["run_id", "start_time", "loss_curve"]]
+    runs = table[table["status"] != "error"][["run_id", "start_time", "parent_run_id"]]
     histories = tracking.loss_histories(runs, tracking_uri)
     jobs.append((plots.elbo_vs_time, (histories, table, figures_dir / "elbo_vs_time"), {}))
     if len(posterior):
@@ -571,7 +611,7 @@ def write_report(
         figures += vae_figures(
             table[amortized], figures_dir, style=style, tracking_uri=tracking_uri
         )
-    return ReportFiles(cells_csv, figures, [summary_csv, *tables])
+    return ReportFiles(cells_csv, figures, [summary_csv, *tables], metric)
 
 
 def vae_figures(
@@ -658,6 +698,8 @@ __all__ = [
     "default_quality_metric",
     "experiment_name",
     "format_mean_se",
+    "log_to_run",
+    "status_counts",
     "overlay_draws",
     "summary",
     "summary_tables",

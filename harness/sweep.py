@@ -163,6 +163,7 @@ def run(
     try:
         table = report.tidy(tracking.search_cells(spec.name, tracking_uri))
         files = report.write_report(table, results_dir / spec.name, tracking_uri=tracking_uri)
+        report.log_to_run(table, files, sweep.parent_run_id, tracking_uri)
     except tracking.TrackingUnavailable as e:
         table, files, tracking_error = None, None, str(e)
     return SweepOutcome(

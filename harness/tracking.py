@@ -28,14 +28,32 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import Metric, Param
+from mlflow.entities import DatasetInput, InputTag, Metric, Param
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_DATASET_CONTEXT,
+    MLFLOW_GIT_COMMIT,
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NAME,
+)
 
 if TYPE_CHECKING:  # only for annotations: `harness report` must not import TensorFlow
     from harness.fit import FitResult
     from harness.spec import Cell, Spec
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces, token usage) unless the experiment
+# says what it holds; this value (the UI's CUSTOM_MODEL_DEVELOPMENT) opens the model-training
+# view: runs, metrics, charts.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# Descriptions shown on the experiment's and each run's page (Markdown).
+NOTE_TAG = "mlflow.note.content"
+EXPERIMENT_NOTE = (
+    "Variational-inference sweep of vi-harness: one parent run per `harness run` (its "
+    "description holds the summary table; figures, tables and cells.csv are its artifacts) "
+    "and one nested run per model × family × seed cell (its description is the cell's "
+    "verdict).  Key metrics: {metrics}."
+)
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "results/mlartifacts"
 MAX_LOSS_POINTS = 1000
@@ -165,13 +183,20 @@ class Sweep:
     client: MlflowClient
     experiment_id: str
     parent_run_id: str
+    # Compact loss curves of the cells logged by this sweep (run id → curve), written to the
+    # parent run as LOSS_CURVES_ARTIFACT when it ends.
+    curves: dict = dataclasses.field(default_factory=dict)
 
 
 def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    """The id of experiment ``name`` (restored when deleted, created when missing), tagged
+    for MLflow's model-training view (:data:`EXPERIMENT_KIND`) and described."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            _describe_experiment(client, experiment.experiment_id)
         return experiment.experiment_id
     artifact_location = None
     if client.tracking_uri == DEFAULT_TRACKING_URI:
@@ -180,7 +205,17 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
         # Artifacts next to the database (MLflow's default is ./mlruns in the current folder).
         database = Path(client.tracking_uri.removeprefix("sqlite:///"))
         artifact_location = (database.parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    experiment_id = client.create_experiment(name, artifact_location=artifact_location)
+    _describe_experiment(client, experiment_id)
+    return experiment_id
+
+
+def _describe_experiment(client: MlflowClient, experiment_id: str) -> None:
+    from harness.metrics import catalog
+
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    metrics = ", ".join(f"`{m.name}` ({m.label})" for m in catalog.CATALOG if m.key)
+    client.set_experiment_tag(experiment_id, NOTE_TAG, EXPERIMENT_NOTE.format(metrics=metrics))
 
 
 def start_sweep(
@@ -222,6 +257,13 @@ def start_sweep(
 
 
 def end_sweep(sweep: Sweep, *, failed: bool) -> None:
+    """Write the sweep's loss curves to its parent run, then end it."""
+    if sweep.curves:
+        sweep.client.log_text(
+            sweep.parent_run_id,
+            json.dumps(sweep.curves, separators=(",", ":")),
+            LOSS_CURVES_ARTIFACT,
+        )
     sweep.client.set_terminated(sweep.parent_run_id, "FAILED" if failed else "FINISHED")
 
 
@@ -306,12 +348,13 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
         tags["harness.convergence_reason"] = result.convergence_reason[:5000]
     tags.update(extra_tags or {})
     tags.update(display_tags(cell))
-    if result.losses.size:
-        tags[LOSS_CURVE_TAG] = loss_curve_tag(result.losses, result.loss_seconds)
     if "khat" in result.metrics:
         from harness.metrics.calibration import khat_band
 
         tags["harness.khat_band"] = khat_band(result.metrics["khat"])
+    from harness.verdicts import cell_verdict
+
+    tags[NOTE_TAG] = cell_verdict(result, tags.get("harness.khat_band"))
     started_ms = int(result.started_at * 1000) or None
     run = client.create_run(
         sweep.experiment_id, start_time=started_ms, tags=tags, run_name=cell.run_name
@@ -340,10 +383,15 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
             client.log_batch(run_id, metrics=metrics[i : i + _BATCH_METRICS])
         if result.losses.size:
             client.log_text(run_id, loss_trace_csv(result), "loss_trace.csv")
+        dataset = model_dataset(cell.model, tuple(cell.model_args))
+        if dataset is not None:
+            client.log_inputs(run_id, datasets=[dataset])
         if result.traceback:
             client.log_text(run_id, result.traceback, "traceback.txt")
         log_cell_artifacts(client, run_id, result)
         client.set_terminated(run_id, "FAILED" if result.status == "error" else "FINISHED")
+        if result.losses.size:
+            sweep.curves[run_id] = loss_curve_record(result.losses, result.loss_seconds)
     except TrackingUnavailable:
         raise
     except Exception:
@@ -479,6 +527,22 @@ def _model(name: str, args: tuple):
         return None
 
 
+@functools.lru_cache(maxsize=64)
+def model_dataset(name: str, args: tuple) -> DatasetInput | None:
+    """The data a model conditions on, as an MLflow dataset input (name, digest, schema) for
+    the runs' Dataset column; None for models without data (analytic targets)."""
+    model = _model(name, args)
+    data = getattr(model, "data", None)
+    if not data:
+        return None
+    arrays = {k: np.asarray(v) for k, v in data.items()}
+    label = model.name + (f"({', '.join(f'{k}={v}' for k, v in args)})" if args else "")
+    dataset = mlflow.data.from_numpy(arrays, name=label, source=f"harness.models:{model.name}")
+    return DatasetInput(
+        dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]
+    )
+
+
 def display_tags(cell: Cell) -> dict[str, str]:
     """Labels the report needs without importing the registries (or TensorFlow): the model's and
     family's pretty names, the family's kind and its registry position (fixes its colour)."""
@@ -549,6 +613,53 @@ def log_cell_artifacts(client: MlflowClient, run_id: str, result: FitResult) -> 
         client.log_artifacts(run_id, tmp)
 
 
+REPORT_ARTIFACT_DIR = "report"
+SUMMARY_TABLE_ARTIFACT = "report/summary_table.json"
+# MLflow refuses tag values longer than this; a longer description ends with a pointer to the
+# full table among the artifacts.
+MAX_NOTE_CHARS = 7_900
+
+
+def latest_sweep_run_id(experiment: str, uri: str | None = None) -> str | None:
+    """The parent run of the experiment's latest ``harness run``, or None."""
+    client = client_for(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        "tags.`harness.kind` = 'sweep'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def log_report(
+    run_id: str,
+    out_dir: Path,
+    paths: Iterable[Path],
+    *,
+    note: str,
+    summary: pd.DataFrame,
+    uri: str | None = None,
+) -> None:
+    """Log a report to a sweep's parent run: every file under ``report/`` (same relative
+    paths as in ``out_dir``; a file of an earlier report is replaced), ``summary`` as an MLflow
+    table (rendered by the UI) and ``note`` as the run's description."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    client = client_for(uri)
+    for path in paths:
+        folder = Path(path).parent.relative_to(out_dir)
+        target = REPORT_ARTIFACT_DIR + ("" if str(folder) == "." else f"/{folder.as_posix()}")
+        client.log_artifact(run_id, str(path), target)
+    client.log_table(run_id, summary, SUMMARY_TABLE_ARTIFACT)
+    if len(note) > MAX_NOTE_CHARS:
+        tail = f"\n\n… (full table: `{REPORT_ARTIFACT_DIR}/tables/summary.md`)"
+        note = note[: MAX_NOTE_CHARS - len(tail)] + tail
+    client.set_tag(run_id, NOTE_TAG, note)
+
+
 def load_draws(run_id: str, uri: str | None = None) -> dict[str, np.ndarray] | None:
     """A run's ``draws.npz`` as a dict (keys ``draws``, ``reference_mean``, …), or None."""
     # MLflow draws a progress bar on stderr for every download; only cli.py prints.
@@ -563,11 +674,13 @@ def load_draws(run_id: str, uri: str | None = None) -> dict[str, np.ndarray] | N
             return {k: data[k] for k in data.files}
 
 
-# The tag ``harness.loss_curve`` carries a compact loss curve so that ``harness report`` gets
-# every run's curve from one ``search_runs`` call: reading 500 metric histories of 1,000 points
-# one run at a time takes minutes on a sqlite store.  64 points, log-spaced in fit time, draw a
-# smooth line on the report's log time axis in ~1.5 kB (MLflow's tag limit is 8,000 characters).
-LOSS_CURVE_TAG = "harness.loss_curve"
+# Each sweep's parent run holds ``loss_curves.json``: a compact loss curve per cell run it
+# logged, so that ``harness report`` gets every curve from one download per sweep (reading 500
+# metric histories of 1,000 points one run at a time takes minutes on a sqlite store).  64
+# points, log-spaced in fit time, draw a smooth line on the report's log time axis.  The full
+# (thinned) trace stays in each run's ``loss`` metric history and ``loss_trace.csv``; runs not
+# in any sweep's file (a journal replay) have their history read.
+LOSS_CURVES_ARTIFACT = "loss_curves.json"
 LOSS_CURVE_POINTS = 64
 # The per-step loss is a `sample_size`-particle estimate: a moving average over 2 % of the steps
 # shows the trend without hiding the convergence time.
@@ -594,13 +707,25 @@ def loss_curve(
     return seconds[index], smoothed[index]
 
 
-def loss_curve_tag(losses: np.ndarray, seconds: np.ndarray) -> str:
-    """The JSON value of the ``harness.loss_curve`` tag: ``{"seconds": [...], "loss": [...]}``."""
+def loss_curve_record(losses: np.ndarray, seconds: np.ndarray) -> dict[str, list[float]]:
+    """A cell's entry of ``loss_curves.json``: ``{"seconds": [...], "loss": [...]}``."""
     t, loss = loss_curve(losses, seconds)
-    return json.dumps(
-        {"seconds": [float(f"{v:.4g}") for v in t], "loss": [float(f"{v:.7g}") for v in loss]},
-        separators=(",", ":"),
-    )
+    return {"seconds": [float(f"{v:.4g}") for v in t], "loss": [float(f"{v:.7g}") for v in loss]}
+
+
+def load_loss_curves(parent_run_ids: Iterable[str], uri: str | None = None) -> dict[str, dict]:
+    """Run id → compact loss curve, from the ``loss_curves.json`` of the given sweeps."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    client = client_for(uri)
+    curves: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, parent in enumerate(dict.fromkeys(p for p in parent_run_ids if p)):
+            try:
+                path = client.download_artifacts(parent, LOSS_CURVES_ARTIFACT, f"{tmp}/{i}")
+            except (mlflow.exceptions.MlflowException, OSError):
+                continue  # a sweep that ended before it could write them
+            curves.update(json.loads(Path(path).read_text()))
+    return curves
 
 
 def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int = 8) -> pd.DataFrame:
@@ -608,10 +733,10 @@ def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int =
 
     Args:
       runs: Columns ``run_id``, ``start_time`` (as ``search_runs`` gives it) and optionally
-        ``loss_curve`` (the ``harness.loss_curve`` tag).  Runs without the tag (logged before
-        it existed) have their ``loss`` metric history read, ``threads`` runs at a time; its
-        times are the metric timestamps minus the run's start, which :func:`log_cell` sets to
-        the cell's start.
+        ``parent_run_id``: curves come from those sweeps' ``loss_curves.json``.  Runs not in
+        one have their ``loss`` metric history read, ``threads`` runs at a time; its times are
+        the metric timestamps minus the run's start, which :func:`log_cell` sets to the
+        cell's start.
 
     Returns:
       Columns ``run_id``, ``seconds``, ``loss`` (smoothed).
@@ -623,14 +748,12 @@ def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int =
         seconds.append(np.asarray(t, float))
         losses.append(np.asarray(loss, float))
 
-    tagged = runs["loss_curve"] if "loss_curve" in runs else pd.Series(None, index=runs.index)
+    parents = runs["parent_run_id"].dropna() if "parent_run_id" in runs else []
+    logged = load_loss_curves(parents, uri) if len(parents) else {}
     missing = []
-    for run_id, start, tag in zip(
-        runs["run_id"], _epoch_ms(runs["start_time"]), tagged, strict=True
-    ):
-        if isinstance(tag, str) and tag:
-            curve = json.loads(tag)
-            add(run_id, curve["seconds"], curve["loss"])
+    for run_id, start in zip(runs["run_id"], _epoch_ms(runs["start_time"]), strict=True):
+        if run_id in logged:
+            add(run_id, logged[run_id]["seconds"], logged[run_id]["loss"])
         else:
             missing.append((run_id, start))
     if missing:
@@ -758,10 +881,14 @@ __all__ = [
     "cell_params",
     "end_run",
     "display_tags",
+    "latest_sweep_run_id",
     "load_draws",
+    "log_report",
+    "model_dataset",
     "log_cell_artifacts",
     "loss_curve",
-    "loss_curve_tag",
+    "loss_curve_record",
+    "load_loss_curves",
     "loss_histories",
     "journal_entry_ids",
     "run_status",

@@ -88,7 +88,12 @@ def test_results_within_two_standard_errors_share_the_mark():
 
 
 def test_exact_ties_are_all_marked_and_metrics_without_direction_never():
-    table = _table({"a": {"khat": [0.3, 0.3], "peak_memory_mb": [1.0, 2.0]}, "b": {"khat": [0.3, 0.3], "peak_memory_mb": [3.0, 4.0]}})
+    table = _table(
+        {
+            "a": {"khat": [0.3, 0.3], "peak_memory_mb": [1.0, 2.0]},
+            "b": {"khat": [0.3, 0.3], "peak_memory_mb": [3.0, 4.0]},
+        }
+    )
     assert _marks(table, "khat") == {"a": True, "b": True}
     assert catalog.info("num_steps_run").direction == "none"
     table = _table({"a": {"num_steps_run": [10.0, 10.0]}, "b": {"num_steps_run": [20.0, 20.0]}})

@@ -96,9 +96,7 @@ CATALOG: tuple[MetricInfo, ...] = (
         quality=True,
     ),
     # Distances to the reference posterior: lower is better.
-    MetricInfo(
-        "kl_divergence", "KL(q‖p) (nats)", r"KL$(q\,\|\,p)$ (nats)", "lower", quality=True
-    ),
+    MetricInfo("kl_divergence", "KL(q‖p) (nats)", r"KL$(q\,\|\,p)$ (nats)", "lower", quality=True),
     MetricInfo(
         "log_normalizer_error",
         "log Z − ELBO (nats)",
@@ -183,9 +181,7 @@ CATALOG: tuple[MetricInfo, ...] = (
         quality=True,
         key=True,
     ),
-    MetricInfo(
-        "test_elbo", "test ELBO (nats/image)", "test ELBO (nats)", "higher", quality=True
-    ),
+    MetricInfo("test_elbo", "test ELBO (nats/image)", "test ELBO (nats)", "higher", quality=True),
     MetricInfo(
         "amortization_gap",
         "amortization gap (nats/image)",
