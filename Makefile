@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: quickstart test lint format bench clean
+.PHONY: quickstart test ui-check lint format bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
@@ -29,6 +29,11 @@ quickstart: $(STAMP)
 # in two processes (one per core of the reference 2-core machine; a file stays in one process).
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+
+# The MLflow dashboard in headless Chromium (Debian package `chromium`): a short quickstart,
+# `harness ui`, the experiment and a cell run opened; screenshots in results/ui_check/.
+ui-check: $(DEV_STAMP)
+	$(BIN)/python -m tests.ui_check
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check harness tests benchmarks

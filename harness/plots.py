@@ -60,8 +60,17 @@ def family_styles(table: pd.DataFrame) -> dict[str, dict]:
 
 
 # Line styles of a family's configurations (grid variants) after its own: each configuration
-# keeps the family's colour (lightened a little) and gets its own marker and dash.
+# keeps the family's marker, in a shade of its colour, with its own dash.
 VARIANT_LINESTYLES = (":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+# Shades of a family's colour for its further configurations: > 0 towards white, < 0 towards
+# black; the marker stays the family's, so configurations never borrow another family's look.
+VARIANT_SHADES = (0.5, -0.45, 0.75, -0.7)
+
+
+def _shade(color: str, amount: float) -> str:
+    rgb = np.array(colors.to_rgb(color))
+    target = 1.0 if amount > 0 else 0.0
+    return colors.to_hex(rgb + (target - rgb) * abs(amount))
 
 
 def series_key(family: str, variant: str) -> str:
@@ -82,8 +91,9 @@ def series_styles(table: pd.DataFrame) -> dict[str, dict]:
     """Style of every series (family × configuration) of a tidy table, in registry order.
 
     A family with one configuration looks as :func:`family_styles` draws it; a family run
-    with several keeps its colour, and each configuration gets a distinct label (the family's
-    pretty name and the differing settings), marker and dash, so configurations never merge.
+    with several keeps its marker, and each configuration gets a distinct label (the family's
+    pretty name and the differing settings), shade of the family's colour and dash, so
+    configurations never merge.
     """
     families = family_styles(table)
     variants = (
@@ -96,13 +106,12 @@ def series_styles(table: pd.DataFrame) -> dict[str, dict]:
             st = dict(style)
             if variant:
                 st["label"] = f"{style['label']} ({variant})"
-                st["marker"] = MARKERS[(MARKERS.index(style["marker"]) + j) % len(MARKERS)]
                 if j:
                     st["linestyle"] = VARIANT_LINESTYLES[(j - 1) % len(VARIANT_LINESTYLES)]
-                    mix = min(0.15 * j, 0.45)  # towards white, never so far it fades
-                    light = colors.to_hex(np.array(colors.to_rgb(style["color"])) * (1 - mix) + mix)
-                    st["color"] = light
-                    st["facecolor"] = "white" if style["baseline"] else light
+                    st["color"] = _shade(
+                        style["color"], VARIANT_SHADES[(j - 1) % len(VARIANT_SHADES)]
+                    )
+                    st["facecolor"] = "white" if style["baseline"] else st["color"]
             out[series_key(family, variant)] = st
     return out
 
@@ -601,7 +610,14 @@ def std_ratio(table: pd.DataFrame, stem: Path, *, style: str = "paper") -> list[
             styles,
             shown,
             [(ref, "calibrated (ratio 1)")],
-            ncols=2 if width < STYLES[style][1] else 4,
+            # Long labels (a family's configurations) get one column on a narrow figure.
+            ncols=(
+                4
+                if width >= STYLES[style][1]
+                else 1
+                if max((len(styles[f]["label"]) for f in shown), default=0) > 20
+                else 2
+            ),
         )
         return _save(fig, stem)
 

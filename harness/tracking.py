@@ -535,9 +535,9 @@ def model_dataset(name: str, args: tuple) -> DatasetInput | None:
     data = getattr(model, "data", None)
     if not data:
         return None
-    arrays = {k: np.asarray(v) for k, v in data.items()}
-    label = model.name + (f"({', '.join(f'{k}={v}' for k, v in args)})" if args else "")
-    dataset = mlflow.data.from_numpy(arrays, name=label, source=f"harness.models:{model.name}")
+    arrays = {k: np.atleast_1d(np.asarray(v)) for k, v in data.items()}
+    # The model's name: the digest tells data sets of different model arguments apart.
+    dataset = mlflow.data.from_numpy(arrays, name=model.name)
     return DatasetInput(
         dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]
     )

@@ -8,16 +8,19 @@ are always stopped (their whole process group) in teardown.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -29,7 +32,7 @@ START_SECONDS = 180  # an MLflow server starts in ~5 s; a loaded 2-core machine 
 SPEC = """\
 name = "served"
 seeds = [0, 1]
-models = ["correlated_gaussian"]
+models = ["correlated_gaussian", "conjugate_normal_mean"]  # the second conditions on data
 families = ["mean_field"]
 [fit]
 num_steps = 10
@@ -132,13 +135,36 @@ def test_sweep_and_report_round_trip_through_a_tracking_server(server):
     experiment = client.get_experiment_by_name("served")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     cells = [r for r in runs if "harness.cell_id" in r.data.tags]
-    assert len(cells) == 2 and all(r.info.status == "FINISHED" for r in cells)
+    assert len(cells) == 4 and all(r.info.status == "FINISHED" for r in cells)
+    # The dashboard opens the model-training view, not the GenAI one.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "wasserstein_1" in experiment.tags["mlflow.note.content"]
+    parent = next(r for r in runs if r.data.tags.get("harness.kind") == "sweep")
+    _assert_parent_holds_the_report(client, parent, tmp / "results" / "served")
+    for run in cells:
+        tags = run.data.tags
+        assert "harness.loss_curve" not in tags  # curves live in loss_curves.json / history
+        # One-line verdict: status, k̂ band and the quality metric.
+        note = tags["mlflow.note.content"]
+        assert note.startswith("**ok**") and "k̂" in note and "\n" not in note
+        assert tags["harness.khat_band"] in note
+        inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+        if tags["harness.model"] == "conjugate_normal_mean":
+            assert [d.dataset.name for d in inputs] == ["conjugate_normal_mean"]
+            assert len(inputs[0].dataset.digest) >= 8
+            assert inputs[0].tags[0].value == "training"
+        else:
+            assert inputs == []
+    with tempfile.TemporaryDirectory() as folder:
+        path = client.download_artifacts(parent.info.run_id, "loss_curves.json", folder)
+        curves = json.loads(Path(path).read_text())
+    assert set(curves) == {r.info.run_id for r in cells}
     for run in cells:
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"cell.png", "draws.npz", "loss_trace.csv"} <= artifacts
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(
-            range(10)
-        )
+        history = [m for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert [m.step for m in history] == list(range(10))
+        assert np.allclose(curves[run.info.run_id]["loss"], [m.value for m in history], rtol=1e-6)
     # Artifacts went through the server into its own artifact folder, not a local one.
     assert list((tmp / "artifacts").rglob("cell.png"))
 
@@ -149,6 +175,8 @@ def test_sweep_and_report_round_trip_through_a_tracking_server(server):
     )
     table = pd.read_csv(out / "cells.csv")
     assert sorted(table["run_id"]) == sorted(r.info.run_id for r in cells)
+    # `harness report` replaced the parent run's report with its own.
+    _assert_parent_holds_the_report(client, parent, out)
     for run in cells:
         row = table[table["run_id"] == run.info.run_id].iloc[0]
         assert row["elbo"] == pytest.approx(run.data.metrics["elbo"], rel=1e-12)
@@ -162,6 +190,30 @@ def test_sweep_and_report_round_trip_through_a_tracking_server(server):
         "marginals_correlated_gaussian",
     ):
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name
+
+
+def _assert_parent_holds_the_report(client, parent, out: Path) -> None:
+    """The parent run's report/ artifacts are the files of the report in ``out`` (same
+    bytes), with the summary as an MLflow table and the summary in its description."""
+    run_id = parent.info.run_id
+    local = sorted(
+        p.relative_to(out).as_posix()
+        for p in out.rglob("*")
+        if p.is_file() and p.suffix in (".csv", ".md", ".tex", ".png", ".pdf")
+    )
+    assert {"cells.csv", "summary.csv", "tables/summary.md", "tables/summary.tex"} <= set(local)
+    assert {"figures/quality_vs_gradients.pdf", "figures/quality_vs_speed.png"} <= set(local)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(client.download_artifacts(run_id, "report", tmp))
+        logged = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        assert set(local) <= set(logged) and "summary_table.json" in logged
+        for name in ("cells.csv", "tables/summary.md", "figures/khat.png"):
+            assert (folder / name).read_bytes() == (out / name).read_bytes(), name
+        table = json.loads((folder / "summary_table.json").read_text())
+        assert len(table["data"]) == 2 and "cells_ok" in table["columns"]
+    note = client.get_run(run_id).data.tags["mlflow.note.content"]
+    assert note.startswith("**4 cells**: 4 ok, 0 diverged, 0 unconverged, 0 error")
+    assert "Best per model" in note and "| Model | Family | Seeds |" in note
 
 
 def test_harness_ui_serves_the_local_default_store(tmp_path):

@@ -1,0 +1,68 @@
+"""The console of ``harness run``: only the harness's own lines, on a pipe (not a terminal).
+
+One small real run in a fresh process with a local pool worker (the driver and a spawned
+worker both import TensorFlow and MLflow, create a store and fit), its stdout and stderr
+captured as CI would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+SPEC = """\
+name = "console"
+seeds = [0]
+models = ["correlated_gaussian"]
+families = ["mean_field", "full_rank"]
+[fit]
+num_steps = 20
+elbo_sample_size = 1000
+jit_compile = false
+"""
+# What library logs look like: TensorFlow/absl/XLA/CUDA (C++ and Python), MLflow's store
+# set-up, Python warnings (arviz, retracing, deprecations).
+NOISE = re.compile(
+    r"WARNING|INFO|Warning|^[IWE]\d{4} |cuda|cuInit|absl|tensorflow|retracing|oneDNN"
+    r"|alembic|mlflow\.store",
+    re.IGNORECASE,
+)
+# The harness's own stderr lines.
+OWN_STDERR = re.compile(r"^(experiment console: 2 cells|\[[12]/2\] correlated_gaussian/.*)$")
+
+
+def test_a_normal_run_prints_only_the_harness_lines(tmp_path):
+    (tmp_path / "console.toml").write_text(SPEC)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "MLFLOW_"))}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "console.toml",
+            "--workers",
+            "1",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = [line for line in done.stderr.splitlines() if line.strip()]
+    assert all(OWN_STDERR.match(line) for line in err), done.stderr
+    # One line per cell (not a terminal: no progress bar), each with its quality metric.
+    cells = [line for line in err if line.startswith("[")]
+    assert len(cells) == 2 and all(" ok " in c and "wasserstein_1 " in c for c in cells)
+    out = done.stdout.splitlines()
+    assert not [line for line in out if NOISE.search(line)], done.stdout
+    assert any(line.startswith("MLflow parent run: ") for line in out)
+    assert any(line.startswith("figure: ") for line in out)

@@ -1,0 +1,202 @@
+"""Real-browser check of the MLflow dashboard (``make ui-check``): what a reviewer sees.
+
+Runs the quickstart (``--set fit.num_steps=...`` keeps it short) into a fresh store, starts
+``harness ui`` on it, and opens the experiment page and one cell run's page in headless
+Chromium.  Screenshots go to ``results/ui_check/``.  Fails (exit 1, one line per problem)
+when the experiment opens in MLflow's GenAI view, when the runs or the parent run's report
+are missing, or when the cell run's page lacks its verdict and metrics.
+
+Needs the Debian package ``chromium`` (``.ci/run`` installs it).  Usage::
+
+    python -m tests.ui_check [--steps N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+START_SECONDS = 180
+# Chromium as a test browser: no sandbox (root in CI), no GPU, no network beyond localhost, no
+# first-run or background traffic, a throw-away profile.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1600,1000",
+    # The dashboard is a single-page app: give its scripts time to fetch and render.
+    "--virtual-time-budget=30000",
+)
+# Text of MLflow 3's GenAI experiment view (traces, evaluation of LLM apps).
+GENAI_MARKERS = ("Detect issues in your traces", "Token usage", "No traces recorded")
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise SystemExit("ui-check: chromium not found (Debian package 'chromium')")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def _ui(cwd: Path, port: int, log: Path):
+    harness = [sys.executable, "-m", "harness.cli", "ui", "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            harness, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"ui-check: harness ui exited: {log.read_text()[-1000:]}")
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(url + "/health", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"ui-check: no /health after {START_SECONDS} s")
+                time.sleep(0.5)
+            yield url
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def _browse(url: str, screenshot: Path) -> str:
+    """The page's DOM after its scripts ran; a screenshot of it to ``screenshot``."""
+    chromium = _chromium()
+    texts = []
+    for extra in ([f"--screenshot={screenshot}"], ["--dump-dom"]):
+        with tempfile.TemporaryDirectory() as profile:
+            done = subprocess.run(
+                [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        if done.returncode != 0:
+            raise SystemExit(f"ui-check: chromium failed on {url}: {done.stderr[-1000:]}")
+        texts.append(done.stdout)
+    return texts[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200, help="fit.num_steps of the quickstart")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "ui_check")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "run",
+                str(REPO / "experiments" / "quickstart.toml"),
+                "--set",
+                f"fit.num_steps={args.steps}",
+            ],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if run.returncode != 0:
+            raise SystemExit(f"ui-check: quickstart failed: {run.stderr[-2000:]}")
+        with _ui(work, _free_port(), args.out / "ui.log") as url:
+            api = url + "/api/2.0/mlflow"
+            experiment = _get_json(f"{api}/experiments/get-by-name?experiment_name=quickstart")[
+                "experiment"
+            ]
+            experiment_id = experiment["experiment_id"]
+            runs = _get_json(
+                f"{api}/runs/search?experiment_ids={experiment_id}&max_results=500"
+            ).get("runs", [])
+            tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+            cells = [(r, t) for r, t in zip(runs, tags, strict=True) if "harness.cell_id" in t]
+            parent = next(
+                (r for r, t in zip(runs, tags, strict=True) if t.get("harness.kind") == "sweep"),
+                None,
+            )
+            if not cells or parent is None:
+                raise SystemExit(f"ui-check: the store has {len(cells)} cell runs, no parent run")
+
+            page = _browse(f"{url}/#/experiments/{experiment_id}", args.out / "experiment.png")
+            (args.out / "experiment.html").write_text(page)
+            problems += [f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page]
+            parent_name = parent["info"]["run_name"]
+            if parent_name not in page:
+                problems.append(f"experiment page does not list the parent run {parent_name!r}")
+
+            cell, cell_tags = cells[0]
+            cell_id = cell["info"]["run_id"]
+            page = _browse(
+                f"{url}/#/experiments/{experiment_id}/runs/{cell_id}", args.out / "cell_run.png"
+            )
+            (args.out / "cell_run.html").write_text(page)
+            for text in (cell["info"]["run_name"], "khat", "elbo"):
+                if text not in page:
+                    problems.append(f"cell run page lacks {text!r}")
+            if "ok" not in page or cell_tags.get("harness.khat_band", "") not in page:
+                problems.append("cell run page lacks its verdict (description)")
+
+            parent_id = parent["info"]["run_id"]
+            page = _browse(
+                f"{url}/#/experiments/{experiment_id}/runs/{parent_id}", args.out / "parent_run.png"
+            )
+            (args.out / "parent_run.html").write_text(page)
+            if "Best per model" not in page:
+                problems.append("parent run page lacks the summary description")
+    for problem in problems:
+        print(f"ui-check: {problem}", file=sys.stderr)
+    print(f"ui-check: screenshots in {args.out}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
