@@ -14,21 +14,18 @@ Needs the Debian package ``chromium`` (``.ci/run`` installs it).  Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.test_tracking_server import _free_port, _serving
+
 REPO = Path(__file__).resolve().parents[1]
-START_SECONDS = 180
 # Chromium as a test browser: no sandbox (root in CI), no GPU, no network beyond localhost, no
 # first-run or background traffic, a throw-away profile.
 CHROMIUM_FLAGS = (
@@ -57,48 +54,17 @@ def _chromium() -> str:
     raise SystemExit("ui-check: chromium not found (Debian package 'chromium')")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=60) as response:
         return json.loads(response.read())
 
 
-@contextlib.contextmanager
 def _ui(cwd: Path, port: int, log: Path):
-    harness = [sys.executable, "-m", "harness.cli", "ui", "--port", str(port)]
+    """``harness ui`` on the default store under ``cwd``, served until the block ends."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            harness, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_SECONDS
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"ui-check: harness ui exited: {log.read_text()[-1000:]}")
-                with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(url + "/health", timeout=5) as r:
-                        if r.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"ui-check: no /health after {START_SECONDS} s")
-                time.sleep(0.5)
-            yield url
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+    command = [sys.executable, "-m", "harness.cli", "ui", "--port", str(port)]
+    return _serving(command, port, log, cwd, env)
 
 
 def _browse(url: str, screenshot: Path) -> str:
@@ -168,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
 
             page = _browse(f"{url}/#/experiments/{experiment_id}", args.out / "experiment.png")
             (args.out / "experiment.html").write_text(page)
-            problems += [f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page]
+            problems += [
+                f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page
+            ]
             parent_name = parent["info"]["run_name"]
             if parent_name not in page:
                 problems.append(f"experiment page does not list the parent run {parent_name!r}")
