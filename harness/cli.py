@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -731,6 +732,12 @@ def _ui(args) -> int:
         root.mkdir(parents=True, exist_ok=True)
         command += ["--default-artifact-root", str(root)]
     print(f"MLflow dashboard of {uri} on http://{args.host}:{args.port}", file=sys.stderr)
+    sys.stderr.flush()
+    # The server's own log (requests, errors) is what `harness ui` is for: give it back the
+    # terminal's descriptor 2, which _quiet_native_stderr pointed at /dev/null.
+    with contextlib.suppress(OSError, ValueError):
+        if sys.stderr.fileno() != 2:
+            os.dup2(sys.stderr.fileno(), 2)
     os.execv(command[0], command)
 
 

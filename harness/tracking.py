@@ -653,11 +653,29 @@ def log_report(
         folder = Path(path).parent.relative_to(out_dir)
         target = REPORT_ARTIFACT_DIR + ("" if str(folder) == "." else f"/{folder.as_posix()}")
         client.log_artifact(run_id, str(path), target)
-    client.log_table(run_id, summary, SUMMARY_TABLE_ARTIFACT)
+    _replace_table(client, run_id, summary, SUMMARY_TABLE_ARTIFACT)
     if len(note) > MAX_NOTE_CHARS:
         tail = f"\n\n… (full table: `{REPORT_ARTIFACT_DIR}/tables/summary.md`)"
         note = note[: MAX_NOTE_CHARS - len(tail)] + tail
     client.set_tag(run_id, NOTE_TAG, note)
+
+
+def _replace_table(client: MlflowClient, run_id: str, frame: pd.DataFrame, artifact: str) -> None:
+    """Log ``frame`` as the run's MLflow table ``artifact``, replacing an earlier one.
+
+    ``log_table`` appends to an existing table; a report's summary must replace the last
+    one.  So the first time it registers the table (the run's ``mlflow.loggedArtifacts``
+    tag, which makes the UI render it), and later the file is overwritten in the same
+    format (pandas' ``split`` JSON, as ``log_table`` writes it).
+    """
+    folder, name = artifact.rsplit("/", 1)
+    if artifact not in {f.path for f in client.list_artifacts(run_id, folder)}:
+        client.log_table(run_id, frame, artifact)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        frame.to_json(path, orient="split", index=False, date_format="iso")
+        client.log_artifact(run_id, str(path), folder)
 
 
 def load_draws(run_id: str, uri: str | None = None) -> dict[str, np.ndarray] | None:

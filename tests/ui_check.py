@@ -14,14 +14,14 @@ Needs the Debian package ``chromium`` (``.ci/run`` installs it).  Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
+
+from mlflow.tracking import MlflowClient
 
 from tests.test_tracking_server import _free_port, _serving
 
@@ -54,11 +54,6 @@ def _chromium() -> str:
     raise SystemExit("ui-check: chromium not found (Debian package 'chromium')")
 
 
-def _get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        return json.loads(response.read())
-
-
 def _ui(cwd: Path, port: int, log: Path):
     """``harness ui`` on the default store under ``cwd``, served until the block ends."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -89,13 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="fit.num_steps of the quickstart")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "ui_check")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="folder of the store (default: a temporary one); a store already there is reused",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    problems = []
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("MLFLOW_TRACKING_URI", None)
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        return _check(work, args)
+
+
+def _check(work: Path, args) -> int:
+    problems = []
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if not (work / "results" / "mlflow.db").is_file():
         run = subprocess.run(
             [
                 sys.executable,
@@ -114,52 +120,43 @@ def main(argv: list[str] | None = None) -> int:
         )
         if run.returncode != 0:
             raise SystemExit(f"ui-check: quickstart failed: {run.stderr[-2000:]}")
-        with _ui(work, _free_port(), args.out / "ui.log") as url:
-            api = url + "/api/2.0/mlflow"
-            experiment = _get_json(f"{api}/experiments/get-by-name?experiment_name=quickstart")[
-                "experiment"
-            ]
-            experiment_id = experiment["experiment_id"]
-            runs = _get_json(
-                f"{api}/runs/search?experiment_ids={experiment_id}&max_results=500"
-            ).get("runs", [])
-            tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
-            cells = [(r, t) for r, t in zip(runs, tags, strict=True) if "harness.cell_id" in t]
-            parent = next(
-                (r for r, t in zip(runs, tags, strict=True) if t.get("harness.kind") == "sweep"),
-                None,
-            )
-            if not cells or parent is None:
-                raise SystemExit(f"ui-check: the store has {len(cells)} cell runs, no parent run")
+    with _ui(work, _free_port(), args.out / "ui.log") as url:
+        client = MlflowClient(url)
+        experiment_id = client.get_experiment_by_name("quickstart").experiment_id
+        runs = client.search_runs([experiment_id], max_results=500)
+        cells = [r for r in runs if "harness.cell_id" in r.data.tags]
+        parent = next((r for r in runs if r.data.tags.get("harness.kind") == "sweep"), None)
+        if not cells or parent is None:
+            raise SystemExit(f"ui-check: the store has {len(cells)} cell runs, no parent run")
 
-            page = _browse(f"{url}/#/experiments/{experiment_id}", args.out / "experiment.png")
-            (args.out / "experiment.html").write_text(page)
-            problems += [
-                f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page
-            ]
-            parent_name = parent["info"]["run_name"]
-            if parent_name not in page:
-                problems.append(f"experiment page does not list the parent run {parent_name!r}")
+        page = _browse(f"{url}/#/experiments/{experiment_id}", args.out / "experiment.png")
+        (args.out / "experiment.html").write_text(page)
+        problems += [
+            f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page
+        ]
+        parent_name = parent.info.run_name
+        if parent_name not in page:
+            problems.append(f"experiment page does not list the parent run {parent_name!r}")
 
-            cell, cell_tags = cells[0]
-            cell_id = cell["info"]["run_id"]
-            page = _browse(
-                f"{url}/#/experiments/{experiment_id}/runs/{cell_id}", args.out / "cell_run.png"
-            )
-            (args.out / "cell_run.html").write_text(page)
-            for text in (cell["info"]["run_name"], "khat", "elbo"):
-                if text not in page:
-                    problems.append(f"cell run page lacks {text!r}")
-            if "ok" not in page or cell_tags.get("harness.khat_band", "") not in page:
-                problems.append("cell run page lacks its verdict (description)")
+        cell = cells[0]
+        cell_tags, cell_id = cell.data.tags, cell.info.run_id
+        page = _browse(
+            f"{url}/#/experiments/{experiment_id}/runs/{cell_id}", args.out / "cell_run.png"
+        )
+        (args.out / "cell_run.html").write_text(page)
+        for text in (cell.info.run_name, "khat", "elbo"):
+            if text not in page:
+                problems.append(f"cell run page lacks {text!r}")
+        if "ok" not in page or cell_tags.get("harness.khat_band", "") not in page:
+            problems.append("cell run page lacks its verdict (description)")
 
-            parent_id = parent["info"]["run_id"]
-            page = _browse(
-                f"{url}/#/experiments/{experiment_id}/runs/{parent_id}", args.out / "parent_run.png"
-            )
-            (args.out / "parent_run.html").write_text(page)
-            if "Best per model" not in page:
-                problems.append("parent run page lacks the summary description")
+        parent_id = parent.info.run_id
+        page = _browse(
+            f"{url}/#/experiments/{experiment_id}/runs/{parent_id}", args.out / "parent_run.png"
+        )
+        (args.out / "parent_run.html").write_text(page)
+        if "Best per model" not in page:
+            problems.append("parent run page lacks the summary description")
     for problem in problems:
         print(f"ui-check: {problem}", file=sys.stderr)
     print(f"ui-check: screenshots in {args.out}")
