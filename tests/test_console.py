@@ -66,3 +66,44 @@ def test_a_normal_run_prints_only_the_harness_lines(tmp_path):
     assert not [line for line in out if NOISE.search(line)], done.stdout
     assert any(line.startswith("MLflow parent run: ") for line in out)
     assert any(line.startswith("figure: ") for line in out)
+
+
+def _progress(done: int, total: int, status: str, reason: str = ""):
+    from types import SimpleNamespace
+
+    cell = SimpleNamespace(run_name=f"model/family/{done}")
+    result = SimpleNamespace(
+        cell=cell,
+        status=status,
+        reason=reason,
+        metrics={"wasserstein_1": 0.25, "fit_seconds": 1.5} if status == "ok" else {},
+        fit_mode="graph",
+    )
+    return SimpleNamespace(done=done, total=total, eta_seconds=10.0 * (total - done), result=result)
+
+
+def test_live_progress_bar_counts_cells_and_failures(capsys):
+    """The terminal bar (rich): cells done of all, failures so far, and a line per failed cell."""
+    from harness import cli
+
+    with cli._LiveProgress() as bar:
+        bar(_progress(1, 3, "ok"))
+        bar(_progress(2, 3, "diverged", "loss not finite at step 12"))
+        bar(_progress(3, 3, "error", "ValueError: bad\ntraceback"))
+    err = capsys.readouterr().err
+    assert "3/3" in err and "1 diverged, 1 error" in err
+    assert "model/family/2" in err and "loss not finite at step 12" in err
+    assert "ValueError: bad" in err and "traceback" not in err
+    assert "model/family/1" not in err  # ok cells only move the bar
+
+
+def test_line_progress_shows_each_cells_quality_metric(capsys):
+    from harness import cli
+
+    with cli._LineProgress() as lines:
+        lines(_progress(1, 2, "ok"))
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "[1/2] model/family/1                       ok       wasserstein_1 0.25  fit 1.50s  graph"
+        "  (ETA 0:10)"
+    ]
