@@ -203,7 +203,9 @@ def summary(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     groups = pd.MultiIndex.from_frame(table[GROUP].drop_duplicates())
     ok = table[table["status"] == "ok"]
     present = [m for m in metrics if m in ok]
-    grouped = ok.groupby(GROUP, sort=False)[present]
+    # `converged` comes from a tag (True/False) when the runs have no metric of it.
+    values = ok[present].apply(lambda c: pd.to_numeric(c.astype("float64"), errors="coerce"))
+    grouped = pd.concat([ok[GROUP], values], axis=1).groupby(GROUP, sort=False)[present]
     mean = grouped.mean().reindex(groups)
     se = (grouped.std(ddof=1) / np.sqrt(grouped.count())).reindex(groups)
     count = grouped.count().reindex(groups).fillna(0).astype(int)
@@ -225,7 +227,7 @@ def status_counts(table: pd.DataFrame) -> pd.DataFrame:
         hit = (keyed["status"] == status).groupby(level=GROUP, sort=False).sum()
         out[status] = hit.reindex(groups).fillna(0)
     if "converged" in keyed:
-        flag = (keyed["status"] == "ok") & (keyed["converged"] == 0)
+        flag = (keyed["status"] == "ok") & (keyed["converged"].astype("float64") == 0)
         out["unconverged"] = flag.groupby(level=GROUP, sort=False).sum().reindex(groups).fillna(0)
     else:
         out["unconverged"] = 0

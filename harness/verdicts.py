@@ -35,10 +35,10 @@ def cell_verdict(result, khat_band: str | None = None) -> str:
     if result.status != "ok":
         return f"**{result.status}**: {result.reason[:200]}"
     parts = ["**ok**"]
-    converged = result.metrics.get("converged")
-    if converged is not None and np.isfinite(converged):
+    converged = getattr(result, "converged", None)
+    if converged is not None:
         why = getattr(result, "convergence_reason", "") or ""
-        text = "converged" if converged >= 0.5 else "not converged"
+        text = "converged" if converged else "not converged"
         parts.append(f"{text} ({why})" if why else text)
     if "khat" in result.metrics:
         band = khat_band or "undefined"
