@@ -227,3 +227,46 @@ def test_latex_table_compiles_with_pdflatex(tmp_path):
     # Negative numbers are set in math (a minus sign), never as a text hyphen.
     text = re.sub(r"\$[^$]*\$", "", latex)
     assert "$-0.6" in latex and not re.search(r"-[0-9]", text)
+
+
+def test_sweep_note_counts_outcomes_and_names_the_best_family_with_its_margin():
+    from harness import verdicts
+
+    table = _table(
+        {
+            "a": {"wasserstein_1": [0.10, 0.12, 0.0], "converged": [1.0, 0.0, 0.0]},
+            "b": {"wasserstein_1": [0.30, 0.34, 0.0], "converged": [1.0, 1.0, 0.0]},
+        },
+        statuses={"a": ["ok", "ok", "diverged"], "b": ["ok", "ok", "error"]},
+    )
+    markdown, _ = report.summary_tables(table, "wasserstein_1")
+    note = verdicts.sweep_note(table, markdown, "wasserstein_1")
+    assert note.startswith("**6 cells**: 4 ok, 1 diverged, 1 unconverged, 1 error")
+    # a: 0.11 ± 0.01; b: 0.32 ± 0.02; margin 0.21 ± √(0.01² + 0.02²) = 0.02236.
+    assert (
+        "- **M**: A, W₁ to reference (reference sd) 0.11 ± 0.01; ahead of B by 0.21 ± 0.02236"
+        in note
+    )
+    assert markdown in note
+
+
+def test_cell_verdict_is_one_line_per_status():
+    from types import SimpleNamespace
+
+    from harness import verdicts
+
+    ok = SimpleNamespace(
+        status="ok",
+        reason="",
+        metrics={"khat": 0.42, "wasserstein_1": 0.125, "elbo": -3.0, "fit_seconds": 2.0},
+        converged=False,
+        convergence_reason="hit the budget of 200 steps",
+    )
+    assert verdicts.cell_verdict(ok, "good") == (
+        "**ok** · not converged (hit the budget of 200 steps) · k̂ 0.42 (good, < 0.5) · "
+        "W₁ to reference (reference sd): 0.125 · fit 2 s"
+    )
+    error = SimpleNamespace(status="error", reason="ValueError: x\nTraceback ...", metrics={})
+    assert verdicts.cell_verdict(error) == "**error**: ValueError: x"
+    diverged = SimpleNamespace(status="diverged", reason="loss not finite at step 3", metrics={})
+    assert verdicts.cell_verdict(diverged) == "**diverged**: loss not finite at step 3"
