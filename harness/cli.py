@@ -725,6 +725,11 @@ def _ui(args) -> int:
         args.host,
         "--port",
         str(args.port),
+        # One server process: a local dashboard has one reader, and MLflow's default of four
+        # uvicorn workers on a busy 2-core machine miss their health checks and are killed
+        # and restarted in a loop.
+        "--workers",
+        "1",
     ]
     if uri.startswith("sqlite:///"):
         # Artifacts next to the database, as tracking.get_or_create_experiment puts them.
