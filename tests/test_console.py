@@ -32,7 +32,10 @@ NOISE = re.compile(
     re.IGNORECASE,
 )
 # The harness's own stderr lines.
-OWN_STDERR = re.compile(r"^(experiment console: 2 cells|\[[12]/2\] correlated_gaussian/.*)$")
+OWN_STDERR = re.compile(
+    r"^(experiment console: 2 cells|\[[12]/2\] correlated_gaussian/.*"
+    r"|converged: \d of 2 ok cells; .*|  NOT converged correlated_gaussian/.*)$"
+)
 
 
 def test_a_normal_run_prints_only_the_harness_lines(tmp_path):

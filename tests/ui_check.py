@@ -42,8 +42,12 @@ CHROMIUM_FLAGS = (
     # The dashboard is a single-page app: give its scripts time to fetch and render.
     "--virtual-time-budget=30000",
 )
-# Text of MLflow 3's GenAI experiment view (traces, evaluation of LLM apps).
-GENAI_MARKERS = ("Detect issues in your traces", "Token usage", "No traces recorded")
+# Text of MLflow 3's GenAI experiment view (traces, evaluation of LLM apps), lower case.
+GENAI_MARKERS = ("detect issues in your traces", "token usage", "observability")
+# MLflow 3's UI keeps a per-browser switch between its GenAI and Model training views (local
+# storage, GenAI when unset); this URL parameter selects the model-training view, as the links
+# `harness ui` prints do.
+VIEW = "?workflowType=machine_learning"
 
 
 def _chromium() -> str:
@@ -129,19 +133,21 @@ def _check(work: Path, args) -> int:
         if not cells or parent is None:
             raise SystemExit(f"ui-check: the store has {len(cells)} cell runs, no parent run")
 
-        page = _browse(f"{url}/#/experiments/{experiment_id}", args.out / "experiment.png")
+        page = _browse(f"{url}/#/experiments/{experiment_id}{VIEW}", args.out / "experiment.png")
         (args.out / "experiment.html").write_text(page)
         problems += [
-            f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page
+            f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page.lower()
         ]
         parent_name = parent.info.run_name
         if parent_name not in page:
             problems.append(f"experiment page does not list the parent run {parent_name!r}")
+        if "Model training" not in page or f"{len(runs)} matching runs" not in page:
+            problems.append(f"experiment page is not the runs table of {len(runs)} runs")
 
         cell = cells[0]
         cell_tags, cell_id = cell.data.tags, cell.info.run_id
         page = _browse(
-            f"{url}/#/experiments/{experiment_id}/runs/{cell_id}", args.out / "cell_run.png"
+            f"{url}/#/experiments/{experiment_id}/runs/{cell_id}{VIEW}", args.out / "cell_run.png"
         )
         (args.out / "cell_run.html").write_text(page)
         for text in (cell.info.run_name, "khat", "elbo"):
@@ -152,7 +158,8 @@ def _check(work: Path, args) -> int:
 
         parent_id = parent.info.run_id
         page = _browse(
-            f"{url}/#/experiments/{experiment_id}/runs/{parent_id}", args.out / "parent_run.png"
+            f"{url}/#/experiments/{experiment_id}/runs/{parent_id}{VIEW}",
+            args.out / "parent_run.png",
         )
         (args.out / "parent_run.html").write_text(page)
         if "Best per model" not in page:
