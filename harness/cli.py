@@ -188,6 +188,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("results"),
         help="where results/<experiment>/figures/ is written (default: results)",
     )
+    vs.add_argument("--verbose", action="store_true", help="let library logs through")
     vs.set_defaults(handler=_vsbc)
 
     ref = sub.add_parser(
@@ -209,6 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument(
         "--out", type=Path, help="output .npz (default: harness/data/references/MODEL.npz)"
     )
+    ref.add_argument("--verbose", action="store_true", help="let library logs through")
     ref.set_defaults(handler=_reference)
 
     lst = sub.add_parser("list", help="list registered models and families")
