@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,11 @@ def _browse(url: str, screenshot: Path) -> str:
     return texts[1]
 
 
+def _text(dom: str) -> str:
+    """The visible text of a dumped DOM (tags removed, so split text still matches)."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", dom))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="fit.num_steps of the quickstart")
@@ -135,6 +141,7 @@ def _check(work: Path, args) -> int:
 
         page = _browse(f"{url}/#/experiments/{experiment_id}{VIEW}", args.out / "experiment.png")
         (args.out / "experiment.html").write_text(page)
+        page = _text(page)
         problems += [
             f"experiment page shows GenAI view ({m!r})" for m in GENAI_MARKERS if m in page.lower()
         ]
@@ -150,6 +157,7 @@ def _check(work: Path, args) -> int:
             f"{url}/#/experiments/{experiment_id}/runs/{cell_id}{VIEW}", args.out / "cell_run.png"
         )
         (args.out / "cell_run.html").write_text(page)
+        page = _text(page)
         for text in (cell.info.run_name, "khat", "elbo"):
             if text not in page:
                 problems.append(f"cell run page lacks {text!r}")
@@ -162,6 +170,7 @@ def _check(work: Path, args) -> int:
             args.out / "parent_run.png",
         )
         (args.out / "parent_run.html").write_text(page)
+        page = _text(page)
         if "Best per model" not in page:
             problems.append("parent run page lacks the summary description")
     for problem in problems:
