@@ -157,10 +157,22 @@ _GRID_PARAMS = {"params.model", "params.family", "params.seed"}
 
 def _variants(runs: pd.DataFrame, model: pd.Series, family: pd.Series) -> pd.Series:
     """A label for each run's configuration within its (model, family): the params (model
-    arguments, hyperparameters, fit settings) that differ between that pair's runs, e.g.
+    arguments, hyperparameters, fit settings; not values the fit chose) that differ between
+    that pair's runs, e.g.
     ``num_draws=1000`` vs ``num_draws=4000`` for two NUTS budgets; empty when a pair has one
     configuration.  Summaries group by it, so different configurations never average."""
-    columns = [c for c in runs.columns if c.startswith("params.") and c not in _GRID_PARAMS]
+    # Params a fit chose (tag harness.fit_params) differ between seeds of one configuration.
+    chosen = {
+        f"params.{name}"
+        for names in _tag(runs, "harness.fit_params", "").fillna("")
+        for name in names.split(",")
+        if name
+    }
+    columns = [
+        c
+        for c in runs.columns
+        if c.startswith("params.") and c not in _GRID_PARAMS and c not in chosen
+    ]
     params = runs[columns].astype("string").fillna("")
     variant = pd.Series("", index=runs.index, dtype="object")
     for _, index in runs.groupby([model, family], sort=False).groups.items():

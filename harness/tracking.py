@@ -54,6 +54,8 @@ EXPERIMENT_NOTE = (
     "and one nested run per model × family × seed cell (its description is the cell's "
     "verdict).  Key metrics: {metrics}."
 )
+# Names of the params a fit chose itself (e.g. learning_rate_chosen), comma-separated.
+FIT_PARAMS_TAG = "harness.fit_params"
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "results/mlartifacts"
 MAX_LOSS_POINTS = 1000
@@ -343,6 +345,9 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
         tags["harness.jit_fallback_reason"] = result.fallback_reason[:5000]
     if getattr(result, "diverged_step", None) is not None:
         tags["harness.diverged_step"] = str(result.diverged_step)
+    if result.fit_params:
+        # Values the fit chose (logged as params): the report must not read them as settings.
+        tags[FIT_PARAMS_TAG] = ",".join(sorted(result.fit_params))
     if result.converged is not None:
         tags["harness.converged"] = str(bool(result.converged)).lower()
         tags["harness.convergence_reason"] = result.convergence_reason[:5000]
@@ -728,7 +733,7 @@ def loss_curve(
 def loss_curve_record(losses: np.ndarray, seconds: np.ndarray) -> dict[str, list[float]]:
     """A cell's entry of ``loss_curves.json``: ``{"seconds": [...], "loss": [...]}``."""
     t, loss = loss_curve(losses, seconds)
-    return {"seconds": [float(f"{v:.4g}") for v in t], "loss": [float(f"{v:.7g}") for v in loss]}
+    return {"seconds": [float(f"{v:.6g}") for v in t], "loss": [float(f"{v:.7g}") for v in loss]}
 
 
 def load_loss_curves(parent_run_ids: Iterable[str], uri: str | None = None) -> dict[str, dict]:
