@@ -202,6 +202,12 @@ CATALOG: tuple[MetricInfo, ...] = (
         r"gradient evals.",
         "lower",
     ),
+    MetricInfo(
+        "initialization_gradient_evaluations",
+        "gradient evaluations of the initialisation search",
+        "init. gradient evals.",
+        "lower",
+    ),
     MetricInfo("peak_memory_mb", "peak memory (MB)", "peak memory (MB)", "lower"),
     # Convergence verdict of the optimiser (1 converged, 0 not; a mean is the converged
     # fraction) and the settings it ran with.
