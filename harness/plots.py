@@ -247,9 +247,22 @@ def _legend(fig, styles: Mapping[str, dict], families, extra=(), ncols: int = 4)
             handles,
             labels,
             loc="outside lower center",
-            ncols=min(len(handles), ncols),
+            ncols=_fitting_columns(fig, labels, ncols),
             frameon=False,
         )
+
+
+def _fitting_columns(fig, labels: list[str], most: int) -> int:
+    """The most legend columns (≤ ``most``) whose widest row fits the figure's width.
+
+    An entry is about its handle (0.5 in) plus its label at the legend font's average
+    character width (0.55 em); a row of the longest entries must fit, or a long label (a
+    configuration, the crossed-point key) would run off the page."""
+    size = plt.rcParams["legend.fontsize"]
+    points = size if isinstance(size, (int, float)) else plt.rcParams["font.size"]
+    width = max((0.5 + 0.55 * points / 72 * len(label) for label in labels), default=1.0)
+    fits = int(fig.get_figwidth() // width)
+    return max(1, min(len(labels), most, fits))
 
 
 def _save(fig, stem: Path, formats: tuple[str, ...] = ("pdf", "png"), dpi: int = 150) -> list[Path]:
@@ -326,6 +339,7 @@ def quality_vs_speed(
     styles = series_styles(table)
     titles = _titles(table)
     models = list(dict.fromkeys(table["model"]))
+    any_unconverged = False
     with plt.rc_context(_rc(style)):
         fig, axes = _grid(len(models), style, extra_height=0.6)
         for ax, model in zip(axes, models, strict=True):
@@ -340,9 +354,13 @@ def quality_vs_speed(
             ax.set_ylabel(_wrap(catalog.label(used), 30))
             rows = rows[rows[used].notna() & (rows[cost] > 0)]
             means = rows.groupby("series", sort=False)[[cost, used]].mean()
+            unconverged = _unconverged(rows)
+            any_unconverged |= bool(unconverged.any())
+            series_unconverged = unconverged.groupby(rows["series"], sort=False).any()
             for key in [k for k in styles if k in means.index]:
                 st = styles[key]
-                sub = rows[rows["series"] == key]
+                here = rows["series"] == key
+                sub = rows[here & ~unconverged]
                 ax.scatter(
                     sub[cost],
                     sub[used],
@@ -352,6 +370,9 @@ def quality_vs_speed(
                     alpha=0.35,
                     linewidths=0,
                 )
+                # Unconverged fits are crossed, at full strength: they are not comparable.
+                bad = rows[here & unconverged]
+                ax.scatter(bad[cost], bad[used], s=28, color=st["color"], marker="x", linewidths=1)
                 ax.scatter(
                     means.loc[key, cost],
                     means.loc[key, used],
@@ -362,9 +383,22 @@ def quality_vs_speed(
                     linewidths=1.2,
                     zorder=3,
                 )
-            front = catalog.pareto_front(means[cost].to_numpy(), means[used].to_numpy(), used)
-            if len(means) > 1 and front.size:
-                x, y = means[cost].to_numpy()[front], means[used].to_numpy()[front]
+                if series_unconverged.get(key, False):
+                    ax.scatter(
+                        means.loc[key, cost],
+                        means.loc[key, used],
+                        s=80,
+                        marker="x",
+                        color="0.15",
+                        linewidths=1.2,
+                        zorder=4,
+                    )
+            # The front joins series whose every fit converged: a comparison never rests on an
+            # unfinished optimisation.
+            judged = means[~series_unconverged.reindex(means.index).fillna(False).to_numpy(bool)]
+            front = catalog.pareto_front(judged[cost].to_numpy(), judged[used].to_numpy(), used)
+            if len(judged) > 1 and front.size:
+                x, y = judged[cost].to_numpy()[front], judged[used].to_numpy()[front]
                 # A monotone metric's front is a staircase; a closest-to-target one (coverage,
                 # std ratio) may cross its target, so its points are joined directly.
                 if catalog.info(used).direction == "target":
@@ -378,8 +412,21 @@ def quality_vs_speed(
                 _log_time_axis(ax, "y")
             ax.grid(True, which="major", alpha=0.3)
         front_handle = plt.Line2D([], [], color="0.4", linestyle=":")
-        _legend(fig, styles, list(styles), [(front_handle, "Pareto front (means)")])
+        extra = [(front_handle, "Pareto front (means of converged series)")]
+        if any_unconverged:
+            crossed = plt.Line2D([], [], color="0.15", marker="x", linestyle="")
+            extra.append((crossed, "not converged (crossed)"))
+        _legend(fig, styles, list(styles), extra)
         return _save(fig, stem)
+
+
+def _unconverged(rows: pd.DataFrame) -> pd.Series:
+    """True for cells whose convergence verdict is false (unknown counts as converged: runs
+    logged before the verdict existed)."""
+    if "converged" not in rows:
+        return pd.Series(False, index=rows.index)
+    flag = pd.to_numeric(rows["converged"].astype("float64"), errors="coerce")
+    return (flag == 0).fillna(False)
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:

@@ -264,20 +264,33 @@ def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
     return [m for m in dict.fromkeys(wanted) if m in table]
 
 
-def best_mask(means: pd.DataFrame, standard_errors: pd.DataFrame | None = None) -> pd.DataFrame:
+def best_mask(
+    means: pd.DataFrame,
+    standard_errors: pd.DataFrame | None = None,
+    eligible: pd.Series | None = None,
+) -> pd.DataFrame:
     """True where a result is "best" of its model for a metric.
 
     The best mean by the metric's catalog direction (largest ELBO, smallest distance, std
     ratio and coverage closest to their target, ...), and every result within two standard
     errors of it (:func:`harness.metrics.catalog.best_within_error`).  Without
     ``standard_errors`` only exact ties share the mark.  Metrics without a direction are
-    never marked.
+    never marked.  ``eligible`` (a boolean per row, e.g. :func:`converged_groups`) limits the
+    candidates: a comparison never rests on a fit that had not finished, so a model none of
+    whose rows is eligible gets no mark.
     """
     mask = pd.DataFrame(False, index=means.index, columns=means.columns)
     models = means.index.get_level_values("model")
+    allowed = (
+        np.ones(len(means), dtype=bool)
+        if eligible is None
+        else eligible.reindex(means.index).fillna(False).to_numpy(bool)
+    )
     for metric in means.columns:
         for model in dict.fromkeys(models):
-            rows = models == model
+            rows = (models == model) & allowed
+            if not rows.any():
+                continue
             se = (
                 np.zeros(rows.sum())
                 if standard_errors is None
@@ -287,6 +300,13 @@ def best_mask(means: pd.DataFrame, standard_errors: pd.DataFrame | None = None) 
                 means.loc[rows, metric].to_numpy(float), se, metric
             )
     return mask
+
+
+def converged_groups(table: pd.DataFrame) -> pd.Series:
+    """Per model × family × configuration: whether every ok cell converged (at least one
+    ok cell, none with ``converged`` false).  Only such results are candidates for "best"."""
+    outcomes = status_counts(table)
+    return (outcomes["ok"] > 0) & (outcomes["unconverged"] == 0)
 
 
 def format_mean_se(mean: float, se: float) -> str:
@@ -300,7 +320,11 @@ def format_mean_se(mean: float, se: float) -> str:
 
 
 SINGLE_SEED_NOTE = "one seed: no standard error, marked best without an interval"
-BEST_NOTE = "bold: best per model and every result within two standard errors of it"
+BEST_NOTE = (
+    "bold: best per model and every result within two standard errors of it, among the "
+    "configurations whose every ok seed converged"
+)
+NO_CONVERGED_NOTE = "no configuration converged on every seed, so nothing is marked best, for"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,7 +341,7 @@ class SummaryRow:
 def _summary_rows(table: pd.DataFrame, metrics: list[str]) -> list[SummaryRow]:
     stats = summary(table, metrics)
     means, ses, counts = stats["mean"], stats["standard_error"], stats["num_seeds"]
-    bold = best_mask(means, ses)
+    bold = best_mask(means, ses, converged_groups(table))
     outcomes = status_counts(table)
     labels = table.drop_duplicates(GROUP).set_index(GROUP)
     rows = []
@@ -361,7 +385,18 @@ def summary_tables(table: pd.DataFrame, quality_metric: str) -> tuple[str, str]:
     rows = _summary_rows(table, metrics)
     single = any(bold and one for r in rows for _, bold, one in r.values)
     notes = [BEST_NOTE] + ([f"† {SINGLE_SEED_NOTE}"] if single else [])
-    return _markdown(rows, metrics, notes), _latex(rows, metrics, single)
+    eligible = converged_groups(table)
+    unjudged = [
+        model
+        for model in dict.fromkeys(table["model_pretty_name"])
+        if not eligible[
+            eligible.index.get_level_values("model").isin(
+                table.loc[table["model_pretty_name"] == model, "model"]
+            )
+        ].any()
+    ]
+    extra = [f"{NO_CONVERGED_NOTE}: {', '.join(unjudged)}"] if unjudged else []
+    return _markdown(rows, metrics, notes + extra), _latex(rows, metrics, single, extra)
 
 
 def _markdown(rows: list[SummaryRow], metrics: list[str], notes: list[str]) -> str:
@@ -394,7 +429,7 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _latex(rows: list[SummaryRow], metrics: list[str], single: bool) -> str:
+def _latex(rows: list[SummaryRow], metrics: list[str], single: bool, extra: list[str] = ()) -> str:
     ncols = 4 + len(metrics)
     lines = [
         "% Summary table of harness report; needs \\usepackage{booktabs}.",
@@ -424,6 +459,7 @@ def _latex(rows: list[SummaryRow], metrics: list[str], single: bool) -> str:
         previous = r.model
     lines.append("\\bottomrule")
     notes = [BEST_NOTE] + ([f"$^\\dagger${SINGLE_SEED_NOTE}"] if single else [])
+    notes += [_tex_escape(note) for note in extra]
     for note in notes:
         lines.append(f"\\multicolumn{{{ncols}}}{{l}}{{\\footnotesize {note}}} \\\\")
     lines.append("\\end{tabular}")

@@ -270,3 +270,62 @@ def test_cell_verdict_is_one_line_per_status():
     assert verdicts.cell_verdict(error) == "**error**: ValueError: x"
     diverged = SimpleNamespace(status="diverged", reason="loss not finite at step 3", metrics={})
     assert verdicts.cell_verdict(diverged) == "**diverged**: loss not finite at step 3"
+
+
+def test_best_marks_consider_converged_results_only():
+    # b has the better ELBO but one of its seeds did not converge: a comparison never rests on
+    # an unfinished fit, so a is best; the table still shows b's mean and counts it.
+    table = _table(
+        {
+            "a": {"elbo": [-3.0, -3.01], "converged": [1.0, 1.0]},
+            "b": {"elbo": [-1.0, -1.01], "converged": [1.0, 0.0]},
+        }
+    )
+    stats = report.summary(table, ["elbo"])
+    mask = report.best_mask(stats["mean"], stats["standard_error"], report.converged_groups(table))
+    assert {f: bool(v) for (_, f, _), v in mask["elbo"].items()} == {"a": True, "b": False}
+    markdown, latex = report.summary_tables(table, "elbo")
+    assert "1 unconverged" in markdown
+    assert report.NO_CONVERGED_NOTE not in markdown
+    # With no converged configuration at all, nothing is marked and a note says so.
+    table["converged"] = 0.0
+    markdown, latex = report.summary_tables(table, "elbo")
+    assert "**" not in markdown and "\\boldmath" not in latex
+    assert f"{report.NO_CONVERGED_NOTE}: M" in markdown
+    assert report.NO_CONVERGED_NOTE in latex
+
+
+def test_unconverged_fits_are_crossed_and_left_off_the_front(tmp_path):
+    table = _table(
+        {
+            "a": {"wasserstein_1": [0.3, 0.31], "fit_seconds": [1.0, 1.1], "converged": [1, 1]},
+            "b": {"wasserstein_1": [0.1, 0.11], "fit_seconds": [0.5, 0.6], "converged": [0, 0]},
+        }
+    )
+    assert plots._unconverged(table).tolist() == [False, False, True, True]
+    drawn = []
+    original = plots._save
+
+    def keep(fig, stem):
+        drawn.append(fig)
+        return original(fig, stem)
+
+    plots._save = keep
+    try:
+        paths = plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1")
+    finally:
+        plots._save = original
+    assert any(p.suffix == ".png" and p.stat().st_size > 0 for p in paths)
+    ax = drawn[0].axes[0]
+    # b's two seeds and its mean are crossed; no front line: only a converged (one series).
+    crossed = [c for c in ax.collections if c.get_offsets().shape[0] and _is_cross(c)]
+    assert sum(c.get_offsets().shape[0] for c in crossed) == 3
+    assert not ax.lines
+    legend = [t.get_text() for t in drawn[0].legends[0].get_texts()]
+    assert "not converged (crossed)" in legend
+
+
+def _is_cross(collection) -> bool:
+    """Whether a scatter collection draws the 'x' marker (its path has two strokes)."""
+    path = collection.get_paths()[0]
+    return len(path.vertices) == 4 and path.codes is not None and list(path.codes) == [1, 2, 1, 2]
