@@ -281,7 +281,23 @@ def _run_spec(args, pool) -> int:
             fit = ", ".join(f"{k}={v}" for k, v in vars(cell.fit).items())
             print(f"  {cell.cell_id}  {cell.run_name:<40} {fit}")
         return EXIT_OK
+    problem = _check_destinations(args.tracking_uri, args.results_dir, spec.name)
+    if problem:
+        return _error(problem)
     return _run_sweep(args, spec, cells, pool)
+
+
+def _check_destinations(uri, results_dir: Path, experiment: str) -> str:
+    """Why the tracking store or the results folder cannot be written ("" when they can),
+    checked before anything is fitted."""
+    from harness import tracking
+
+    try:
+        tracking.check_tracking_uri(uri)
+    except ValueError as e:
+        return str(e)
+    problem = tracking.writable_folder(results_dir / experiment)
+    return f"--results-dir {results_dir}: {problem}" if problem else ""
 
 
 def _run_sweep(args, spec, cells, pool) -> int:

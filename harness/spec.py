@@ -30,11 +30,15 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from harness import limits
+from harness.limits import cut, show
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -114,6 +118,9 @@ _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
     "initialization": (str, None),
     "vectorize_seeds": (bool, None),
 }
+# Upper bounds (inclusive) of fit settings, besides INT32_MAX for every integer; the resource
+# limits of a whole step (harness.limits) are checked once the models are known.
+_FIT_UPPER: dict[str, float] = {"num_steps": limits.MAX_NUM_STEPS}
 # Allowed values of the string-valued fit settings.
 _FIT_CHOICES: dict[str, tuple[str, ...]] = {
     "stopping": ("converged", "budget"),
@@ -145,6 +152,7 @@ class MetricSettings:
 
 
 _METRIC_BOUNDS: dict[str, tuple[type, float | None]] = {
+    # name: (type, exclusive lower bound or None)
     "importance_sample_size": (int, 0),
 }
 
@@ -264,14 +272,14 @@ def _resources(raw, where) -> Resources:
     for key, value in table.items():
         if key not in ("cpus_per_task", "gpus_per_task"):
             raise SpecError(
-                f"{where}: unknown key 'resources.{key}'"
+                f"{where}: unknown key 'resources.{cut(key)}'"
                 f"{_suggest(key, ('cpus_per_task', 'gpus_per_task'))}"
             )
         value = _check_type(value, float, where, f"resources.{key}")
-        if value < 0 or (key == "cpus_per_task" and value == 0):
+        if value < 0 or (key == "cpus_per_task" and value == 0) or value > 1024:
             raise SpecError(
                 f"{where}: key 'resources.{key}': must be "
-                f"{'> 0' if key == 'cpus_per_task' else '>= 0'}, got {value!r}"
+                f"{'> 0' if key == 'cpus_per_task' else '>= 0'} and <= 1024, got {show(value)}"
             )
         values[key] = value
     return Resources(**values)
@@ -321,7 +329,7 @@ def cells_bound(path: str | Path, overrides: Sequence[str] = ()) -> int | None:
 
 def _apply_override(raw: dict, override: str, where: str) -> None:
     if "=" not in override:
-        raise SpecError(f"{where}: --set {override!r}: expected key=value, e.g. fit.num_steps=100")
+        raise SpecError(f"{where}: --set {show(override)}: expected key=value, e.g. fit.num_steps=100")
     key, _, text = override.partition("=")
     key = key.strip()
     try:
@@ -333,14 +341,27 @@ def _apply_override(raw: dict, override: str, where: str) -> None:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise SpecError(f"{where}: --set {key}: '{part}' is not a table")
+            raise SpecError(f"{where}: --set {cut(key)}: '{cut(part)}' is not a table")
     node[parts[-1]] = value
 
 
 def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"{hint}; valid: {', '.join(sorted(choices))}"
+    """" (did you mean 'x'?)" when a valid choice is close, else "; valid: a, b, c" (cut
+    short to keep the message on one line)."""
+    close = difflib.get_close_matches(str(word)[:100], list(choices), n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f"; valid: {_listing(choices)}"
+
+
+def _listing(choices) -> str:
+    """The sorted choices, comma-separated, cut to about 70 characters."""
+    valid = sorted(choices)
+    text = ", ".join(valid)
+    while len(text) > 70 and len(valid) > 1:
+        valid = valid[:-1]
+        text = ", ".join(valid) + f", … ({len(choices)} in all)"
+    return text
 
 
 def _type_name(t: type) -> str:
@@ -358,7 +379,13 @@ def _check_type(value, t: type, where: str, key: str):
         else isinstance(value, t)
     )
     if not ok:
-        raise SpecError(f"{where}: key '{key}': expected {_type_name(t)}, got {value!r}")
+        raise SpecError(f"{where}: key '{key}': expected {_type_name(t)}, got {show(value)}")
+    if t is float and not math.isfinite(value):
+        raise SpecError(f"{where}: key '{key}': expected a finite number, got {value!r}")
+    if t is int and abs(value) > limits.INT32_MAX:
+        raise SpecError(
+            f"{where}: key '{key}': must be <= {limits.INT32_MAX} (an int32), got {show(value)}"
+        )
     return float(value) if t is float else value
 
 
@@ -374,7 +401,7 @@ def check_experiment_name(name: Any, where: str) -> str:
     if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
         raise SpecError(
             f"{where}: expected a name of letters, digits, '_', '-', '.' "
-            f"(no path separators), got {name!r}"
+            f"(no path separators), got {show(name)}"
         )
     return name
 
@@ -384,36 +411,61 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     where = str(path)
     for key in raw:
         if key not in _TOP_KEYS:
-            raise SpecError(f"{where}: unknown key '{key}'{_suggest(key, _TOP_KEYS)}")
+            raise SpecError(f"{where}: unknown key '{cut(key)}'{_suggest(key, _TOP_KEYS)}")
     name = check_experiment_name(raw.get("name", path.stem), f"{where}: key 'name'")
     description = raw.get("description", "")
     if not isinstance(description, str):
-        raise SpecError(f"{where}: key 'description': expected a string, got {description!r}")
+        raise SpecError(
+            f"{where}: key 'description': expected a string, got {show(description)}"
+        )
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= limits.INT32_MAX
+            for s in seeds
+        )
     ):
         raise SpecError(
-            f"{where}: key 'seeds': expected a non-empty list of integers >= 0, got {seeds!r}"
+            f"{where}: key 'seeds': expected a non-empty list of integers >= 0 and "
+            f"<= {limits.INT32_MAX}, got {show(seeds)}"
         )
     if len(set(seeds)) != len(seeds):
-        raise SpecError(f"{where}: key 'seeds': duplicate seeds in {seeds!r}")
+        raise SpecError(f"{where}: key 'seeds': duplicate seeds in {show(seeds)}")
     # The registries import TensorFlow: imported here, so that importing this module (and
     # harness.executors, for a worker pool started before the spec is checked) stays light.
-    from harness.families import FAMILIES
-    from harness.models import MODELS
+    from harness.families import FAMILIES, HYPERPARAMETER_RANGES
+    from harness.models import ARGUMENT_RANGES, MODELS
 
-    models = tuple(_entries(raw, "models", MODELS, _model_parameters, where))
+    dimensions: dict = {}  # user model entry -> its dimension (they are built now)
+    models = tuple(
+        _entries(
+            raw,
+            "models",
+            MODELS,
+            _model_parameters,
+            lambda name: ARGUMENT_RANGES.get(name, {}),
+            where,
+            dimensions,
+        )
+    )
     families = tuple(
-        _entries(raw, "families", FAMILIES, lambda n: dict(FAMILIES[n].hyperparameters), where)
+        _entries(
+            raw,
+            "families",
+            FAMILIES,
+            lambda n: dict(FAMILIES[n].hyperparameters),
+            lambda name: HYPERPARAMETER_RANGES,
+            where,
+        )
     )
     fit_grid = tuple(_fit_grid(raw.get("fit", {}), where))
     resources = _resources(raw, where)
     metrics = _metric_settings(raw.get("metrics", {}), where)
+    _check_resources(models, families, fit_grid, metrics, dimensions, where)
     return Spec(
         path=path,
         name=name,
@@ -454,8 +506,11 @@ def _inapplicable(models, families, where) -> frozenset:
     for j, entry in enumerate(models):
         try:
             built[entry] = build_model(entry[0], **dict(entry[1]))
-        except (ValueError, TypeError) as e:
-            raise SpecError(f"{where}: key 'models[{j}]': cannot build '{entry[0]}': {e}") from None
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - one line, whatever the model raised
+            raise SpecError(
+                f"{where}: key 'models[{j}]': cannot build {show(entry[0])}: "
+                f"{type(e).__name__}: {cut((str(e).splitlines() or [''])[0])}"
+            ) from None
     excluded = set()
     for i, entry in restricted:
         family = FAMILIES[entry[0]]
@@ -484,12 +539,18 @@ def _model_parameters(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in signature.parameters.items()}
 
 
-def _entries(raw, key, registry, parameters, where):
-    """Validate a list of registry entries: strings or tables ``{name = ..., arg = ...}``."""
+def _entries(raw, key, registry, parameters, ranges, where, dimensions=None):
+    """Validate a list of registry entries: strings or tables ``{name = ..., arg = ...}``.
+
+    ``parameters(name)`` gives an entry's arguments with their defaults, ``ranges(name)`` their
+    declared allowed values (a :class:`harness.limits.Range` or a tuple of strings); numbers
+    without a declared range must be finite and > 0.  ``dimensions`` receives the dimension
+    of each user model (built here).
+    """
     entries = raw.get(key)
     if entries is None:
         raise SpecError(
-            f"{where}: missing key '{key}': list at least one of {', '.join(sorted(registry))}"
+            f"{where}: missing key '{key}': list at least one of {_listing(registry)}"
         )
     if not isinstance(entries, list) or not entries:
         raise SpecError(f"{where}: key '{key}': expected a non-empty list of names or tables")
@@ -501,34 +562,36 @@ def _entries(raw, key, registry, parameters, where):
         if not isinstance(entry, dict) or "name" not in entry:
             raise SpecError(f"{where}: key '{item}': expected a name or a table with 'name'")
         name = entry["name"]
+        if not isinstance(name, str):
+            raise SpecError(f"{where}: key '{item}.name': expected a string, got {show(name)}")
         if key == "models" and _user_models().is_user_model(name):
-            ident = _user_model_entry(entry, item, where)
+            ident, dimension = _user_model_entry(entry, item, where)
             if ident in seen:
-                raise SpecError(f"{where}: key '{item}': duplicate entry {name!r}")
+                raise SpecError(f"{where}: key '{item}': duplicate entry {show(name)}")
             seen.add(ident)
+            if dimensions is not None:
+                dimensions[ident] = dimension
             yield ident
             continue
         if name not in registry:
             raise SpecError(
                 f"{where}: key '{item}': unknown {key[:-1].replace('ie', 'y')} "
-                f"'{name}'{_suggest(name, registry)}"
+                f"{show(name)}{_suggest(name, registry)}"
             )
         allowed = parameters(name)
+        declared = ranges(name)
         args = {}
         for arg, value in entry.items():
             if arg == "name":
                 continue
             if arg not in allowed:
                 raise SpecError(
-                    f"{where}: key '{item}.{arg}': unknown argument of '{name}'"
+                    f"{where}: key '{item}.{cut(arg)}': unknown argument of '{name}'"
                     f"{_suggest(arg, allowed) if allowed else '; it takes none'}"
                 )
             default = allowed[arg]
             if default is not None and default is not inspect.Parameter.empty:
-                t = type(default)
-                value = _check_type(value, t, where, f"{item}.{arg}")
-                if t in (int, float) and value <= 0:
-                    raise SpecError(f"{where}: key '{item}.{arg}': must be > 0, got {value!r}")
+                value = _check_argument(value, type(default), declared.get(arg), where, item, arg)
             args[arg] = value
         # Defaults are filled in, so a cell's identity (and its MLflow params) is its whole
         # configuration, not just what the spec happened to spell out.
@@ -536,9 +599,60 @@ def _entries(raw, key, registry, parameters, where):
         full.update(args)
         ident = (name, tuple(sorted(full.items())))
         if ident in seen:
-            raise SpecError(f"{where}: key '{item}': duplicate entry {name!r}")
+            raise SpecError(f"{where}: key '{item}': duplicate entry {show(name)}")
         seen.add(ident)
         yield ident
+
+
+def _check_argument(value, t: type, allowed, where: str, item: str, arg: str):
+    """A model argument or hyperparameter of type ``t`` (its default's), in its declared range
+    (``allowed``: a Range, a tuple of strings, or None: numbers finite and > 0)."""
+    key = f"{item}.{arg}"
+    value = _check_type(value, t, where, key)
+    if t is str and isinstance(allowed, tuple) and value not in allowed:
+        raise SpecError(f"{where}: key '{key}': unknown value {show(value)}{_suggest(value, allowed)}")
+    if t in (int, float):
+        allowed = allowed if isinstance(allowed, limits.Range) else limits.POSITIVE
+        if value not in allowed:
+            raise SpecError(f"{where}: key '{key}': must be {allowed}, got {show(value)}")
+    return value
+
+
+def _check_resources(models, families, fit_grid, metrics, dimensions, where) -> None:
+    """Refuse a spec whose steps or final evaluation would exceed the memory limits of
+    :mod:`harness.limits` (checked per model × family × fit setting, before anything runs)."""
+    from harness.families import FAMILIES
+    from harness.families import particle_size as family_particle_size
+    from harness.metrics.quality import IW_MIN_GROUPS
+    from harness.models import particle_size as model_particle_size
+
+    for i, (model, margs) in enumerate(models):
+        args = dict(margs)
+        if (model, margs) in dimensions:
+            size = dimension = dimensions[(model, margs)]
+        else:
+            size = model_particle_size(model, args)
+            dimension = args.get("dimension", args.get("num_features", size))
+        evaluation = max(fit.elbo_sample_size for fit in fit_grid)
+        evaluation = max(evaluation, IW_MIN_GROUPS * metrics.importance_sample_size)
+        if evaluation * size > limits.MAX_EVALUATION_ELEMENTS:
+            raise SpecError(
+                f"{where}: key 'models[{i}]': its evaluation needs {evaluation * size:.2g} > "
+                f"{limits.MAX_EVALUATION_ELEMENTS:.2g} elements: lower fit.elbo_sample_size "
+                "or metrics.importance_sample_size"
+            )
+        for family, hps in families:
+            if FAMILIES[family].kind not in ("svi", "amortized"):
+                continue  # baselines do not draw sample_size particles per step
+            per_particle = max(size, family_particle_size(dict(hps), dimension))
+            for fit in fit_grid:
+                particles = fit.sample_size * fit.importance_sample_size
+                if particles * per_particle > limits.MAX_STEP_ELEMENTS:
+                    raise SpecError(
+                        f"{where}: key 'fit.sample_size': a step of models[{i}] x {family} "
+                        f"needs {particles * per_particle:.2g} > {limits.MAX_STEP_ELEMENTS:.2g} "
+                        "elements: lower sample_size or importance_sample_size"
+                    )
 
 
 def _user_models():
@@ -560,10 +674,10 @@ def _user_model_entry(entry, item, where):
             )
     try:
         args = user.resolve(entry["name"], Path(where).parent, entry.get("reference"))
-        user.load(entry["name"], **args)
+        model = user.load(entry["name"], **args)
     except ValueError as e:
         raise SpecError(f"{where}: key '{item}': {e}") from None
-    return entry["name"], tuple(sorted(args.items()))
+    return (entry["name"], tuple(sorted(args.items()))), model.dimension
 
 
 def _metric_settings(table, where) -> MetricSettings:
@@ -575,11 +689,13 @@ def _metric_settings(table, where) -> MetricSettings:
         if f"metrics.{key}" in _RENAMED:
             raise SpecError(f"{where}: key 'metrics.{key}' is now {_RENAMED[f'metrics.{key}']}")
         if key not in _METRIC_BOUNDS:
-            raise SpecError(f"{where}: unknown key 'metrics.{key}'{_suggest(key, _METRIC_BOUNDS)}")
+            raise SpecError(
+                f"{where}: unknown key 'metrics.{cut(key)}'{_suggest(key, _METRIC_BOUNDS)}"
+            )
         t, lower = _METRIC_BOUNDS[key]
         value = _check_type(value, t, where, f"metrics.{key}")
         if lower is not None and value <= lower:
-            raise SpecError(f"{where}: key 'metrics.{key}': must be > {lower:g}, got {value!r}")
+            raise SpecError(f"{where}: key 'metrics.{key}': must be > {lower:g}, got {show(value)}")
         values[key] = value
     return MetricSettings(**values)
 
@@ -592,11 +708,12 @@ def _fit_grid(fit, where):
         if f"fit.{key}" in _RENAMED:
             raise SpecError(f"{where}: key 'fit.{key}' is now {_RENAMED[f'fit.{key}']}")
         if key not in _FIT_BOUNDS:
-            raise SpecError(f"{where}: unknown key 'fit.{key}'{_suggest(key, _FIT_BOUNDS)}")
+            raise SpecError(f"{where}: unknown key 'fit.{cut(key)}'{_suggest(key, _FIT_BOUNDS)}")
         values = value if isinstance(value, list) else [value]
         if not values:
             raise SpecError(f"{where}: key 'fit.{key}': empty list")
         t, lower = _FIT_BOUNDS[key]
+        upper = _FIT_UPPER.get(key)
         checked = []
         for v in values:
             if v in _FIT_WORDS.get(key, ()):
@@ -604,10 +721,13 @@ def _fit_grid(fit, where):
                 continue
             v = _check_type(v, t, where, f"fit.{key}")
             if lower is not None and v <= lower:
-                raise SpecError(f"{where}: key 'fit.{key}': must be > {lower:g}, got {v!r}")
+                raise SpecError(f"{where}: key 'fit.{key}': must be > {lower:g}, got {show(v)}")
+            if upper is not None and v > upper:
+                raise SpecError(f"{where}: key 'fit.{key}': must be <= {upper:,}, got {show(v)}")
             if key in _FIT_CHOICES and v not in _FIT_CHOICES[key]:
                 raise SpecError(
-                    f"{where}: key 'fit.{key}': unknown value {v!r}{_suggest(v, _FIT_CHOICES[key])}"
+                    f"{where}: key 'fit.{key}': unknown value {show(v)}"
+                    f"{_suggest(v, _FIT_CHOICES[key])}"
                 )
             checked.append(v)
         axes[key] = checked

@@ -166,6 +166,62 @@ def tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+# Schemes of the tracking stores MLflow serves (its file store is refused since MLflow 3.13).
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(uri: str | None = None) -> None:
+    """Refuse a tracking URI that cannot work, before anything is fitted or written.
+
+    The scheme must be one of :data:`TRACKING_SCHEMES`; a ``sqlite:///`` path must be a file
+    (or not exist yet) under a folder that exists or can be made, and be writable.  Nothing is
+    created: writability is probed with a temporary file that is removed at once.
+
+    Raises:
+      ValueError: one line naming the URI and the problem.
+    """
+    from harness.limits import cut
+
+    uri = tracking_uri(uri)
+    scheme = uri.split(":", 1)[0].split("+", 1)[0] if ":" in uri else ""
+    if scheme not in TRACKING_SCHEMES:
+        raise ValueError(
+            f"tracking URI {cut(uri)!r}: unknown scheme {cut(scheme)!r}; use one of "
+            f"{', '.join(s + '://' for s in TRACKING_SCHEMES[:3])} or a database URL"
+        )
+    if scheme != "sqlite" or uri in ("sqlite://", "sqlite:///:memory:"):
+        return
+    if not uri.startswith("sqlite:///"):
+        raise ValueError(f"tracking URI {cut(uri)!r}: expected sqlite:///PATH")
+    path = Path(uri.removeprefix("sqlite:///"))
+    if path.exists() and not path.is_file():
+        raise ValueError(f"tracking URI {cut(uri)!r}: {cut(str(path))} is not a file")
+    problem = writable_folder(path.parent)
+    if problem:
+        raise ValueError(f"tracking URI {cut(uri)!r}: {problem}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"tracking URI {cut(uri)!r}: {cut(str(path))} is not writable")
+
+
+def writable_folder(folder: Path) -> str:
+    """Why files cannot be written under ``folder`` ("" when they can): its nearest existing
+    ancestor must be a writable directory.  Probed with a temporary file (removed at once), so
+    it holds for root on a read-only file system too; nothing is left behind."""
+    from harness.limits import cut
+
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{cut(str(existing))} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        return f"cannot write in {cut(str(existing))}: {e.strerror or type(e).__name__}"
+    return ""
+
+
 def client_for(uri: str | None = None) -> MlflowClient:
     """A client of the tracking store whose calls retry transient failures (:data:`RETRY`)."""
     uri = tracking_uri(uri)

@@ -109,10 +109,12 @@ def test_bad_spec_exits_2_with_clear_message_and_logs_nothing(
 
 
 def test_unknown_model_lists_valid_choices(write_spec):
+    """The first valid names in order and how many there are (one line: `harness list`
+    shows them all)."""
     with pytest.raises(spec.SpecError) as e:
         spec.load(write_spec('models = ["nope"]\nfamilies = ["mean_field"]'))
-    for name in MODELS:
-        assert name in str(e.value)
+    assert sorted(MODELS)[0] in str(e.value)
+    assert f"({len(MODELS)} in all)" in str(e.value)
 
 
 def test_dry_run_prints_plan(write_spec, capsys, tracking_uri, tmp_path):
@@ -140,3 +142,48 @@ def test_metrics_table_is_validated_and_part_of_the_cell_identity(write_spec):
     ]:
         with pytest.raises(spec.SpecError, match=message):
             spec.load(write_spec(GOOD + f"[metrics]\n{bad}\n", "bad.toml"))
+
+
+def test_every_numeric_model_argument_and_hyperparameter_has_a_declared_range():
+    """A new model argument or hyperparameter must say which values it takes."""
+    import inspect
+
+    from harness.families import FAMILIES, HYPERPARAMETER_RANGES
+    from harness.models import ARGUMENT_RANGES, MODELS
+
+    for name, factory in MODELS.items():
+        for arg, p in inspect.signature(factory).parameters.items():
+            if isinstance(p.default, (int, float, str)) and not isinstance(p.default, bool):
+                assert arg in ARGUMENT_RANGES.get(name, {}), (name, arg)
+                allowed = ARGUMENT_RANGES[name][arg]
+                assert p.default in allowed, (name, arg, p.default)
+    for family in FAMILIES.values():
+        for hp, default in family.hyperparameters.items():
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                assert default in HYPERPARAMETER_RANGES[hp], (family.name, hp)
+
+
+def test_negative_correlation_is_accepted_and_builds(write_spec):
+    path = write_spec(
+        """
+        models = [{ name = "correlated_gaussian", correlation = -0.5, dimension = 3 }]
+        families = ["mean_field"]
+        """
+    )
+    ((name, args),) = spec.load(path).models
+    from harness.models import build_model
+
+    model = build_model(name, **dict(args))
+    assert dict(args)["correlation"] == -0.5 and model.dimension == 3
+
+
+def test_particle_sizes_match_the_built_models():
+    """The resource check's elements per particle are at least each model's dimension."""
+    import inspect
+
+    from harness.models import MODELS, particle_size
+
+    for name in ("correlated_gaussian", "banana", "linear_regression", "eight_schools"):
+        factory = MODELS[name]
+        args = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+        assert particle_size(name, args) >= factory().dimension, name

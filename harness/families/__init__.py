@@ -6,6 +6,9 @@ with its hyperparameters as keyword arguments with documented defaults, and add 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from harness.baselines.cavi import build_cavi, supports_cavi
 from harness.baselines.laplace import build_laplace
 from harness.baselines.mcmc import build_nuts
@@ -13,6 +16,7 @@ from harness.families.asvi import build_asvi, supports_asvi
 from harness.families.base import Family
 from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
 from harness.families.gaussian import build_full_rank, build_low_rank, build_mean_field
+from harness.limits import POSITIVE, PROBABILITY, Range, count
 from harness.vae import (
     build_encoder_diagonal,
     build_encoder_full_covariance,
@@ -160,4 +164,40 @@ FAMILIES: dict[str, Family] = {
     ),
 }
 
-__all__ = ["FAMILIES", "Family"]
+
+# The allowed values of every numeric hyperparameter (one name means one thing in every family),
+# checked when a spec is loaded.  Widths and counts are bounded so that a typo (1e9 hidden
+# units) is refused up front instead of exhausting memory in a worker.
+HYPERPARAMETER_RANGES: dict[str, Range] = {
+    "initial_scale": POSITIVE,
+    "num_layers": count(1, 64),
+    "hidden_units": count(1, 4096),
+    "num_hidden_layers": count(1, 16),
+    "flow_hidden_units": count(1, 4096),
+    "context_size": count(1, 1024),
+    "rank": count(1, 1000),
+    "num_bins": count(1, 256),
+    "spline_range": POSITIVE,
+    "initial_prior_weight": PROBABILITY,
+    "max_iterations": count(1, 1_000_000),
+    "tolerance": POSITIVE,
+    "num_sweeps": count(1, 1_000_000),
+    "num_chains": count(1, 1024),
+    "num_warmup": count(1, 1_000_000),
+    "num_draws": count(1, 1_000_000),
+    "target_accept_prob": PROBABILITY,
+}
+
+
+def particle_size(hyperparameters: Mapping[str, Any], dimension: int) -> int:
+    """Elements one Monte Carlo particle costs in a fitting step of a family with these
+    hyperparameters on a ``dimension``-d model: the draw and its log density (2d), and per
+    flow layer its hidden activations and spline bins (an upper bound, for the resource check
+    of a spec, :data:`harness.limits.MAX_STEP_ELEMENTS`)."""
+    h = hyperparameters
+    width = max(h.get("hidden_units", 0), h.get("flow_hidden_units", 0))
+    per_layer = h.get("num_hidden_layers", 1) * width + dimension * (2 + 3 * h.get("num_bins", 0))
+    return int(h.get("num_layers", 1) * per_layer + 2 * dimension)
+
+
+__all__ = ["FAMILIES", "HYPERPARAMETER_RANGES", "Family", "particle_size"]

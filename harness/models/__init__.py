@@ -7,8 +7,10 @@ name a user model as ``"package.module:attr"`` or ``"path/to/file.py:attr"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from harness.limits import POSITIVE, Range, count
 from harness.models import user
 from harness.models.base import Model, Reference
 from harness.models.conjugate_normal_mean import conjugate_normal_mean
@@ -64,7 +66,86 @@ MODELS: dict[str, Callable[..., Model]] = {
 # contract tests leave them out; tests/test_vae.py covers them.
 AMORTIZED_MODELS = frozenset({"vae_digits"})
 
-__all__ = ["AMORTIZED_MODELS", "MODELS", "Model", "Reference", "build_model"]
+# The allowed values of every model argument, checked when a spec is loaded: a Range for
+# numbers, a tuple for strings.  Dimensions are bounded where the model or its reference
+# builds d × d matrices (covariances, their inverses) or d-column draws.
+DTYPES = ("float32", "float64")
+_REGRESSION = {
+    "num_features": count(1, 1000),
+    "num_observations": count(1, 1_000_000),
+    "prior_scale": POSITIVE,
+    "dtype": DTYPES,
+}
+ARGUMENT_RANGES: dict[str, Mapping[str, Range | tuple[str, ...]]] = {
+    "correlated_gaussian": {
+        "dimension": count(1, 1000),
+        # AR(1) correlation: |ρ| < 1 keeps the covariance positive definite.
+        "correlation": Range(-1, 1, low_open=True, high_open=True),
+        "dtype": DTYPES,
+    },
+    "banana": {"curvature": Range(-10, 10)},
+    "conjugate_normal_mean": {
+        "dimension": count(1, 1000),
+        "num_observations": count(1, 1_000_000),
+        "noise_scale": POSITIVE,
+        "prior_scale": POSITIVE,
+        "dtype": DTYPES,
+    },
+    "linear_regression": {**_REGRESSION, "noise_scale": POSITIVE},
+    "linear_regression_unknown_noise": {**_REGRESSION, "a0": POSITIVE, "b0": POSITIVE},
+    "eight_schools_noncentered": {"dtype": DTYPES},
+    "logistic_regression_breast_cancer": {"dtype": DTYPES},
+    "hierarchical_regression_wine": {"dtype": DTYPES},
+    "vae_digits": {
+        "latent_size": count(1, 256),
+        "hidden_units": count(1, 4096),
+        "gap_num_points": count(1, 297),  # the test set's size
+        "gap_num_steps": count(1, 1_000_000),
+    },
+}
+
+# Elements one Monte Carlo particle costs in a step's largest tensor (the model's dimension, or
+# its data where the log likelihood evaluates every observation per particle): the step's
+# memory is sample_size × importance_sample_size × this (harness.limits.MAX_STEP_ELEMENTS).
+_PARTICLE_SIZE: dict[str, Callable[[Mapping[str, Any]], int]] = {
+    "correlated_gaussian": lambda a: a["dimension"],
+    "banana": lambda a: 2,
+    "eight_schools": lambda a: 10,
+    "conjugate_normal_mean": lambda a: a["dimension"] * (a["num_observations"] + 1),
+    "linear_regression": lambda a: a["num_features"] + a["num_observations"],
+    "linear_regression_unknown_noise": lambda a: a["num_features"] + 1 + a["num_observations"],
+    "neals_funnel": lambda a: 10,
+    "ill_conditioned_gaussian": lambda a: 100,
+    "brownian_motion": lambda a: 30,
+    "brownian_motion_unknown_scales": lambda a: 32,
+    "lorenz_bridge": lambda a: 90,
+    "item_response_theory": lambda a: 40_000,  # 400 students × 100 questions
+    "log_gaussian_cox_process": lambda a: 102 * 102,  # the GP's covariance is 100 × 100
+    "stochastic_volatility": lambda a: 103,
+    "eight_schools_noncentered": lambda a: 10,
+    "logistic_regression_breast_cancer": lambda a: 9 * 569,  # 569 patients
+    "hierarchical_regression_wine": lambda a: 10 + 178,  # 178 wines
+    # Full batch: every training image's encoder and decoder pass for each particle.
+    "vae_digits": lambda a: 1500 * (a["hidden_units"] + 64 + a["latent_size"]),
+}
+
+
+def particle_size(name: str, args: Mapping[str, Any]) -> int:
+    """Elements one particle costs in a step of registered model ``name`` with ``args``
+    (defaults filled in); see :data:`_PARTICLE_SIZE`."""
+    return int(_PARTICLE_SIZE[name](args))
+
+
+__all__ = [
+    "AMORTIZED_MODELS",
+    "ARGUMENT_RANGES",
+    "DTYPES",
+    "MODELS",
+    "Model",
+    "Reference",
+    "build_model",
+    "particle_size",
+]
 
 
 def build_model(name: str, **args) -> Model:

@@ -19,6 +19,8 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import sysconfig
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,8 @@ def load(name: str, *, source: str, reference: str = "") -> Model:
             module = importlib.import_module(location)
         except ImportError as e:
             raise ValueError(f"model '{name}': cannot import module '{location}': {e}") from None
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of user code
+            raise user_code_error(f"model '{name}': importing '{location}'", e) from None
     if not hasattr(module, attr):
         raise ValueError(f"model '{name}': '{location}' has no attribute '{attr}'")
     value = getattr(module, attr)
@@ -105,8 +109,8 @@ def load(name: str, *, source: str, reference: str = "") -> Model:
             )
         try:
             value = value()
-        except TypeError as e:
-            raise ValueError(f"model '{name}': calling '{attr}()' failed: {e}") from None
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of user code
+            raise user_code_error(f"model '{name}': calling '{attr}()'", e) from None
         if not isinstance(value, Model):
             raise ValueError(
                 f"model '{name}': '{attr}()' returned a {type(value).__name__}, "
@@ -131,10 +135,45 @@ def _import_file(path: Path):
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - SystemExit too: a module may exit
         del sys.modules[module_name]
-        raise ValueError(f"cannot import {path}: {type(e).__name__}: {e}") from None
+        raise user_code_error(f"cannot import {path.name}", e) from None
     return module
+
+
+# Frames in these folders are the harness's or Python's own, not the user's.
+_NOT_USER = tuple(
+    str(Path(p).resolve())
+    for p in {
+        Path(__file__).resolve().parents[1],  # the harness package
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+    }
+)
+
+
+def user_code_error(what: str, error: BaseException) -> ValueError:
+    """A one-line ``ValueError`` for an exception (or ``SystemExit``) raised by user code:
+    ``"{what} raised {type}: {first line of the message} ({file}:{line})"``, the location
+    being the deepest frame of the traceback in the user's own files (a ``SyntaxError``'s
+    own line)."""
+    message = (str(error).splitlines() or [""])[0]
+    if isinstance(error, SystemExit):
+        message = f"exit code {error.code!r}"
+    if len(message) > 80:
+        message = message[:80] + "…"
+    where = ""
+    if isinstance(error, SyntaxError) and error.filename:
+        where = f"{Path(error.filename).name}:{error.lineno}"
+        message = error.msg
+    else:
+        frames = traceback.extract_tb(error.__traceback__)
+        user = [f for f in frames if not str(Path(f.filename).resolve()).startswith(_NOT_USER)]
+        if user:
+            where = f"{Path(user[-1].filename).name}:{user[-1].lineno}"
+    location = f" ({where})" if where else ""
+    return ValueError(f"{what} raised {type(error).__name__}: {message}{location}")
 
 
 def reference_file(path: str | Path, dimension: int) -> Reference:
