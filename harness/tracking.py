@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import fcntl
 import functools
 import io
 import json
@@ -222,11 +223,140 @@ def writable_folder(folder: Path) -> str:
     return ""
 
 
+class StoreDamaged(TrackingUnavailable):
+    """A sqlite tracking store found half-made; the message (one line) says how to repair it.
+
+    A kind of :class:`TrackingUnavailable`: nothing can be run or read until it is repaired.
+    """
+
+
+# sqlite stores this process has seen complete (checking costs a schema look-up).
+_COMPLETE_STORES: set[str] = set()
+
+
+def prepare_sqlite_store(path: str | Path) -> None:
+    """Make sure the sqlite store at ``path`` exists with MLflow's whole schema.
+
+    MLflow creates a new store's tables and runs its ~50 schema migrations in the first
+    process that opens it, each migration its own transaction: two processes doing so at once,
+    or one killed part-way, leave a half-migrated file that every later run fails on.  Here a
+    new store is made in a temporary file of the same folder and renamed into place when
+    complete (an atomic rename: the store is either absent or whole), while an exclusive lock
+    on the folder itself (no lock file is left behind) makes concurrent first starts wait
+    for one creator.  Temporary files of creators that were killed are removed.
+
+    A store found half-made (by an older version, or an interrupted ``mlflow db upgrade``) that
+    holds no run is provably safe to make again and is; otherwise :class:`StoreDamaged` says
+    how to repair it.
+    """
+    path = Path(path).absolute()
+    key = str(path)
+    if key in _COMPLETE_STORES:
+        return
+    if _store_problem(path) == "":
+        _COMPLETE_STORES.add(key)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        # Under the lock no other creator is at work: leftovers are from killed ones.
+        for stale in path.parent.glob(f".{path.name}.creating-*"):
+            stale.unlink(missing_ok=True)
+        problem = _store_problem(path)
+        if problem and problem != "missing":
+            if not _store_is_empty(path):
+                raise StoreDamaged(f"tracking store {path} is half-made ({problem}); {_repair(path)}")
+            path.unlink()  # an sqlite file without a run: nothing to lose
+            problem = "missing"
+        if problem == "missing":
+            _create_store(path)
+    finally:
+        fcntl.flock(folder, fcntl.LOCK_UN)
+        os.close(folder)
+    _COMPLETE_STORES.add(key)
+
+
+def _create_store(path: Path) -> None:
+    """Create a complete store in a temporary file next to ``path``, then rename it there."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    temporary = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    store = SqlAlchemyStore(f"sqlite:///{temporary}", (path.parent / "mlartifacts").as_uri())
+    store.engine.dispose()
+    with open(temporary, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def _store_problem(path: Path) -> str:
+    """"" for a complete store, "missing", or what is wrong with it."""
+    import sqlite3
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return "missing"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp"))
+            if leftovers:
+                return f"an interrupted migration left {leftovers[0]}"
+            if "alembic_version" not in tables or "runs" not in tables:
+                return "tables missing"
+            version = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.DatabaseError as e:
+        return f"not a readable sqlite database: {e}"
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    head = _get_latest_schema_revision()
+    if [row[0] for row in version] != [head]:
+        return f"schema version {version[0][0] if version else 'none'}, expected {head}"
+    return ""
+
+
+def _store_is_empty(path: Path) -> bool:
+    """Whether ``path`` is an sqlite database without a run (no runs table, or an empty one)."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            return "runs" not in tables or db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    except sqlite3.DatabaseError:
+        return False  # not an sqlite database: not ours to delete
+
+
+def _repair(path: Path) -> str:
+    """The commands that complete a half-made store (drop what an interrupted migration left,
+    then run the remaining migrations)."""
+    import sqlite3
+
+    leftovers = []
+    with contextlib.suppress(sqlite3.DatabaseError):
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            leftovers = [
+                row[0]
+                for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if row[0].startswith("_alembic_tmp")
+            ]
+    drop = "".join(
+        f"python -c \"import sqlite3; sqlite3.connect('{path}').execute('DROP TABLE {t}')\" && "
+        for t in leftovers
+    )
+    return f"back it up, then repair it with: {drop}mlflow db upgrade sqlite:///{path}"
+
+
 def client_for(uri: str | None = None) -> MlflowClient:
-    """A client of the tracking store whose calls retry transient failures (:data:`RETRY`)."""
+    """A client of the tracking store whose calls retry transient failures (:data:`RETRY`).
+
+    A sqlite store is made complete first (:func:`prepare_sqlite_store`).
+    """
     uri = tracking_uri(uri)
     if uri == DEFAULT_TRACKING_URI:
         Path("results").mkdir(exist_ok=True)
+    if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        prepare_sqlite_store(uri.removeprefix("sqlite:///"))
     if uri.startswith(("http://", "https://")):
         # Retries are ours (bounded, see RetryPolicy); a user's explicit settings win.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
