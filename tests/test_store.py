@@ -114,17 +114,20 @@ def test_a_file_that_is_not_sqlite_is_never_deleted(tmp_path):
 
 @pytest.mark.slow
 def test_kills_during_creation_then_three_concurrent_starts(tmp_path):
-    """SIGKILL a creator twice part-way, then start three at once: one complete store, no
-    temporary files left.  (Slow, ~40 s on a busy 2-core machine: each creation runs all of
-    MLflow's migrations.)"""
+    """SIGKILL a creator in the middle of MLflow's migrations, then start three at once: one
+    complete store, no temporary files left.  (Slow, ~40 s on a busy 2-core machine: a
+    creation runs all of MLflow's migrations, twice here.)"""
     path = tmp_path / "mlflow.db"
-    for delay in (4.0, 7.0):
-        process = _prepare_process(path)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        # The final name never holds a half-made store: absent, or complete.
-        assert not path.exists() or tracking._store_problem(path) == ""
+    process = _prepare_process(path)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".mlflow.db.creating-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the tables are made, the migrations under way
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(tmp_path.glob(".mlflow.db.creating-*")), "killed before it created anything"
+    # The final name never holds a half-made store: absent, or complete.
+    assert not path.exists()
     processes = [_prepare_process(path) for _ in range(3)]
     for process in processes:
         _, err = process.communicate(timeout=180)
