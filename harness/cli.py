@@ -335,6 +335,10 @@ def _run_sweep(args, spec, cells, pool) -> int:
         print(f"cells: {outcome.report.cells_csv}")
         for path in outcome.report.figures:
             print(f"figure: {path}")
+        if outcome.report.incomplete:
+            print(f"report incomplete: {outcome.report.incomplete}", file=sys.stderr)
+    if outcome.taken:
+        print(f"{outcome.taken} cells were fitted by another driver of this experiment", file=sys.stderr)
     _print_convergence(outcome.results)
     diverged = [r for r in outcome.results if r.status == "diverged"]
     if diverged:
@@ -461,7 +465,7 @@ class _LiveProgress:
 def _print_summary(table) -> None:
     from harness import report
 
-    if table is None or table.empty:
+    if table is None or table.empty or not (table["status"] == "ok").any():
         return
     from harness.metrics import catalog
 
@@ -533,6 +537,9 @@ def _report(args) -> int:
         print(f"table: {path}")
     for path in files.figures:
         print(f"figure: {path}")
+    if files.incomplete:
+        print(f"harness: report incomplete: {files.incomplete}", file=sys.stderr)
+        return EXIT_FAILED_CELLS
     return EXIT_OK
 
 

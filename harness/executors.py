@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from harness.fit import FitResult, compile_key, fit, fit_group
 from harness.spec import Cell
@@ -79,11 +79,17 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def run_serial(cells: Sequence[Cell]) -> Iterator[FitResult]:
+# ``claim(group) -> the cells of the group this driver may fit`` (see harness.sweep): called
+# right before a group is fitted, so that several drivers of one experiment share its cells.
+Claim = Callable[[list[Cell]], list[Cell]]
+
+
+def run_serial(cells: Sequence[Cell], claim: Claim | None = None) -> Iterator[FitResult]:
     """Fit cells one after another in this process (for debugging and small tests)."""
     configure_tensorflow(None)
     for cell in cells:
-        yield fit(cell)
+        if claim is None or claim([cell]):
+            yield fit(cell)
 
 
 def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
@@ -112,43 +118,113 @@ def _ready() -> None:
     """A no-op task: returns once its worker has started (TensorFlow imported)."""
 
 
+# Bounds on a worker's memory (TensorFlow keeps every traced and compiled function of a process,
+# ~20 MB per compiled group): a worker is replaced after this many groups, or as soon as its
+# resident memory passes the ceiling.  Replacing one costs a TensorFlow import (a few seconds)
+# and changes no result: a cell's fit depends only on the cell.
+MAX_GROUPS_PER_WORKER = 50
+MEMORY_CEILING_MB = 4096.0
+
+
+def resident_memory_mb(pid: int) -> float:
+    """Current resident memory of a process (``/proc``; 0 where that cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 class LocalPool:
     """A pool of ``workers`` spawned processes, started at once.
 
     Starting it before the driver's own set-up (MLflow import and store, spec checks) lets the
     workers import TensorFlow meanwhile instead of afterwards.  Each worker gets
     ``cores // workers`` TensorFlow threads (at least 1), so the pool never oversubscribes the
-    machine; workers are reused across cells, so TensorFlow is imported once per worker.  Use
-    as a context manager, or :meth:`close` it.
+    machine; workers are reused across cells, so TensorFlow is imported once per worker.  A
+    worker is replaced after ``max_groups_per_worker`` groups of cells (compiled loops), and
+    the pool's workers are replaced (their running groups finish first) once one of them holds
+    more than ``memory_ceiling_mb`` of resident memory after a group.  Use as a context
+    manager, or :meth:`close` it.
     """
 
-    def __init__(self, workers: int | None = None):
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        max_groups_per_worker: int | None = MAX_GROUPS_PER_WORKER,
+        memory_ceiling_mb: float | None = MEMORY_CEILING_MB,
+    ):
         self.workers = max(1, workers or default_workers())
         self.threads = max(1, default_workers() // self.workers)
-        self._pool = futures.ProcessPoolExecutor(
+        self.max_groups_per_worker = max_groups_per_worker
+        self.memory_ceiling_mb = memory_ceiling_mb
+        self.replacements = 0  # pools retired for memory
+        self._retired: list[futures.ProcessPoolExecutor] = []
+        self._pool = self._start()
+
+    def _start(self) -> futures.ProcessPoolExecutor:
+        pool = futures.ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_pool_worker_init,
             initargs=(self.threads,),
+            max_tasks_per_child=self.max_groups_per_worker,
         )
         # A spawn pool starts a process per submitted task while it has fewer than `workers`:
         # one no-op each starts them all now.
         for _ in range(self.workers):
-            self._pool.submit(_ready)
+            pool.submit(_ready)
+        return pool
 
-    def run(self, cells: Sequence[Cell]) -> Iterator[FitResult]:
-        """Fit cells in the pool, yielding results as they finish (see :func:`run_local`)."""
+    def _over_ceiling(self) -> bool:
+        if self.memory_ceiling_mb is None:
+            return False
+        processes = getattr(self._pool, "_processes", None) or {}
+        return any(resident_memory_mb(pid) > self.memory_ceiling_mb for pid in list(processes))
+
+    def run(self, cells: Sequence[Cell], claim: Claim | None = None) -> Iterator[FitResult]:
+        """Fit cells in the pool, yielding results as they finish (see :func:`run_local`).
+
+        Groups are submitted as workers free up (one queued ahead per worker), each claimed
+        with ``claim`` right before, so that drivers sharing an experiment share its cells.
+        """
         broken: list[Cell] = []
-        submitted = {
-            self._pool.submit(fit_group, group): group for group in group_cells(cells, self.workers)
-        }
-        for future in futures.as_completed(submitted):
-            try:
-                results = future.result()
-            except futures.process.BrokenProcessPool:
-                broken.extend(submitted[future])
-                continue
-            yield from results
+        waiting = iter(group_cells(cells, self.workers))
+        submitted: dict[futures.Future, list[Cell]] = {}
+
+        def submit_next() -> None:
+            for group in waiting:
+                mine = claim(group) if claim is not None else group
+                if not mine:
+                    continue
+                try:
+                    submitted[self._pool.submit(fit_group, mine)] = mine
+                except (futures.process.BrokenProcessPool, RuntimeError):
+                    broken.extend(mine)  # the pool died: fitted one at a time below
+                    continue
+                return
+
+        for _ in range(2 * self.workers):
+            submit_next()
+        while submitted:
+            done, _ = futures.wait(submitted, return_when=futures.FIRST_COMPLETED)
+            for future in done:
+                group = submitted.pop(future)
+                try:
+                    results = future.result()
+                except futures.process.BrokenProcessPool:
+                    broken.extend(group)
+                    continue
+                yield from results
+                if self._over_ceiling():
+                    # New work goes to fresh workers; the old ones finish what they hold.
+                    self._retired.append(self._pool)
+                    self._pool.shutdown(wait=False)
+                    self._pool = self._start()
+                    self.replacements += 1
+                submit_next()
         # A dead worker breaks every unfinished future of the pool; run those cells one at a
         # time so the one that kills its process is identified and the others still finish.
         yield from _run_isolated(broken, self.threads)
@@ -156,11 +232,12 @@ class LocalPool:
     def close(self, abort: bool = False) -> None:
         """Shut the pool down once its running tasks are done; with ``abort``, kill the workers
         first (nothing of theirs is wanted: bad input, an exception in the driver)."""
-        if abort:
-            # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.kill()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in [*self._retired, self._pool]:
+            if abort:
+                # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> LocalPool:
         return self
@@ -170,7 +247,10 @@ class LocalPool:
 
 
 def run_local(
-    cells: Sequence[Cell], workers: int | None = None, pool: LocalPool | None = None
+    cells: Sequence[Cell],
+    workers: int | None = None,
+    pool: LocalPool | None = None,
+    claim: Claim | None = None,
 ) -> Iterator[FitResult]:
     """Fit cells in a pool of ``workers`` spawned processes, yielding results as they finish.
 
@@ -180,12 +260,13 @@ def run_local(
     compiled loop (:func:`group_cells`).  A worker that dies (e.g. killed by the OS) makes its
     cell an ``error`` result; the cells it took down with it are fitted again, one at a time.
     ``pool``: an already started :class:`LocalPool` to use (and leave open) instead.
+    ``claim``: see :meth:`LocalPool.run`.
     """
     if pool is not None:
-        yield from pool.run(cells)
+        yield from pool.run(cells, claim)
         return
     with LocalPool(pool_size(workers, len(cells))) as own:
-        yield from own.run(cells)
+        yield from own.run(cells, claim)
 
 
 def _ray_fit(cells: list[Cell], threads: int) -> list[FitResult]:
@@ -206,6 +287,7 @@ def run_ray(
     address: str | None = None,
     cpus_per_task: float = 1,
     gpus_per_task: float = 0,
+    claim: Claim | None = None,
 ) -> Iterator[FitResult]:
     """Fit cells as Ray tasks, yielding results as they finish.
 
@@ -231,6 +313,8 @@ def run_ray(
         threads = max(1, int(cpus_per_task))
         total_cpus = int(ray.cluster_resources().get("CPU", 1))
         groups = group_cells(cells, max(1, int(total_cpus // cpus_per_task)))
+        # Claimed when submitted: a cluster runs them all at once.
+        groups = [g for g in (claim(g) if claim is not None else g for g in groups) if g]
         pending = {remote.remote(group, threads): group for group in groups}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

@@ -10,8 +10,8 @@ removes the replayed lines.
 Arrays (losses, draws) are stored bit-exactly as base64 ``.npy`` blobs, so NaN and ±Inf losses of
 diverged fits survive the round trip.  A line cut short by a crash is ignored on reading (its
 cell has no FINISHED run, so the next run recomputes it).  Appends and rewrites hold an
-exclusive lock on ``journal.jsonl.lock``, so a ``harness sync`` running next to a
-``harness run`` of the same experiment loses no line.
+exclusive lock on the journal's folder (no lock file is left behind), so a ``harness sync``
+running next to a ``harness run`` of the same experiment loses no line.
 
 Pure data and files: this module does not import MLflow or TensorFlow.
 """
@@ -107,7 +107,7 @@ def remove(path: Path, entry_ids: Sequence[str]) -> int:
         if kept == 0:
             path.unlink()
             return 0
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in keep))
             f.flush()
@@ -129,13 +129,15 @@ def _append(path: Path, entry: Entry) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the journal's folder itself: no lock file is left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(folder, fcntl.LOCK_UN)
+        os.close(folder)
 
 
 def _entry_id(line: str) -> str | None:

@@ -16,7 +16,9 @@ Every function takes the tidy table of :func:`harness.report.tidy` (or arrays), 
 from __future__ import annotations
 
 import math
+import os
 import textwrap
+import uuid
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -270,7 +272,8 @@ def _save(fig, stem: Path, formats: tuple[str, ...] = ("pdf", "png"), dpi: int =
     paths = []
     for ext in formats:
         path = stem.with_suffix(f".{ext}")
-        tmp = path.with_name(path.stem + ".tmp." + ext)
+        # A name of its own per writer: two drivers of one experiment may draw the same figure.
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.{ext}")
         fig.savefig(tmp, dpi=dpi)
         # The layout solved for the first format holds for the next: skip solving it again.
         fig.set_layout_engine("none")

@@ -33,6 +33,7 @@ import os
 import re
 import sys
 import tomllib
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -517,6 +518,8 @@ class ReportFiles:
     figures: list[Path]
     tables: list[Path] = dataclasses.field(default_factory=list)
     quality_metric: str = ""
+    # Why only part of the report was written ("" for a whole report).
+    incomplete: str = ""
 
     @property
     def paths(self) -> list[Path]:
@@ -601,6 +604,13 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     cells_csv = out_dir / "cells.csv"
     _atomic_write(cells_csv, table.to_csv(index=False))
+    if not (table["status"] == "ok").any():
+        # Summaries, tables and figures are of ok cells: there is nothing to draw.
+        counts = table["status"].value_counts()
+        found = ", ".join(f"{n} {status}" for status, n in counts.items())
+        return ReportFiles(
+            cells_csv, [], incomplete=f"no cell finished ok ({found}): only cells.csv written"
+        )
     stats = summary(table, table_metrics(table, metric))
     summary_csv = out_dir / "summary.csv"
     flat = stats.copy()
@@ -733,7 +743,8 @@ def _draw(jobs: list, style: str) -> list[Path]:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # A name of its own per writer: two drivers of one experiment may write the same report.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
 

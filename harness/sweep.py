@@ -32,7 +32,8 @@ class SweepOutcome:
     ``journaled`` are results of this invocation that are in the local journal only (the
     tracking store failed); ``journal_path`` is the journal when entries are left in it;
     ``tracking_error`` the last tracking failure; ``replayed`` journal entries written to
-    MLflow by this invocation.
+    MLflow by this invocation; ``taken`` cells left to other drivers of the experiment (they
+    held their claims, or logged them first).
     """
 
     results: list[FitResult]
@@ -44,6 +45,7 @@ class SweepOutcome:
     journal_path: Path | None = None
     tracking_error: str = ""
     replayed: int = 0
+    taken: int = 0
 
     @property
     def failed(self) -> list[FitResult]:
@@ -122,34 +124,76 @@ def run(
         workers=workers,
     )
     results: list[FitResult] = []
+    taken = 0
+    # While the store fails, cells are fitted unclaimed and logged without a check (each check
+    # would wait out RETRY): their results go to the journal, whose replay never makes a
+    # second FINISHED run.  Cleared by the next cell logged.
+    store_down = False
+
+    def claim(group):
+        """The cells of ``group`` this driver fits: those it claims and nobody finished."""
+        nonlocal taken, store_down
+        mine = []
+        for cell in group:
+            try:
+                if store_down or _claim(sweep, spec.name, cell, force):
+                    mine.append(cell)
+            except tracking.TrackingUnavailable:
+                store_down = True
+                mine.append(cell)
+        taken += len(group) - len(mine)
+        return mine
+
     start = time.perf_counter()
     if executor == "serial":
-        stream = executors.run_serial(todo)
+        stream = executors.run_serial(todo, claim=claim)
     elif executor == "ray":
         stream = executors.run_ray(
             todo,
             address=ray_address,
             cpus_per_task=spec.resources.cpus_per_task,
             gpus_per_task=spec.resources.gpus_per_task,
+            claim=claim,
         )
     else:
-        stream = executors.run_local(todo, workers, pool=pool)
+        stream = executors.run_local(todo, workers, pool=pool, claim=claim)
     journaled: list[FitResult] = []
+    # Runs created before the store failed part-way through logging (their results are in the
+    # journal): ended as KILLED once the store is back, so no run stays RUNNING.
+    partial: list[str] = []
     tracking_error = ""
+    heartbeat = tracking.Heartbeat(sweep).__enter__()
     try:
         for result in stream:
             try:
+                if not (force or store_down) and tracking.cell_finished(
+                    sweep, result.cell.cell_id
+                ):
+                    # Another driver took over this cell (our heartbeat lapsed) and logged it.
+                    taken += 1
+                    continue
+            except tracking.TrackingUnavailable:
+                store_down = True
+            try:
                 tracking.log_cell(sweep, result)
+                store_down = False
             except Exception as e:  # noqa: BLE001 - the store failed: keep the result locally
+                store_down = True
+                if getattr(e, "run_id", None):
+                    partial.append(e.run_id)
                 journal.append_result(journal_file, result, parent_run_id=sweep.parent_run_id)
                 journaled.append(result)
                 tracking_error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
             results.append(result)
             if on_progress:
-                on_progress(Progress(len(results), len(todo), time.perf_counter() - start, result))
+                on_progress(
+                    Progress(len(results), len(todo) - taken, time.perf_counter() - start, result)
+                )
     except BaseException:
+        heartbeat.__exit__()
         _end_sweep(sweep, journal_file, failed=True)
         raise
+    heartbeat.__exit__()
     failed = any(r.status == "error" for r in results)
     if not _end_sweep(sweep, journal_file, failed=failed):
         tracking_error = tracking_error or "could not end the parent run (its end is journaled)"
@@ -160,6 +204,12 @@ def run(
             journaled = [] if not journal.read(journal_file) else journaled
         except tracking.TrackingUnavailable as e:
             tracking_error = str(e)
+    for run_id in partial:
+        try:
+            if tracking.run_status(client, run_id) == "RUNNING":
+                tracking.end_run(client, run_id, "KILLED")
+        except tracking.TrackingUnavailable:
+            pass  # still down: the next sweep of the experiment marks it KILLED
     try:
         table = report.tidy(tracking.search_cells(spec.name, tracking_uri))
         files = report.write_report(table, results_dir / spec.name, tracking_uri=tracking_uri)
@@ -176,7 +226,20 @@ def run(
         journal_path=journal_file if journal_file.is_file() else None,
         tracking_error=tracking_error,
         replayed=replayed,
+        taken=taken,
     )
+
+
+def _claim(sweep: tracking.Sweep, experiment: str, cell, force: bool) -> bool:
+    """Claim ``cell`` for this driver (:func:`harness.tracking.claim_cell`); False when another
+    live driver holds it or (unless ``force``) it has a FINISHED run by now.
+
+    Raises:
+      TrackingUnavailable: the store failed.
+    """
+    if not tracking.claim_cell(sweep, experiment, cell.cell_id):
+        return False
+    return force or not tracking.cell_finished(sweep, cell.cell_id)
 
 
 def _end_sweep(sweep: tracking.Sweep, journal_file: Path, *, failed: bool) -> bool:

@@ -20,6 +20,7 @@ import platform
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from importlib import metadata
@@ -417,6 +418,7 @@ def start_sweep(
         "harness.kind": "sweep",
         "harness.host": socket.gethostname(),
         "harness.driver_pid": str(os.getpid()),
+        HEARTBEAT_TAG: f"{time.time():.3f}",
         "harness.hardware": _hardware(),
         "harness.accelerator": _accelerator(),
         **{f"harness.version.{p}": _version(p) for p in _PACKAGES},
@@ -489,9 +491,10 @@ def end_run(client: MlflowClient, run_id: str, status: str) -> None:
 
 
 def mark_dead_runs_killed(client: MlflowClient, experiment_id: str) -> int:
-    """Mark RUNNING runs whose driver process on this host no longer exists as KILLED.
+    """Mark RUNNING runs whose driver is gone as KILLED: its process on this host no longer
+    exists, or (any host) its heartbeat is older than :data:`CLAIM_TTL_SECONDS`.
 
-    Runs of a driver on another host, or of one still alive here, are left alone.
+    Runs of a live driver, here or on another host, are left alone.
     """
     host = socket.gethostname()
     killed = 0
@@ -499,11 +502,132 @@ def mark_dead_runs_killed(client: MlflowClient, experiment_id: str) -> int:
         tags = run.data.tags
         parent = tags.get(MLFLOW_PARENT_RUN_ID)
         owner = tags if parent is None else _tags_of(client, parent)
-        if owner.get("harness.host") != host or _pid_alive(owner.get("harness.driver_pid")):
+        stale = False
+        with contextlib.suppress(ValueError):
+            stale = time.time() - float(owner[HEARTBEAT_TAG]) > CLAIM_TTL_SECONDS
+        same_host = owner.get("harness.host") == host
+        if not stale and (not same_host or _pid_alive(owner.get("harness.driver_pid"))):
             continue
         client.set_terminated(run.info.run_id, "KILLED")
         killed += 1
     return killed
+
+
+# --- several drivers on one experiment: a claim per cell, a heartbeat per driver ----------------
+
+# A driver's parent run carries the tag ``harness.heartbeat`` (seconds since the epoch), renewed
+# every HEARTBEAT_SECONDS; a claim whose driver's heartbeat is older than CLAIM_TTL_SECONDS (or
+# whose parent run has ended, or whose process on this host is gone) has expired.  The TTL
+# assumes the drivers' clocks agree within a few seconds (NTP).
+HEARTBEAT_SECONDS = 10.0
+CLAIM_TTL_SECONDS = 90.0
+HEARTBEAT_TAG = "harness.heartbeat"
+CLAIM_OWNER_TAG = "harness.claim_owner"
+
+
+def claim_name(experiment: str, cell_id: str, generation: int) -> str:
+    """The name that records generation ``generation`` of the claim on a cell."""
+    return f"{experiment}.claims/{cell_id}/{generation}"
+
+
+def claim_cell(sweep: Sweep, experiment: str, cell_id: str) -> bool:
+    """Claim a cell for this sweep's driver; False when another live driver holds it.
+
+    A claim is an MLflow experiment named :func:`claim_name`, deleted at once (hidden from the
+    dashboard; MLflow keeps a deleted experiment's name taken) and tagged with the owner's
+    parent run id.  Experiment names are unique in every MLflow store, so creating one is an
+    atomic test-and-set on the local sqlite store and through a tracking server alike: of
+    drivers claiming one cell at once, exactly one succeeds.  A claim whose owner is dead
+    (:func:`driver_alive`) is taken over by creating the next generation's name.
+    """
+    client = sweep.client
+    generation = 0
+    while generation < 1000:
+        name = claim_name(experiment, cell_id, generation)
+        existing = client.get_experiment_by_name(name)
+        if existing is not None:
+            if client.get_experiment_by_name(claim_name(experiment, cell_id, generation + 1)):
+                generation += 1  # superseded: the latest generation decides
+                continue
+            owner = existing.tags.get(CLAIM_OWNER_TAG, "")
+            if owner == sweep.parent_run_id:
+                return True
+            if driver_alive(client, owner):
+                return False
+            generation += 1  # a dead driver's claim: take it over with the next generation
+            continue
+        try:
+            claim_id = client.create_experiment(
+                name, tags={CLAIM_OWNER_TAG: sweep.parent_run_id, "harness.kind": "claim"}
+            )
+        except mlflow.exceptions.MlflowException as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            continue  # another driver was faster: look at its claim
+        client.delete_experiment(claim_id)
+        return True
+    return False
+
+
+def driver_alive(client: MlflowClient, parent_run_id: str) -> bool:
+    """Whether the driver of a parent run still works: its run is RUNNING, its heartbeat is
+    fresh, and (on this host) its process exists."""
+    tags = _tags_of(client, parent_run_id) if parent_run_id else {}
+    try:
+        status = client.get_run(parent_run_id).info.status if tags else None
+    except mlflow.exceptions.MlflowException:
+        status = None
+    if status != "RUNNING":
+        return False
+    if tags.get("harness.host") == socket.gethostname() and not _pid_alive(
+        tags.get("harness.driver_pid")
+    ):
+        return False
+    try:
+        beat = float(tags.get(HEARTBEAT_TAG, "nan"))
+    except ValueError:
+        return False
+    return time.time() - beat < CLAIM_TTL_SECONDS
+
+
+def cell_finished(sweep: Sweep, cell_id: str) -> bool:
+    """Whether a cell has a FINISHED run (logged by this or another driver)."""
+    runs = sweep.client.search_runs(
+        [sweep.experiment_id],
+        f"attributes.status = 'FINISHED' and tags.`harness.cell_id` = '{cell_id}'",
+        max_results=1,
+    )
+    return bool(runs)
+
+
+class Heartbeat:
+    """Renews this driver's ``harness.heartbeat`` tag every :data:`HEARTBEAT_SECONDS` in a
+    daemon thread, so that other drivers see its claims alive.  A failed renewal (the store
+    down) is retried every second until it succeeds; use as a context manager."""
+
+    def __init__(self, sweep: Sweep):
+        self._sweep = sweep
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        # The plain client: a renewal must not sit in 30 s of retries.
+        client = getattr(self._sweep.client, "_client", self._sweep.client)
+        wait = HEARTBEAT_SECONDS
+        while not self._stop.wait(wait):
+            try:
+                client.set_tag(self._sweep.parent_run_id, HEARTBEAT_TAG, f"{time.time():.3f}")
+                wait = HEARTBEAT_SECONDS
+            except Exception:  # noqa: BLE001 - the store is down: try again soon
+                wait = 1.0
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | None = None) -> str:
@@ -583,7 +707,9 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
         client.set_terminated(run_id, "FAILED" if result.status == "error" else "FINISHED")
         if result.losses.size:
             sweep.curves[run_id] = loss_curve_record(result.losses, result.loss_seconds)
-    except TrackingUnavailable:
+    except TrackingUnavailable as e:
+        # The run stays RUNNING while the store is down: the caller ends it once it is back.
+        e.run_id = run_id
         raise
     except Exception:
         # The store is up but refused part of the run: do not leave it RUNNING.
