@@ -20,13 +20,14 @@ from harness.spec import Cell
 
 
 def configure_tensorflow(threads: int | None) -> None:
-    """Set TensorFlow's thread pools (before its first op), make ops deterministic, and turn
+    """Set TensorFlow's inter-op threads (before its first op), make ops deterministic, and turn
     TensorFloat-32 off: on Ampere-or-newer GPUs TF32 matmuls keep only 10 mantissa bits, which
     visibly biases full-rank scales and flow Jacobians; on CPU it has no effect."""
     import tensorflow as tf
 
     if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        # Independent ops in parallel: the threads share the cores, never an op's arithmetic
+        # (intra-op threads stay at TF_NUM_INTRAOP_THREADS, 1: see harness/__init__.py).
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.config.experimental.enable_op_determinism()
     tf.config.experimental.enable_tensor_float_32_execution(False)

@@ -394,7 +394,13 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
         # Artifacts next to the database (MLflow's default is ./mlruns in the current folder).
         database = Path(client.tracking_uri.removeprefix("sqlite:///"))
         artifact_location = (database.parent / "mlartifacts").resolve().as_uri()
-    experiment_id = client.create_experiment(name, artifact_location=artifact_location)
+    try:
+        experiment_id = client.create_experiment(name, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        # Another driver of the same spec created it a moment ago.
+        return client.get_experiment_by_name(name).experiment_id
     _describe_experiment(client, experiment_id)
     return experiment_id
 

@@ -243,3 +243,48 @@ def test_aborted_pool_kills_its_workers_instead_of_waiting():
     assert len(processes) == 2
     pool.close(abort=True)
     assert [p.exitcode for p in processes] == [-signal.SIGKILL] * 2
+
+
+def _learning_rate_cells(n: int) -> list[Cell]:
+    """``n`` cells that differ in learning rate: ``n`` groups, each traced anew in a worker."""
+    settings = [
+        FitSettings(
+            num_steps=10,
+            sample_size=2,
+            elbo_sample_size=1000,
+            num_draws_kept=10,
+            jit_compile=False,  # graph mode: the cheapest trace that still grows the worker
+            learning_rate=0.001 * (i + 1),
+        )
+        for i in range(n)
+    ]
+    return [Cell("memory", "banana", (), "mean_field", (), s, 0) for s in settings]
+
+
+@pytest.mark.slow
+def test_a_worker_fitting_30_learning_rates_stays_under_its_memory_ceiling():
+    """Each newly traced group leaves ~10-20 MB in a worker for good; past the ceiling the
+    pool's workers are replaced, and results do not change.  (Slow: 30 traces and a few
+    TensorFlow imports, ~1-3 min on 2 busy cores.)"""
+    cells = _learning_rate_cells(30)
+    with executors.LocalPool(1, max_groups_per_worker=None, memory_ceiling_mb=None) as pool:
+        warm = list(pool.run(cells[:1]))
+        (pid,) = list(pool._pool._processes)
+        baseline = executors.resident_memory_mb(pid)
+        assert baseline > 100, "a worker with TensorFlow imported"
+        # Room for ~5 more groups, then a fresh worker.
+        pool.memory_ceiling_mb = ceiling = baseline + 80
+        results = warm + list(pool.run(cells[1:]))
+        replacements = pool.replacements
+    assert [r.status for r in results] == ["ok"] * 30
+    assert replacements >= 2, "the ceiling was never reached: the test proves nothing"
+    # Checked after each group: a worker overshoots by at most one group's growth (and its
+    # fit's passing peak).
+    assert max(r.metrics["peak_memory_mb"] for r in results) < ceiling + 60
+    # The cells fitted after replacements equal fits in a fresh worker, bit for bit.
+    again = _by_id(executors.run_local([cells[0], cells[-1]], workers=1))
+    for result in (results[0], results[-1]):
+        twin = again[result.cell.cell_id]
+        np.testing.assert_array_equal(result.losses, twin.losses)
+        assert result.metrics["elbo"] == twin.metrics["elbo"]
+
