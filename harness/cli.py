@@ -111,6 +111,20 @@ def _parser() -> argparse.ArgumentParser:
         help="Ray cluster to join ('auto' or HOST:PORT; default: start a local one)",
     )
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+    run.add_argument(
+        "--max-groups-per-worker",
+        type=int,
+        default=None,
+        metavar="N",
+        help="replace a worker after N compiled groups of cells (default 50)",
+    )
+    run.add_argument(
+        "--worker-memory-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="replace the workers once one holds more resident memory (default 4096)",
+    )
     run.add_argument("--force", action="store_true", help="re-run cells that already finished")
     run.add_argument(
         "--verbose",
@@ -246,6 +260,10 @@ def _load(path: Path, overrides):
 def _run(args) -> int:
     if args.workers is not None and args.workers < 1:
         return _error(f"--workers must be >= 1, got {args.workers}")
+    if args.max_groups_per_worker is not None and args.max_groups_per_worker < 1:
+        return _error(f"--max-groups-per-worker must be >= 1, got {args.max_groups_per_worker}")
+    if args.worker_memory_mb is not None and not 0 < args.worker_memory_mb < float("inf"):
+        return _error(f"--worker-memory-mb must be a number > 0, got {args.worker_memory_mb}")
     pool = None
     if args.executor == "local" and not args.dry_run:
         from harness import executors
@@ -256,7 +274,12 @@ def _run(args) -> int:
             # Started first, so that the workers import TensorFlow while the driver imports
             # it too and checks the spec (which builds models), imports MLflow and opens the
             # store.  (An unreadable spec fails its check below.)
-            pool = executors.LocalPool(executors.pool_size(args.workers, bound))
+            pool = executors.LocalPool(
+                executors.pool_size(args.workers, bound),
+                max_groups_per_worker=args.max_groups_per_worker
+                or executors.MAX_GROUPS_PER_WORKER,
+                memory_ceiling_mb=args.worker_memory_mb or executors.MEMORY_CEILING_MB,
+            )
     code = EXIT_USAGE
     try:
         code = _run_spec(args, pool)

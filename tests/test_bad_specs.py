@@ -308,6 +308,17 @@ CASES = {
         ["{path}", "'models[0]'", "unknown model 'nope'"],
     ),
     "workers_zero": (OK_MODELS, ["--workers", "0"], ["--workers", ">= 1", "got 0"]),
+    "max_groups_per_worker_zero": (
+        OK_MODELS,
+        ["--max-groups-per-worker", "0"],
+        ["--max-groups-per-worker", ">= 1"],
+    ),
+    "worker_memory_nan": (OK_MODELS, ["--worker-memory-mb", "nan"], ["--worker-memory-mb", "> 0"]),
+    "worker_memory_negative": (
+        OK_MODELS,
+        ["--worker-memory-mb", "-5"],
+        ["--worker-memory-mb", "> 0"],
+    ),
     # --- numbers that are not finite, overflow an int32 or exceed a resource limit
     "learning_rate_nan": (FIT + "learning_rate = nan\n", [], ["'fit.learning_rate'", "finite"]),
     "learning_rate_inf": (FIT + "learning_rate = inf\n", [], ["'fit.learning_rate'", "finite"]),
