@@ -276,8 +276,7 @@ def _run(args) -> int:
             # store.  (An unreadable spec fails its check below.)
             pool = executors.LocalPool(
                 executors.pool_size(args.workers, bound),
-                max_groups_per_worker=args.max_groups_per_worker
-                or executors.MAX_GROUPS_PER_WORKER,
+                max_groups_per_worker=args.max_groups_per_worker or executors.MAX_GROUPS_PER_WORKER,
                 memory_ceiling_mb=args.worker_memory_mb or executors.MEMORY_CEILING_MB,
             )
     code = EXIT_USAGE
@@ -361,7 +360,10 @@ def _run_sweep(args, spec, cells, pool) -> int:
         if outcome.report.incomplete:
             print(f"report incomplete: {outcome.report.incomplete}", file=sys.stderr)
     if outcome.taken:
-        print(f"{outcome.taken} cells were fitted by another driver of this experiment", file=sys.stderr)
+        print(
+            f"{outcome.taken} cells were fitted by another driver of this experiment",
+            file=sys.stderr,
+        )
     _print_convergence(outcome.results)
     diverged = [r for r in outcome.results if r.status == "diverged"]
     if diverged:

@@ -52,9 +52,7 @@ class Range:
             return False
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
-        if self.high is not None and (
-            value > self.high or (self.high_open and value == self.high)
-        ):
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
             return False
         return True
 
@@ -62,7 +60,9 @@ class Range:
         low = None if self.low is None else f"{self.low:g}"
         high = None if self.high is None else f"{self.high:g}"
         if low is not None and high is not None:
-            return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+            return (
+                f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+            )
         if low is not None:
             return f"{'>' if self.low_open else '>='} {low}"
         if high is not None:

@@ -166,9 +166,7 @@ def run(
     try:
         for result in stream:
             try:
-                if not (force or store_down) and tracking.cell_finished(
-                    sweep, result.cell.cell_id
-                ):
+                if not (force or store_down) and tracking.cell_finished(sweep, result.cell.cell_id):
                     # Another driver took over this cell (our heartbeat lapsed) and logged it.
                     taken += 1
                     continue

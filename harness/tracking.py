@@ -267,7 +267,9 @@ def prepare_sqlite_store(path: str | Path) -> None:
         problem = _store_problem(path)
         if problem and problem != "missing":
             if not _store_is_empty(path):
-                raise StoreDamaged(f"tracking store {path} is half-made ({problem}); {_repair(path)}")
+                raise StoreDamaged(
+                    f"tracking store {path} is half-made ({problem}); {_repair(path)}"
+                )
             path.unlink()  # an sqlite file without a run: nothing to lose
             problem = "missing"
         if problem == "missing":
@@ -292,7 +294,7 @@ def _create_store(path: Path) -> None:
 
 
 def _store_problem(path: Path) -> str:
-    """"" for a complete store, "missing", or what is wrong with it."""
+    """ "" for a complete store, "missing", or what is wrong with it."""
     import sqlite3
 
     if not path.is_file() or path.stat().st_size == 0:
@@ -323,7 +325,9 @@ def _store_is_empty(path: Path) -> bool:
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-            return "runs" not in tables or db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+            return (
+                "runs" not in tables or db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+            )
     except sqlite3.DatabaseError:
         return False  # not an sqlite database: not ours to delete
 

@@ -471,8 +471,7 @@ CASES = {
         ["'models[0].curvature'", "finite"],
     ),
     "noise_scale_zero": (
-        'models = [{ name = "linear_regression", noise_scale = 0.0 }]\n'
-        'families = ["mean_field"]\n',
+        'models = [{ name = "linear_regression", noise_scale = 0.0 }]\nfamilies = ["mean_field"]\n',
         [],
         ["'models[0].noise_scale'", "> 0"],
     ),
@@ -682,9 +681,7 @@ def _write_zoo(folder):
         "import numpy\n\n\ndef target():\n    raise RuntimeError('no data here')\n"
     )
     (zoo / "exits.py").write_text("import sys\nsys.exit(3)\n")
-    (zoo / "exits_later.py").write_text(
-        "import sys\n\n\ndef target():\n    sys.exit('bye')\n"
-    )
+    (zoo / "exits_later.py").write_text("import sys\n\n\ndef target():\n    sys.exit('bye')\n")
     (zoo / "divides.py").write_text("RATIO = 1 / 0\n")
     (zoo / "needs_args.py").write_text("def target(data):\n    return data\n")
     (zoo / "good.py").write_text(good + "\nVALUE = 3\n")

@@ -12,7 +12,6 @@ import collections
 import os
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -80,7 +79,9 @@ def test_heartbeat_renews_the_tag(tracking_uri, monkeypatch):
     with tracking.Heartbeat(sweep):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            beat = float(sweep.client.get_run(sweep.parent_run_id).data.tags[tracking.HEARTBEAT_TAG])
+            beat = float(
+                sweep.client.get_run(sweep.parent_run_id).data.tags[tracking.HEARTBEAT_TAG]
+            )
             if beat > 0:
                 break
             time.sleep(0.05)
@@ -88,8 +89,16 @@ def test_heartbeat_renews_the_tag(tracking_uri, monkeypatch):
 
 
 def _args(spec, uri, results):
-    return ["run", str(spec), "--executor", "serial", "--tracking-uri", uri,
-            "--results-dir", str(results)]
+    return [
+        "run",
+        str(spec),
+        "--executor",
+        "serial",
+        "--tracking-uri",
+        uri,
+        "--results-dir",
+        str(results),
+    ]
 
 
 def _check_once(uri, context):
@@ -151,9 +160,18 @@ def test_two_drivers_on_a_server_one_killed_then_a_third_takes_over(tmp_path):
     spec.write_text(SPEC)
     port = _free_port()
     server = [
-        sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root",
-        str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--default-artifact-root",
+        str(tmp_path / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
     ]
     env = {**os.environ, "MLFLOW_SERVER_ALLOWED_HOSTS": "*"}
     with _serving(server, port, tmp_path / "server.log", tmp_path, env=env) as url:

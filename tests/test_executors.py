@@ -287,4 +287,3 @@ def test_a_worker_fitting_30_learning_rates_stays_under_its_memory_ceiling():
         twin = again[result.cell.cell_id]
         np.testing.assert_array_equal(result.losses, twin.losses)
         assert result.metrics["elbo"] == twin.metrics["elbo"]
-

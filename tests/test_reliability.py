@@ -116,6 +116,40 @@ num_draws_kept = 10
 """
 
 
+def test_a_sweep_where_every_cell_errors_reports_what_it_can(
+    test_models, write_spec, tracking_uri, tmp_path, capsys
+):
+    """No cell ok: cells.csv is written, the report says why, exit 1, no traceback; every run
+    ends in a final state."""
+    path = write_spec(SPEC.format(models='"raises_on_build"'))
+    args = [
+        "run",
+        str(path),
+        "--tracking-uri",
+        tracking_uri,
+        "--executor",
+        "serial",
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "report incomplete: no cell finished ok (1 error)" in err
+    table = pd.read_csv(tmp_path / "results" / "reliability" / "cells.csv")
+    assert list(table["status"]) == ["error"]
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("reliability")
+    statuses = {r.info.status for r in client.search_runs([experiment.experiment_id])}
+    assert statuses == {"FAILED"}, "the parent run and the cell's run end FAILED"
+    out = tmp_path / "report"
+    code = cli.main(["report", str(path), "--tracking-uri", tracking_uri, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "Traceback" not in captured.err
+    assert "no cell finished ok (1 error): only cells.csv written" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["cells.csv"]
+    assert not list((tmp_path / "results").rglob("*.lock"))
+
+
 def _cell_runs(uri: str, experiment: str) -> list:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)

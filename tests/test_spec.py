@@ -183,6 +183,9 @@ def test_particle_sizes_match_the_built_models():
 
     from harness.models import MODELS, particle_size
 
+    for name in MODELS:
+        args = {k: p.default for k, p in inspect.signature(MODELS[name]).parameters.items()}
+        assert particle_size(name, args) is not None, f"{name}: add it to _PARTICLE_SIZE"
     for name in ("correlated_gaussian", "banana", "linear_regression", "eight_schools"):
         factory = MODELS[name]
         args = {k: p.default for k, p in inspect.signature(factory).parameters.items()}

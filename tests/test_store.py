@@ -88,7 +88,10 @@ def test_a_half_made_store_with_runs_is_reported_in_one_line(complete_store, tmp
     message = str(e.value)
     assert len(message.splitlines()) == 1
     assert "half-made" in message and "_alembic_tmp_runs" in message
-    assert "DROP TABLE _alembic_tmp_runs" in message and f"mlflow db upgrade sqlite:///{path}" in message
+    assert (
+        "DROP TABLE _alembic_tmp_runs" in message
+        and f"mlflow db upgrade sqlite:///{path}" in message
+    )
     assert path.read_bytes() == before, "a store with runs is never touched"
     # The CLI reports it as one line, exit 1, before anything is fitted.
     from harness import cli
@@ -96,8 +99,16 @@ def test_a_half_made_store_with_runs_is_reported_in_one_line(complete_store, tmp
     spec = tmp_path / "spec.toml"
     spec.write_text('models = ["banana"]\nfamilies = ["mean_field"]\n[fit]\nnum_steps = 10\n')
     code = cli.main(
-        ["run", str(spec), "--tracking-uri", f"sqlite:///{path}", "--executor", "serial",
-         "--results-dir", str(tmp_path / "results")]
+        [
+            "run",
+            str(spec),
+            "--tracking-uri",
+            f"sqlite:///{path}",
+            "--executor",
+            "serial",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].startswith("harness: error:") and "half-made" in err[-1]

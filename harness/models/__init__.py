@@ -130,10 +130,11 @@ _PARTICLE_SIZE: dict[str, Callable[[Mapping[str, Any]], int]] = {
 }
 
 
-def particle_size(name: str, args: Mapping[str, Any]) -> int:
+def particle_size(name: str, args: Mapping[str, Any]) -> int | None:
     """Elements one particle costs in a step of registered model ``name`` with ``args``
-    (defaults filled in); see :data:`_PARTICLE_SIZE`."""
-    return int(_PARTICLE_SIZE[name](args))
+    (defaults filled in; see :data:`_PARTICLE_SIZE`), None for a model not in the table."""
+    size = _PARTICLE_SIZE.get(name)
+    return None if size is None else int(size(args))
 
 
 __all__ = [
