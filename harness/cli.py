@@ -535,6 +535,10 @@ def _report(args) -> int:
     except report.ReportError as e:
         return _error(str(e))
     try:
+        tracking.check_tracking_uri(args.tracking_uri)
+    except ValueError as e:
+        return _error(str(e))
+    try:
         table = report.tidy(tracking.search_cells(name, args.tracking_uri))
     except LookupError as e:
         return _error(str(e))
@@ -574,6 +578,10 @@ def _sync(args) -> int:
     name = _experiment_name(args)
     if name is None:
         return EXIT_USAGE
+    try:
+        tracking.check_tracking_uri(args.tracking_uri)
+    except ValueError as e:
+        return _error(str(e))
     try:
         outcome = sweep.sync(name, tracking_uri=args.tracking_uri, results_dir=args.results_dir)
     except tracking.TrackingUnavailable as e:

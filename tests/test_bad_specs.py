@@ -760,6 +760,14 @@ def test_experiment_names_that_are_paths_are_refused(tmp_path, capsys, command, 
 
 
 @pytest.mark.parametrize("command", ["report", "sync"])
+def test_report_and_sync_refuse_an_unknown_tracking_scheme(tmp_path, capsys, command):
+    code = cli.main([command, "--experiment", "x", "--tracking-uri", "foo://bar"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "unknown scheme 'foo'" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["report", "sync"])
 def test_report_and_sync_need_a_spec_or_an_experiment(tmp_path, capsys, command):
     assert cli.main([command]) == 2
     assert "give a SPEC or --experiment NAME" in capsys.readouterr().err
