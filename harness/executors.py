@@ -236,7 +236,7 @@ class LocalPool:
         for pool in [*self._retired, self._pool]:
             if abort:
                 # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
-                for process in list(getattr(pool, "_processes", {}).values()):
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
                     process.kill()
             pool.shutdown(wait=True, cancel_futures=True)
 
