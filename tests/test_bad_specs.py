@@ -327,15 +327,31 @@ CASES = {
         [],
         ["'fit.learning_rate'", "finite"],
     ),
-    "early_stopping_tolerance_nan": (
-        FIT + "early_stopping_tolerance = nan\n",
+    "early_stopping_tolerance_renamed": (
+        FIT + "early_stopping_tolerance = 0.1\n",
         [],
-        ["'fit.early_stopping_tolerance'", "finite"],
+        ["'fit.early_stopping_tolerance' is now fit.stopping"],
     ),
-    "early_stopping_tolerance_negative": (
-        FIT + "early_stopping_tolerance = -0.1\n",
+    "fit_convergence_tolerance_nan": (
+        FIT + "convergence_tolerance = nan\n",
         [],
-        ["'fit.early_stopping_tolerance'", ">= 0"],
+        ["'fit.convergence_tolerance'", "finite"],
+    ),
+    "fit_convergence_tolerance_negative": (
+        FIT + "convergence_tolerance = -0.1\n",
+        [],
+        ["'fit.convergence_tolerance'", "> 0"],
+    ),
+    "learning_rate_word_unknown": (
+        FIT + 'learning_rate = "automatic"\n',
+        [],
+        ["'fit.learning_rate'", "expected a number"],
+    ),
+    "stopping_unknown": (FIT + 'stopping = "never"\n', [], ["'fit.stopping'", "unknown value"]),
+    "initialization_unknown": (
+        FIT + 'initialization = "random"\n',
+        [],
+        ["'fit.initialization'", "unknown value 'random'"],
     ),
     "num_steps_int32_overflow": (
         FIT + "num_steps = 1000000000000\n",
@@ -385,19 +401,19 @@ CASES = {
         ["'fit.importance_sample_size'", "> 0"],
     ),
     "convergence_tolerance_inf": (
-        OK_MODELS + "[metrics]\nconvergence_tolerance = inf\n",
+        FIT + "convergence_tolerance = inf\n",
         [],
-        ["'metrics.convergence_tolerance'", "finite"],
+        ["'fit.convergence_tolerance'", "finite"],
     ),
-    "convergence_tolerance_nan": (
-        OK_MODELS + "[metrics]\nconvergence_tolerance = nan\n",
+    "convergence_tolerance_in_metrics": (
+        OK_MODELS + "[metrics]\nconvergence_tolerance = 1.0\n",
         [],
-        ["'metrics.convergence_tolerance'", "finite"],
+        ["'metrics.convergence_tolerance' is now fit.convergence_tolerance"],
     ),
     "convergence_tolerance_zero": (
-        OK_MODELS + "[metrics]\nconvergence_tolerance = 0.0\n",
+        FIT + "convergence_tolerance = 0.0\n",
         [],
-        ["'metrics.convergence_tolerance'", "> 0"],
+        ["'fit.convergence_tolerance'", "> 0"],
     ),
     "metrics_importance_memory": (
         OK_MODELS + "[metrics]\nimportance_sample_size = 1000000000\n",

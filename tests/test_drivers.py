@@ -27,6 +27,10 @@ models = ["correlated_gaussian"]
 families = ["mean_field", "full_rank"]
 [fit]
 num_steps = 10
+stopping = "budget"
+learning_rate = 0.01
+learning_rate_schedule = "constant"
+initialization = "uniform"
 sample_size = 2
 elbo_sample_size = 1000
 num_draws_kept = 10

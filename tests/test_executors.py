@@ -255,6 +255,9 @@ def _learning_rate_cells(n: int) -> list[Cell]:
             num_draws_kept=10,
             jit_compile=False,  # graph mode: the cheapest trace that still grows the worker
             learning_rate=0.001 * (i + 1),
+            stopping="budget",
+            learning_rate_schedule="constant",
+            initialization="uniform",
         )
         for i in range(n)
     ]

@@ -574,6 +574,8 @@ models = ["correlated_gaussian"]
 families = ["mean_field", "iaf"]
 [fit]
 num_steps = 30
+stopping = "budget"
+learning_rate = 0.01
 sample_size = 8
 num_draws_kept = 10
 """

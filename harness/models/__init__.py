@@ -96,6 +96,9 @@ ARGUMENT_RANGES: dict[str, Mapping[str, Range | tuple[str, ...]]] = {
     "eight_schools_noncentered": {"dtype": DTYPES},
     "logistic_regression_breast_cancer": {"dtype": DTYPES},
     "hierarchical_regression_wine": {"dtype": DTYPES},
+    "unscaled_regression_wine": {"dtype": DTYPES},
+    "correlated_regression_wine": {"dtype": DTYPES},
+    "shrinkage_regression_breast_cancer": {"dtype": DTYPES},
     "vae_digits": {
         "latent_size": count(1, 256),
         "hidden_units": count(1, 4096),
@@ -125,6 +128,9 @@ _PARTICLE_SIZE: dict[str, Callable[[Mapping[str, Any]], int]] = {
     "eight_schools_noncentered": lambda a: 10,
     "logistic_regression_breast_cancer": lambda a: 9 * 569,  # 569 patients
     "hierarchical_regression_wine": lambda a: 10 + 178,  # 178 wines
+    "unscaled_regression_wine": lambda a: 6 * 178,
+    "correlated_regression_wine": lambda a: 6 * 178,
+    "shrinkage_regression_breast_cancer": lambda a: 30 * 569,  # 569 patients
     # Full batch: every training image's encoder and decoder pass for each particle.
     "vae_digits": lambda a: 1500 * (a["hidden_units"] + 64 + a["latent_size"]),
 }
