@@ -226,8 +226,11 @@ class LocalPool:
                     self._pool = self._start()
                     self.replacements += 1
                 submit_next()
-        # A dead worker breaks every unfinished future of the pool; run those cells one at a
-        # time so the one that kills its process is identified and the others still finish.
+        # A dead worker breaks every unfinished future of the pool (and the pool: groups not
+        # submitted yet join them); run those cells one at a time so the one that kills its
+        # process is identified and the others still finish.
+        for group in waiting:
+            broken.extend(claim(group) if claim is not None else group)
         yield from _run_isolated(broken, self.threads)
 
     def close(self, abort: bool = False) -> None:
