@@ -116,22 +116,27 @@ num_draws_kept = 10
 """
 
 
+def _serial_run(path, uri, tmp_path) -> list[str]:
+    """``harness run`` arguments of a serial sweep of ``path`` into ``uri``."""
+    return [
+        "run",
+        str(path),
+        "--tracking-uri",
+        uri,
+        "--executor",
+        "serial",
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
+
+
 def test_a_sweep_where_every_cell_errors_reports_what_it_can(
     test_models, write_spec, tracking_uri, tmp_path, capsys
 ):
     """No cell ok: cells.csv is written, the report says why, exit 1, no traceback; every run
     ends in a final state."""
     path = write_spec(SPEC.format(models='"raises_on_build"'))
-    args = [
-        "run",
-        str(path),
-        "--tracking-uri",
-        tracking_uri,
-        "--executor",
-        "serial",
-        "--results-dir",
-        str(tmp_path / "results"),
-    ]
+    args = _serial_run(path, tracking_uri, tmp_path)
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "report incomplete: no cell finished ok (1 error)" in err
@@ -162,16 +167,7 @@ def test_divergence_is_a_result_and_errors_end_the_sweep_with_exit_1(
 ):
     models = '"nan_beyond_three", "nan_on_large_batches", "correlated_gaussian"'
     path = write_spec(SPEC.format(models=models))
-    args = [
-        "run",
-        str(path),
-        "--tracking-uri",
-        tracking_uri,
-        "--executor",
-        "serial",
-        "--results-dir",
-        str(tmp_path / "results"),
-    ]
+    args = _serial_run(path, tracking_uri, tmp_path)
     assert cli.main(args) == 0, "diverged cells alone must exit 0"
     assert "2 cells diverged" in capsys.readouterr().err
     client = MlflowClient(tracking_uri)
