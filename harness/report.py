@@ -533,6 +533,12 @@ def log_to_run(table: pd.DataFrame, files: ReportFiles, run_id: str, uri: str | 
     from harness import tracking, verdicts
 
     out_dir = files.cells_csv.parent
+    if files.incomplete:
+        # No ok cell: no summary or tables to show; the run says why.
+        empty = pd.DataFrame({"status": list(table["status"])})
+        note = f"Report incomplete: {files.incomplete}."
+        tracking.log_report(run_id, out_dir, files.paths, note=note, summary=empty, uri=uri)
+        return
     markdown = (out_dir / "tables" / "summary.md").read_text()
     note = verdicts.sweep_note(table, markdown, files.quality_metric)
     summary_frame = pd.read_csv(out_dir / "summary.csv", keep_default_na=False)
