@@ -36,6 +36,18 @@ def whitening(initial, dtype, *, full: bool):
     return shift, tfb.Scale(tf.constant(initial.scale_diag, dtype))
 
 
+def _whitened_tril(dim: int, batch_shape, dtype, unwhiten):
+    """A trainable lower-triangular ``S`` (starting at I) seen through ``unwhiten(S)``."""
+    return tfp.util.DeferredTensor(
+        tfp.util.TransformedVariable(
+            tf.eye(dim, batch_shape=batch_shape, dtype=dtype),
+            tfb.FillScaleTriL(diag_shift=None),
+            name="whitened_scale_tril",
+        ),
+        unwhiten,
+    )
+
+
 def _whitened_affine(model, initial, *, operators: str, batch_shape: tuple[int, ...] = ()):
     """The affine family at the initial Gaussian, its parameters on the whitened scale."""
     dim, dtype = model.dimension, model.dtype
@@ -57,26 +69,16 @@ def _whitened_affine(model, initial, *, operators: str, batch_shape: tuple[int, 
         else:  # full-rank above MAX_HESSIAN_DIMENSION: whitened by the diagonal only
             base = tfd.MultivariateNormalTriL(
                 loc=loc,
-                scale_tril=tfp.util.DeferredTensor(
-                    tfp.util.TransformedVariable(
-                        tf.eye(dim, batch_shape=batch_shape, dtype=dtype),
-                        tfb.FillScaleTriL(diag_shift=None),
-                        name="whitened_scale_tril",
-                    ),
-                    lambda s: scale_diag[:, None] * s,
+                scale_tril=_whitened_tril(
+                    dim, batch_shape, dtype, lambda s: scale_diag[:, None] * s
                 ),
             )
     else:
         scale_tril = tf.constant(initial.scale_tril, dtype)
         base = tfd.MultivariateNormalTriL(
             loc=loc,
-            scale_tril=tfp.util.DeferredTensor(
-                tfp.util.TransformedVariable(
-                    tf.eye(dim, batch_shape=batch_shape, dtype=dtype),
-                    tfb.FillScaleTriL(diag_shift=None),
-                    name="whitened_scale_tril",
-                ),
-                lambda s: tf.linalg.matmul(scale_tril, s),
+            scale_tril=_whitened_tril(
+                dim, batch_shape, dtype, lambda s: tf.linalg.matmul(scale_tril, s)
             ),
         )
     return tfd.TransformedDistribution(
