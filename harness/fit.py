@@ -349,12 +349,12 @@ def _initial_for(cell: Cell, model, family) -> tuple[Any, str, tuple[float, int]
         {"model": cell.model, "model_args": dict(cell.model_args)}, sort_keys=True, default=str
     )
     if identity not in _INITIAL:
-        from harness.mode import initial_gaussian
+        from harness.mode import initial_gaussian_of_cell
 
         digest = hashlib.sha256(("initial:" + identity).encode()).digest()
         seed = [int.from_bytes(digest[i : i + 4], "little") >> 1 for i in (0, 4)]
         t0 = time.perf_counter()
-        found = initial_gaussian(model, seed)
+        found = initial_gaussian_of_cell(cell, model, seed)
         if len(_INITIAL) >= _INITIAL_CACHE_SIZE:
             _INITIAL.pop(next(iter(_INITIAL)))
         _INITIAL[identity] = (found, time.perf_counter() - t0)

@@ -21,8 +21,8 @@ minimises ``f(u) = −log p̃(b(u)) − log |det J_b(u)|``:
    scale-free, unlike a gradient norm, which for log densities of size 10⁴ in float32 never
    falls below round-off.
 
-A model whose factory takes ``dtype`` is rebuilt in float64 when the float32 search fails
-(:func:`find_mode_of_cell`); a target with no mode (a funnel whose density is unbounded, as
+A model whose factory takes ``dtype`` is searched again in float64 when the float32 search
+fails (:func:`initial_gaussian_of_cell`); a target with no mode (a funnel whose density is unbounded, as
 the centered eight schools) is reported as such, and callers fall back.
 """
 
@@ -401,37 +401,6 @@ def _failed(target, position, reason, started, iterations=0, path=()) -> Mode:
     )
 
 
-def find_mode_of_cell(cell, model, seed=None) -> Mode:
-    """:func:`find_mode`, retried in float64 when the model was float32, the search failed and
-    the model's factory takes ``dtype`` (the mode and Hessian are then cast back).
-
-    Round-off of float32 log densities (about 10⁻⁷ of their size) can hide the last steps to a
-    mode of a badly scaled regression; float64 does not.
-    """
-    mode = find_mode(model, seed)
-    if mode.found or np.dtype(getattr(model.dtype, "as_numpy_dtype", model.dtype)) != np.float32:
-        return mode
-    import inspect
-
-    from harness.models import MODELS, user
-
-    if user.is_user_model(cell.model) or cell.model not in MODELS:
-        return mode
-    factory = MODELS[cell.model]
-    if "dtype" not in inspect.signature(factory).parameters:
-        return mode
-    wide = factory(**{**dict(cell.model_args), "dtype": "float64"})
-    retried = find_mode(wide, seed)
-    if not retried.found:
-        return mode
-    return dataclasses.replace(
-        retried,
-        reason=f"{retried.reason} (float64: {mode.reason} in float32)",
-        num_gradient_evaluations=retried.num_gradient_evaluations + mode.num_gradient_evaluations,
-        seconds=retried.seconds + mode.seconds,
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class InitialGaussian:
     """The Gaussian the variational families start from, on the unconstrained scale.
@@ -446,6 +415,7 @@ class InitialGaussian:
       reason: One line: which point was chosen and why.
       num_gradient_evaluations: Spent by the search and the selection.
       seconds: Wall-clock seconds of the search and the selection.
+      reason_mode_found: Whether the mode search itself found a mode.
     """
 
     loc: np.ndarray
@@ -455,6 +425,7 @@ class InitialGaussian:
     reason: str
     num_gradient_evaluations: int
     seconds: float
+    reason_mode_found: bool = False
 
 
 # Points of the L-BFGS path considered besides the mode, and draws per ELBO estimate: enough
@@ -497,6 +468,7 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
             reason=f"mode search: {mode.reason}",
             num_gradient_evaluations=mode.num_gradient_evaluations,
             seconds=time.perf_counter() - started,
+            reason_mode_found=mode.found,
         )
     rng = np.random.default_rng(0 if seed is None else [int(s) for s in np.ravel(seed)])
     noise = rng.standard_normal((_SELECTION_DRAWS, dim))
@@ -559,4 +531,39 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
         reason=f"{label}, ELBO {elbo:.4g} (mode search: {mode.reason})",
         num_gradient_evaluations=target.evaluations,
         seconds=time.perf_counter() - started,
+        reason_mode_found=mode.found,
+    )
+
+
+def initial_gaussian_of_cell(cell, model, seed=None) -> InitialGaussian | None:
+    """:func:`initial_gaussian`, searched again in float64 when the model is float32, its
+    factory takes ``dtype`` and the float32 search found no mode (the result of the wider
+    search is kept when its ELBO is the better one).
+
+    Round-off of float32 log densities (about 10⁻⁷ of their size) can hide the last steps to
+    the mode of a badly scaled regression; float64 does not.
+    """
+    found = initial_gaussian(model, seed)
+    if found is not None and found.reason_mode_found:
+        return found
+    if np.dtype(getattr(model.dtype, "as_numpy_dtype", model.dtype)) != np.float32:
+        return found
+    import inspect
+
+    from harness.models import MODELS, user
+
+    if user.is_user_model(cell.model) or cell.model not in MODELS:
+        return found
+    factory = MODELS[cell.model]
+    if "dtype" not in inspect.signature(factory).parameters:
+        return found
+    wide = initial_gaussian(factory(**{**dict(cell.model_args), "dtype": "float64"}), seed)
+    if wide is None or (found is not None and not wide.elbo > found.elbo):
+        return found
+    return dataclasses.replace(
+        wide,
+        reason=f"{wide.reason} [float64: the float32 search found no mode]",
+        num_gradient_evaluations=wide.num_gradient_evaluations
+        + (found.num_gradient_evaluations if found else 0),
+        seconds=wide.seconds + (found.seconds if found else 0.0),
     )
