@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: quickstart test ui-check lint format bench clean
+.PHONY: quickstart test test-chaos ui-check lint format bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
@@ -28,7 +28,12 @@ quickstart: $(STAMP)
 # The default suite: contract, smoke and end-to-end tests (slow statistical tests included),
 # in two processes (one per core of the reference 2-core machine; a file stays in one process).
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not chaos" tests
+
+# Chaos tests (several drivers on one store or server, kills during store creation, a worker's
+# memory over 30 fits): minutes each, so apart from the default suite; CI runs them too.
+test-chaos: $(DEV_STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m chaos tests
 
 # The MLflow dashboard in headless Chromium (Debian package `chromium`): a short quickstart,
 # `harness ui`, the experiment and a cell run opened; screenshots in results/ui_check/.

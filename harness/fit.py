@@ -534,6 +534,10 @@ def _optimise(loop: _Loop, cell: Cell, seed, replicates: int | None = None) -> _
     elif loop.learning_rate is not None:
         loop.set_learning_rate(float(settings.learning_rate))
     adaptive = settings.learning_rate_schedule == "adaptive"
+    # A cosine or exponential schedule is defined over the whole budget: stopping it at the
+    # first stationary window would keep a noisy iterate of a still-large rate, so such a fit
+    # runs its budget and the rule only gives the verdict.
+    decaying = settings.learning_rate_schedule in ("cosine", "exponential")
     controller = convergence.Controller(settings.convergence_tolerance, adaptive)
     index = 1
     while used < budget and (not kept or np.all(np.isfinite(total(kept[-1])))):
@@ -545,7 +549,7 @@ def _optimise(loop: _Loop, cell: Cell, seed, replicates: int | None = None) -> _
         action = controller.update(total(np.concatenate(kept)))
         if action == "decrease":
             loop.set_learning_rate(loop.learning_rate * convergence.DECREASE_FACTOR)
-        elif action == "stop" and settings.stopping == "converged":
+        elif action == "stop" and settings.stopping == "converged" and not decaying:
             break
     losses = np.concatenate(kept)
     budget_reached = used >= budget

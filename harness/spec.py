@@ -637,7 +637,11 @@ def _check_resources(models, families, fit_grid, metrics, dimensions, where) -> 
             dimension = args.get("dimension", args.get("num_features", size))
         evaluation = max(fit.elbo_sample_size for fit in fit_grid)
         evaluation = max(evaluation, IW_MIN_GROUPS * metrics.importance_sample_size)
-        if evaluation * size > limits.MAX_EVALUATION_ELEMENTS:
+        # An amortized model (a VAE) evaluates its test images one batch of K draws at a time
+        # (harness.vae.evaluate), not all of its particles at once.
+        from harness.models import AMORTIZED_MODELS
+
+        if model not in AMORTIZED_MODELS and evaluation * size > limits.MAX_EVALUATION_ELEMENTS:
             raise SpecError(
                 f"{where}: key 'models[{i}]': its evaluation needs {evaluation * size:.2g} > "
                 f"{limits.MAX_EVALUATION_ELEMENTS:.2g} elements: lower fit.elbo_sample_size "

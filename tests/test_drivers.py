@@ -128,6 +128,7 @@ def _check_results(results, context):
 
 
 @pytest.mark.slow
+@pytest.mark.chaos
 def test_three_drivers_at_once_share_the_cells(tmp_path):
     """Three ``harness run`` of one spec at once on a new sqlite store: every cell fitted and
     logged once, every driver exits 0.  (Slow, ~60 s: three processes import TensorFlow.)"""
@@ -154,6 +155,7 @@ def test_three_drivers_at_once_share_the_cells(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.chaos
 def test_two_drivers_on_a_server_one_killed_then_a_third_takes_over(tmp_path):
     """Against a real ``mlflow server``: two drivers at once, one SIGKILLed after it logged a
     cell (its claims then belong to a dead driver), a third run finishes the rest: exactly

@@ -265,6 +265,7 @@ def _learning_rate_cells(n: int) -> list[Cell]:
 
 
 @pytest.mark.slow
+@pytest.mark.chaos
 def test_a_worker_fitting_30_learning_rates_stays_under_its_memory_ceiling():
     """Each newly traced group leaves ~10-20 MB in a worker for good; past the ceiling the
     pool's workers are replaced, and results do not change.  (Slow: 30 traces and a few

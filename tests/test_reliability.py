@@ -113,6 +113,7 @@ sample_size = 4
 learning_rate = 0.1
 elbo_sample_size = 1000
 num_draws_kept = 10
+initialization = "uniform"
 """
 
 

@@ -124,6 +124,7 @@ def test_a_file_that_is_not_sqlite_is_never_deleted(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.chaos
 def test_kills_during_creation_then_three_concurrent_starts(tmp_path):
     """SIGKILL a creator in the middle of MLflow's migrations, then start three at once: one
     complete store, no temporary files left.  (Slow, ~40 s on a busy 2-core machine: a

@@ -42,6 +42,12 @@ def quickstart(tmp_path_factory):
             "fit.num_steps=30",
             "--set",
             "fit.elbo_sample_size=1000",
+            # A fixed rate and the uniform start: the sweep is under test here; the pilots and
+            # the mode search are tested in tests/test_convergence.py and tests/test_mode.py.
+            "--set",
+            "fit.learning_rate=0.01",
+            "--set",
+            "fit.initialization=uniform",
         ]
     )
     return code, uri, tmp
@@ -90,7 +96,8 @@ def test_mlflow_has_parent_and_one_finished_nested_run_per_cell(quickstart):
 def test_loss_history_is_thinned_to_1000_points(tmp_path, write_spec, tracking_uri):
     path = write_spec(
         'name = "long"\nmodels = ["banana"]\nfamilies = ["mean_field"]\n'
-        "[fit]\nnum_steps = 2500\nelbo_sample_size = 1000\n"
+        '[fit]\nnum_steps = 2500\nelbo_sample_size = 1000\nstopping = "budget"\n'
+        'learning_rate = 0.01\ninitialization = "uniform"\n'
     )
     assert (
         cli.main(
@@ -194,6 +201,10 @@ def test_baselines_spec_runs_with_tiny_settings(tmp_path):
             "fit.num_steps=20",
             "--set",
             "fit.elbo_sample_size=1000",
+            "--set",
+            "fit.learning_rate=0.01",
+            "--set",
+            "fit.initialization=uniform",
         ]
     )
     assert code == 0
