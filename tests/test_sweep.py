@@ -151,6 +151,11 @@ def test_rerun_skips_finished_cells(quickstart, capsys):
             "fit.num_steps=30",
             "--set",
             "fit.elbo_sample_size=1000",
+            # The same settings as the fixture's sweep, so the same cells.
+            "--set",
+            "fit.learning_rate=0.01",
+            "--set",
+            "fit.initialization=uniform",
         ]
     )
     assert code == 0
