@@ -52,7 +52,7 @@ def _numpy_seconds(model, cell, repeats: int = 3) -> float:
     from harness.metrics.summary import posterior_metrics
 
     rng = np.random.default_rng(0)
-    n = iw_draws_needed(cell.fit.elbo_sample_size, cell.metrics.importance_sample_size)
+    n = iw_draws_needed(cell.fit.elbo_sample_size, cell.metrics.iw_elbo_k)
     ref = model.reference
     mean = ref.mean if ref is not None else np.zeros(model.dimension)
     std = ref.standard_deviation if ref is not None else np.ones(model.dimension)
@@ -65,7 +65,7 @@ def _numpy_seconds(model, cell, repeats: int = 3) -> float:
             model,
             draws[: cell.fit.elbo_sample_size],
             log_weights[: cell.fit.elbo_sample_size],
-            importance_sample_size=cell.metrics.importance_sample_size,
+            importance_sample_size=cell.metrics.iw_elbo_k,
             iw_log_weights=log_weights,
         )
         times.append(time.perf_counter() - t0)

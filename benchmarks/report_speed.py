@@ -45,7 +45,7 @@ FIGURE_PROBES = 50  # cells whose figure is also drawn alone, to time it without
 def synthetic_result(cell, model, rng: np.random.Generator):
     """A FitResult with plausible numbers: a decaying noisy loss, draws around the reference
     with a family-dependent width, and metrics of the right kind and scale."""
-    from harness.fit import FitResult
+    from harness.records import FitResult
 
     ref = model.reference
     width = {"mean_field": 0.6, "full_rank": 0.9, "iaf": 0.95}.get(cell.family, 0.8)
@@ -89,7 +89,7 @@ def synthetic_result(cell, model, rng: np.random.Generator):
 
 def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
     """Log ``runs`` synthetic cells; returns (tracking URI, experiment, per-cell figure s)."""
-    from harness import plots, tracking
+    from harness import plots, run_content, tracking
     from harness.models import build_model
     from harness.spec import load
 
@@ -114,7 +114,7 @@ def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
         result = synthetic_result(cell, models[cell.model], rng)
         ref = models[cell.model].reference
         if i >= FIGURE_PROBES:
-            tracking.log_cell(sweep, result)
+            tracking.log_cell(sweep, run_content.prepare(result))
             continue
         t0 = time.perf_counter()
         plots.cell_figure(
@@ -130,7 +130,7 @@ def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
             },
         )
         figure_seconds.append(time.perf_counter() - t0)
-        tracking.log_cell(sweep, result)
+        tracking.log_cell(sweep, run_content.prepare(result))
     tracking.end_sweep(sweep, failed=False)
     return uri, spec.name, figure_seconds
 

@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from harness.fit import FitResult, compile_key, fit, fit_group
-from harness.spec import Cell
+from harness.fit import fit, fit_group
+from harness.records import Cell, FitResult
 
 
 def configure_tensorflow(threads: int | None) -> None:
@@ -86,11 +86,15 @@ Claim = Callable[[list[Cell]], list[Cell]]
 
 
 def run_serial(cells: Sequence[Cell], claim: Claim | None = None) -> Iterator[FitResult]:
-    """Fit cells one after another in this process (for debugging and small tests)."""
+    """Fit cells in this process (for debugging and small tests), grouped as the pool groups
+    them (:func:`group_cells`, one task per group) and each group fitted by
+    :func:`harness.fit.fit_group`, so ``vectorize_seeds`` and compiled-loop reuse behave as in
+    a pool."""
     configure_tensorflow(None)
-    for cell in cells:
-        if claim is None or claim([cell]):
-            yield fit(cell)
+    for group in group_cells(cells, 1):
+        mine = claim(group) if claim is not None else group
+        if mine:
+            yield from fit_group(list(mine))
 
 
 def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
@@ -98,7 +102,7 @@ def group_cells(cells: Sequence[Cell], workers: int) -> list[list[Cell]]:
     split the largest groups until there are at least ``workers`` tasks, so no core idles."""
     groups: dict[str, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault(compile_key(cell), []).append(cell)
+        groups.setdefault(cell.compile_key, []).append(cell)
     tasks = list(groups.values())
     # Vectorized groups stay whole: their results depend on which seeds share the batch.
     while len(tasks) < workers and any(len(t) > 1 and not t[0].fit.vectorize_seeds for t in tasks):

@@ -1,7 +1,7 @@
 """Local journal of results that could not be written to MLflow.
 
 When the tracking store stays unreachable after retries, the driver appends each finished
-cell's :class:`~harness.fit.FitResult` to ``results/<experiment>/journal.jsonl`` instead: one
+cell's :class:`~harness.records.FitResult` to ``results/<experiment>/journal.jsonl`` instead: one
 JSON object per line holding everything :func:`harness.tracking.log_cell` needs (cell, status,
 reason, losses and their times, timings, metrics, tags, traceback and the kept draws).  The next
 ``harness run`` of the experiment, or ``harness sync``, replays the journal into MLflow and then
@@ -64,7 +64,7 @@ def journal_path(results_dir: Path, experiment: str) -> Path:
 
 
 def append_result(path: Path, result, *, parent_run_id: str) -> Entry:
-    """Append one cell's result (a :class:`~harness.fit.FitResult`) as one line."""
+    """Append one cell's result (a :class:`~harness.records.FitResult`) as one line."""
     entry = Entry(uuid.uuid4().hex, "cell", parent_run_id, result=result)
     _append(path, entry)
     return entry
@@ -190,7 +190,7 @@ def _decode_entry(record: dict[str, Any]) -> Entry:
 
 
 def encode_result(result) -> dict[str, Any]:
-    """A :class:`~harness.fit.FitResult` as a JSON-ready dict (arrays as base64 ``.npy``)."""
+    """A :class:`~harness.records.FitResult` as a JSON-ready dict (arrays as base64 ``.npy``)."""
     out: dict[str, Any] = {"cell": result.cell.identity, "cell_id": result.cell.cell_id}
     for field in dataclasses.fields(result):
         if field.name == "cell":
@@ -206,7 +206,7 @@ def decode_result(record: dict[str, Any]):
       ValueError: when the rebuilt cell's id differs from the recorded one (the cell format
         changed since the line was written).
     """
-    from harness.fit import FitResult
+    from harness.records import FitResult
 
     cell = _decode_cell(record["cell"])
     if cell.cell_id != record["cell_id"]:
@@ -219,11 +219,11 @@ def decode_result(record: dict[str, Any]):
 
 
 def _decode_cell(identity: dict[str, Any]):
-    from harness import spec
+    from harness import records
 
-    hints = typing.get_type_hints(spec.Cell, vars(spec))
+    hints = typing.get_type_hints(records.Cell, vars(records))
     kwargs = {}
-    for field in dataclasses.fields(spec.Cell):
+    for field in dataclasses.fields(records.Cell):
         if field.name not in identity:
             continue
         value = identity[field.name]
@@ -233,7 +233,7 @@ def _decode_cell(identity: dict[str, Any]):
         elif isinstance(value, dict):  # model_args, hyperparameters: sorted (key, value) pairs
             value = tuple(sorted(value.items()))
         kwargs[field.name] = value
-    return spec.Cell(**kwargs)
+    return records.Cell(**kwargs)
 
 
 def _encode_value(value):

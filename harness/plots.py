@@ -908,9 +908,9 @@ __all__ = [
 ]
 
 
-# --- VAE experiments (amortized models: harness.vae) --------------------------------------------
+# --- VAE experiments (amortized models: harness.engines.amortized) --------------------------------------------
 
-# Rows of a VAE cell's kept images (harness.vae.DRAW_ROWS; repeated here so that drawing needs
+# Rows of a VAE cell's kept images (harness.engines.amortized.DRAW_ROWS; repeated here so that drawing needs
 # no TensorFlow): test images, their reconstructions, decoded prior draws, 16 each.
 VAE_IMAGE_ROWS = {"test images": 16, "reconstructions": 16, "prior samples": 16}
 VAE_IMAGE_SHAPE = (8, 8)

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics import catalog
+from harness.verdicts import number
 
 # Columns every tidy table has, in this order, before the metric columns.
 ID_COLUMNS = [
@@ -88,17 +89,16 @@ def experiment_name(spec_path: Path) -> str:
     return check_experiment_name(name, f"{spec_path}: name")
 
 
-# Same rule as spec names: the name becomes a folder under results/.
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
 def check_experiment_name(name: str, where: str = "--experiment") -> str:
-    """``name`` if it is a valid experiment name (a safe folder name), else ReportError."""
-    if not _NAME_PATTERN.match(name) or ".." in name:
-        raise ReportError(
-            f"{where}: '{name}' is not an experiment name (letters, digits, '_', '.', '-'; no '..')"
-        )
-    return name
+    """``name`` if it is a valid experiment name (:func:`harness.spec.check_experiment_name`:
+    the name becomes a folder under results/), else ReportError."""
+    from harness.spec import SpecError
+    from harness.spec import check_experiment_name as check
+
+    try:
+        return check(name, where)
+    except SpecError as e:
+        raise ReportError(str(e)) from None
 
 
 def _tag(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
@@ -255,7 +255,7 @@ def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
         quality_metric,
         "std_ratio_geomean",
         "khat",
-        # VAE cells (harness.vae): test bounds and the cost of amortization.
+        # VAE cells (harness.engines.amortized): test bounds and the cost of amortization.
         "test_iw_elbo",
         "test_elbo",
         "amortization_gap",
@@ -530,7 +530,7 @@ def log_to_run(table: pd.DataFrame, files: ReportFiles, run_id: str, uri: str | 
     """Log a written report to a sweep's parent run (:func:`harness.tracking.log_report`):
     its files, the summary as an MLflow table, and a description with the cell counts, the
     best family per model with its margin, and the summary table."""
-    from harness import tracking, verdicts
+    from harness import tracking
 
     out_dir = files.cells_csv.parent
     if files.incomplete:
@@ -540,7 +540,7 @@ def log_to_run(table: pd.DataFrame, files: ReportFiles, run_id: str, uri: str | 
         tracking.log_report(run_id, out_dir, files.paths, note=note, summary=empty, uri=uri)
         return
     markdown = (out_dir / "tables" / "summary.md").read_text()
-    note = verdicts.sweep_note(table, markdown, files.quality_metric)
+    note = sweep_note(table, markdown, files.quality_metric)
     summary_frame = pd.read_csv(out_dir / "summary.csv", keep_default_na=False)
     tracking.log_report(run_id, out_dir, files.paths, note=note, summary=summary_frame, uri=uri)
 
@@ -683,7 +683,7 @@ def write_report(
 def vae_figures(
     table: pd.DataFrame, figures_dir: Path, *, style: str = "paper", tracking_uri: str | None = None
 ) -> list[Path]:
-    """Figures of VAE cells (encoder families of amortized models, see :mod:`harness.vae`).
+    """Figures of VAE cells (encoder families of amortized models, see :mod:`harness.engines.amortized`).
 
     ``vae_likelihood_vs_time``: test log-likelihood (``test_iw_elbo``) and test ELBO against fit
     time; ``vae_amortization_gap``: the gap per encoder family; ``vae_images_<model>``: test
@@ -753,6 +753,76 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+# --- the sweep's note on the dashboard ----------------------------------------------------
+
+
+def outcome_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Cells by outcome: ``ok``, ``diverged``, ``unconverged`` (ok, ``converged`` = 0),
+    ``error`` (:func:`harness.status_counts` over the whole table)."""
+    totals = status_counts(table).sum()
+    return {k: int(totals[k]) for k in ("ok", "diverged", "unconverged", "error")}
+
+
+def best_families(table: pd.DataFrame, metric: str) -> list[str]:
+    """Per model: the best family (or configuration) by ``metric``'s catalog direction, its
+    mean ± standard error and its margin over the runner-up (± the standard error of the
+    difference), as Markdown lines."""
+    info = catalog.info(metric)
+    if metric not in table or not info.ranked:
+        return []
+    stats = summary(table, [metric])
+    means, ses = stats["mean"][metric], stats["standard_error"][metric]
+    names = table.drop_duplicates(GROUP).set_index(GROUP)
+    lines = []
+    for model in dict.fromkeys(means.index.get_level_values("model")):
+        m = means.xs(model, level="model", drop_level=False).dropna()
+        if m.empty:
+            continue
+        scores = pd.Series(info.score(m.to_numpy()), index=m.index).sort_values()
+        best = scores.index[0]
+
+        def name(i):
+            family = names.loc[i, "family_pretty_name"]
+            return family + (f" ({i[2]})" if i[2] else "")
+
+        se = ses.loc[best]
+        head = (
+            f"- **{names.loc[best, 'model_pretty_name']}**: {name(best)}, "
+            f"{catalog.label(metric)} {number(m.loc[best])}"
+            + (f" ± {number(se)}" if np.isfinite(se) else " (one seed)")
+        )
+        if len(scores) > 1:
+            second = scores.index[1]
+            margin = abs(m.loc[best] - m.loc[second])
+            both = math.sqrt(np.nansum([se**2, ses.loc[second] ** 2]))
+            head += f"; ahead of {name(second)} by {number(margin)}" + (
+                f" ± {number(both)}" if both > 0 else ""
+            )
+        lines.append(head)
+    return lines
+
+
+def sweep_note(table: pd.DataFrame, markdown_table: str, metric: str) -> str:
+    """The parent run's description: counts, the best family per model with its margin, and
+    the summary table."""
+    counts = outcome_counts(table)
+    info = catalog.info(metric)
+    direction = (
+        f"closest to {number(info.target)}"
+        if info.direction == "target"
+        else f"{info.direction} is better"
+    )
+    lines = [
+        f"**{len(table)} cells**: " + ", ".join(f"{n} {k}" for k, n in counts.items()),
+        "",
+        f"Best per model by {catalog.label(metric)} ({direction}):",
+        *best_families(table, metric),
+        "",
+        markdown_table,
+    ]
+    return "\n".join(lines)
 
 
 __all__ = [

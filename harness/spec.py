@@ -19,17 +19,15 @@ Format::
     learning_rate = [0.01, 0.003]
 
     [metrics]                           # how fits are evaluated (single values, optional)
-    importance_sample_size = 64         # K of iw_elbo
+    iw_elbo_k = 64                      # K of iw_elbo
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import inspect
 import itertools
-import json
 import math
 import re
 import tomllib
@@ -39,67 +37,13 @@ from typing import Any
 
 from harness import limits
 from harness.limits import cut, show
+from harness.records import Cell, FitSettings, MetricSettings  # noqa: F401 - part of the spec API
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class SpecError(ValueError):
     """A spec that cannot be run; the message is one line naming file, key and what is allowed."""
-
-
-@dataclasses.dataclass(frozen=True)
-class FitSettings:
-    """Settings of one fit (one value per setting; grids are expanded into several of these).
-
-    Attributes:
-      num_steps: The step budget: the most optimisation steps a fit may take (learning-rate
-        pilots included).  With ``stopping = "converged"`` a fit ends earlier, when the
-        convergence rule holds (:mod:`harness.convergence`).
-      stopping: ``converged`` (stop when the convergence rule holds, at most ``num_steps``) or
-        ``budget`` (run exactly ``num_steps``, for speed studies; the verdict is still given).
-      convergence_tolerance: Nats: the loss decrease still expected (over a window at this
-        learning rate, or from lowering it) below which a fit counts as converged.
-      sample_size: Monte Carlo particles per step for the ELBO gradient.
-      learning_rate: Adam's (initial) learning rate, or ``auto``: chosen per cell by short
-        pilot runs over a grid (:data:`harness.fit.PILOT_LEARNING_RATES`) from the same start
-        and noise; the chosen value is logged (``learning_rate_chosen``).
-      jit_compile: Try to compile the fitting loop with XLA (falls back to graph mode).
-      elbo_sample_size: Fresh draws for the final ELBO estimate and the calibration metrics.
-      num_draws_kept: Posterior draws kept in the result for figures.
-      learning_rate_schedule: ``adaptive`` (default: lowered by the convergence rule after each
-        stationary phase), ``constant``, ``cosine`` (cosine decay to 0 at ``num_steps``) or
-        ``exponential`` (decay by 100× over ``num_steps``).
-      initialization: ``mode`` (default: start at the Gaussian found by
-        :func:`harness.mode.initial_gaussian`, parameters whitened by it; see
-        :mod:`harness.families.gaussian`) or ``uniform`` (loc ~ U(−2, 2), scale
-        ``initial_scale``).
-      importance_sample_size: K of the training objective: 1 is the ELBO, K > 1 the
-        importance-weighted bound (IWAE, Burda et al., 2016); each step draws
-        ``sample_size × K`` particles.  (Not the ``[metrics]`` K of the reported ``iw_elbo``.)
-      gradient_estimator: ``reparameterization`` or ``sticking_the_landing`` (Roeder et al.,
-        2017: the score term of log q is dropped; with K > 1 its importance-weighted form,
-        DReG, Tucker et al., 2019).
-      vectorize_seeds: Fit the seeds of a (model, family, settings) group as one batch of
-        independent surrogates in one compiled loop, where the family allows it (Gaussian
-        families).  Each seed keeps its own initial values; the Monte Carlo noise of the
-        batch comes from one seed derived from the whole group, so results equal separate
-        fits in distribution, not bit for bit, and depend on which seeds share the batch.
-        The batch shares one learning rate, lowered on the summed loss.
-    """
-
-    num_steps: int = 20000
-    stopping: str = "converged"
-    convergence_tolerance: float = 0.25
-    sample_size: int = 8
-    learning_rate: float | str = "auto"
-    jit_compile: bool = True
-    elbo_sample_size: int = 4096
-    num_draws_kept: int = 1000
-    learning_rate_schedule: str = "adaptive"
-    initialization: str = "mode"
-    importance_sample_size: int = 1
-    gradient_estimator: str = "reparameterization"
-    vectorize_seeds: bool = False
 
 
 _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
@@ -135,89 +79,15 @@ _RENAMED: dict[str, str] = {
     "fit.early_stopping_tolerance": "fit.stopping (converged | budget) and "
     "fit.convergence_tolerance",
     "metrics.convergence_tolerance": "fit.convergence_tolerance",
+    "metrics.importance_sample_size": "metrics.iw_elbo_k (K of iw_elbo; fit.importance_sample_size "
+    "is the K of the training objective)",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class MetricSettings:
-    """How a fitted surrogate is evaluated (``[metrics]`` table of a spec; one value each).
-
-    Attributes:
-      importance_sample_size: K of the importance-weighted ELBO ``iw_elbo``.  Its groups of K
-        come from the ELBO's fresh draws, topped up with more fresh draws to at least
-        ``harness.metrics.quality.IW_MIN_GROUPS`` groups when K is large.
-    """
-
-    importance_sample_size: int = 64
 
 
 _METRIC_BOUNDS: dict[str, tuple[type, float | None]] = {
     # name: (type, exclusive lower bound or None)
-    "importance_sample_size": (int, 0),
+    "iw_elbo_k": (int, 0),
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One unit of work: a model × family × fit settings × seed.
-
-    Attributes hold plain data only (picklable for spawned workers); ``model_args`` and
-    ``hyperparameters`` are sorted ``(key, value)`` tuples so that cells are hashable.
-    """
-
-    experiment: str
-    model: str
-    model_args: tuple[tuple[str, Any], ...]
-    family: str
-    hyperparameters: tuple[tuple[str, Any], ...]
-    fit: FitSettings
-    seed: int
-    metrics: MetricSettings = MetricSettings()
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        return {
-            "experiment": self.experiment,
-            "model": self.model,
-            "model_args": dict(self.model_args),
-            "family": self.family,
-            "hyperparameters": dict(self.hyperparameters),
-            "fit": dataclasses.asdict(self.fit),
-            "metrics": dataclasses.asdict(self.metrics),
-            "seed": self.seed,
-        }
-
-    @property
-    def cell_id(self) -> str:
-        """Stable hash of the cell's identity (experiment, model+args, family+hps, fit, seed)."""
-        blob = json.dumps(self.identity, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    @property
-    def run_name(self) -> str:
-        # A user model's name is a path or module ("models/m.py:target"): made path-free.
-        model = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.model)
-        return f"{model}/{self.family}/{self.seed}"
-
-    @property
-    def stateless_seed(self) -> tuple[int, int]:
-        """Two int32 words for TFP stateless ops, derived from model (with its arguments),
-        family (with its hyperparameters) and seed only: every fit setting of a grid, and
-        every experiment, starts from the same point with the same Monte Carlo noise (common
-        random numbers), so a learning-rate or budget study compares settings, not seeds."""
-        identity = {
-            "model": self.model,
-            "model_args": dict(self.model_args),
-            "family": self.family,
-            "hyperparameters": dict(self.hyperparameters),
-            "seed": self.seed,
-        }
-        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
-        digest = hashlib.sha256(("seed:" + blob).encode()).digest()
-        return (
-            int.from_bytes(digest[:4], "little") >> 1,
-            int.from_bytes(digest[4:8], "little") >> 1,
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -437,7 +307,7 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
         raise SpecError(f"{where}: key 'seeds': duplicate seeds in {show(seeds)}")
     # The registries import TensorFlow: imported here, so that importing this module (and
     # harness.executors, for a worker pool started before the spec is checked) stays light.
-    from harness.families import FAMILIES, HYPERPARAMETER_RANGES
+    from harness.families import FAMILIES, hyperparameter_ranges
     from harness.models import ARGUMENT_RANGES, MODELS
 
     dimensions: dict = {}  # user model entry -> its dimension (they are built now)
@@ -458,7 +328,7 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
             "families",
             FAMILIES,
             lambda n: dict(FAMILIES[n].hyperparameters),
-            lambda name: HYPERPARAMETER_RANGES,
+            hyperparameter_ranges,
             where,
         )
     )
@@ -636,16 +506,16 @@ def _check_resources(models, families, fit_grid, metrics, dimensions, where) -> 
                 continue  # a model registered without its particle size (tests' stand-ins)
             dimension = args.get("dimension", args.get("num_features", size))
         evaluation = max(fit.elbo_sample_size for fit in fit_grid)
-        evaluation = max(evaluation, IW_MIN_GROUPS * metrics.importance_sample_size)
+        evaluation = max(evaluation, IW_MIN_GROUPS * metrics.iw_elbo_k)
         # An amortized model (a VAE) evaluates its test images one batch of K draws at a time
-        # (harness.vae.evaluate), not all of its particles at once.
+        # (harness.engines.amortized.evaluate), not all of its particles at once.
         from harness.models import AMORTIZED_MODELS
 
         if model not in AMORTIZED_MODELS and evaluation * size > limits.MAX_EVALUATION_ELEMENTS:
             raise SpecError(
                 f"{where}: key 'models[{i}]': its evaluation needs {evaluation * size:.2g} > "
                 f"{limits.MAX_EVALUATION_ELEMENTS:.2g} elements: lower fit.elbo_sample_size "
-                "or metrics.importance_sample_size"
+                "or metrics.iw_elbo_k"
             )
         for family, hps in families:
             if FAMILIES[family].kind not in ("svi", "amortized"):

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import executors, journal, report, tracking
-from harness.fit import FitResult
+from harness import executors, journal, report, run_content, tracking
+from harness.records import FitResult
 from harness.spec import Spec
 
 EXECUTORS = ("local", "serial", "ray")
@@ -173,7 +173,7 @@ def run(
             except tracking.TrackingUnavailable:
                 store_down = True
             try:
-                tracking.log_cell(sweep, result)
+                tracking.log_cell(sweep, run_content.prepare(result))
                 store_down = False
             except Exception as e:  # noqa: BLE001 - the store failed: keep the result locally
                 store_down = True
@@ -315,8 +315,9 @@ def _replay(client, experiment_id: str, path: Path) -> SyncOutcome:
             try:
                 tracking.log_cell(
                     tracking.Sweep(client, experiment_id, parent),
-                    result,
-                    extra_tags={"harness.journal_entry": entry.entry_id},
+                    run_content.prepare(
+                        result, extra_tags={"harness.journal_entry": entry.entry_id}
+                    ),
                 )
             except tracking.TrackingUnavailable:
                 raise

@@ -12,8 +12,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
-import functools
-import io
 import json
 import os
 import platform
@@ -25,7 +23,7 @@ import time
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -39,9 +37,12 @@ from mlflow.utils.mlflow_tags import (
     MLFLOW_RUN_NAME,
 )
 
+from harness import run_content
+from harness.run_content import DRAWS_ARTIFACT, NOTE_TAG, cell_params
+
 if TYPE_CHECKING:  # only for annotations: `harness report` must not import TensorFlow
-    from harness.fit import FitResult
-    from harness.spec import Cell, Spec
+    from harness.run_content import RunContent
+    from harness.spec import Spec
 
 # MLflow 3's UI opens an experiment in its GenAI view (traces, token usage) unless the experiment
 # says what it holds; this value (the UI's CUSTOM_MODEL_DEVELOPMENT) opens the model-training
@@ -49,7 +50,6 @@ if TYPE_CHECKING:  # only for annotations: `harness report` must not import Tens
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 # Descriptions shown on the experiment's and each run's page (Markdown).
-NOTE_TAG = "mlflow.note.content"
 EXPERIMENT_NOTE = (
     "Variational-inference sweep of vi-harness: one parent run per `harness run` (its "
     "description holds the summary table; figures, tables and cells.csv are its artifacts) "
@@ -57,10 +57,8 @@ EXPERIMENT_NOTE = (
     "verdict).  Key metrics: {metrics}."
 )
 # Names of the params a fit chose itself (e.g. learning_rate_chosen), comma-separated.
-FIT_PARAMS_TAG = "harness.fit_params"
 DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "results/mlartifacts"
-MAX_LOSS_POINTS = 1000
 _BATCH_METRICS = 1000  # MLflow's log_batch limits
 _BATCH_PARAMS = 100
 _PACKAGES = (
@@ -640,83 +638,45 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | None = None) -> str:
-    """Write one cell's result as a nested run; returns its run id.
-
-    ``extra_tags`` are added to the run's tags (a journal replay adds
-    ``harness.journal_entry``).  The run is terminated last, so a FINISHED run is complete.
+def log_cell(sweep: Sweep, content: RunContent) -> str:
+    """Write one cell's prepared run (:func:`harness.run_content.prepare`) as a nested run of
+    the sweep; returns its run id.  The run is terminated last, so a FINISHED run is complete.
     """
-    cell = result.cell
     client = sweep.client
-    tags = {
-        MLFLOW_RUN_NAME: cell.run_name,
-        "harness.cell_id": cell.cell_id,
-        "harness.status": result.status,
-        "harness.reason": result.reason[:5000],
-        "harness.model": cell.model,
-        "harness.family": cell.family,
-        "harness.seed": str(cell.seed),
-        "harness.fit_mode": result.fit_mode,
-        "harness.device": result.device,
-    }
+    tags = dict(content.tags)
     if sweep.parent_run_id:
         tags[MLFLOW_PARENT_RUN_ID] = sweep.parent_run_id
-    if result.fallback_reason:
-        tags["harness.jit_fallback_reason"] = result.fallback_reason[:5000]
-    if getattr(result, "diverged_step", None) is not None:
-        tags["harness.diverged_step"] = str(result.diverged_step)
-    if result.fit_params:
-        # Values the fit chose (logged as params): the report must not read them as settings.
-        tags[FIT_PARAMS_TAG] = ",".join(sorted(result.fit_params))
-    if result.converged is not None:
-        tags["harness.converged"] = str(bool(result.converged)).lower()
-        tags["harness.convergence_reason"] = result.convergence_reason[:5000]
-    tags.update(extra_tags or {})
-    tags.update(display_tags(cell))
-    if "khat" in result.metrics:
-        from harness.metrics.calibration import khat_band
-
-        tags["harness.khat_band"] = khat_band(result.metrics["khat"])
-    from harness.verdicts import cell_verdict
-
-    tags[NOTE_TAG] = cell_verdict(result, tags.get("harness.khat_band"))
-    started_ms = int(result.started_at * 1000) or None
     run = client.create_run(
-        sweep.experiment_id, start_time=started_ms, tags=tags, run_name=cell.run_name
+        sweep.experiment_id,
+        start_time=content.started_ms,
+        tags=tags,
+        run_name=content.run_name,
     )
     run_id = run.info.run_id
     try:
         now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, 0) for k, v in result.metrics.items()]
-        if result.losses.size:
-            steps = thin_steps(result.losses.size, MAX_LOSS_POINTS)
-            base = started_ms or now
-            metrics += [
-                Metric(
-                    "loss",
-                    float(result.losses[i]),
-                    base + int(1000 * result.loss_seconds[i]),
-                    int(i),
-                )
-                for i in steps
-                if np.isfinite(result.losses[i])
-            ]
-        params = [Param(k, str(v)) for k, v in cell_params(cell).items()]
-        params += [Param(k, str(v)[:500]) for k, v in result.fit_params.items()]
+        metrics = [Metric(k, v, now, 0) for k, v in content.metrics.items()]
+        base = content.started_ms or now
+        metrics += [
+            Metric("loss", loss, base + int(1000 * seconds), step)
+            for step, loss, seconds in content.loss_points
+        ]
+        params = [Param(k, v) for k, v in content.params.items()]
         client.log_batch(run_id, metrics=metrics[:_BATCH_METRICS], params=params[:_BATCH_PARAMS])
         for i in range(_BATCH_METRICS, len(metrics), _BATCH_METRICS):
             client.log_batch(run_id, metrics=metrics[i : i + _BATCH_METRICS])
-        if result.losses.size:
-            client.log_text(run_id, loss_trace_csv(result), "loss_trace.csv")
-        dataset = model_dataset(cell.model, tuple(cell.model_args))
-        if dataset is not None:
-            client.log_inputs(run_id, datasets=[dataset])
-        if result.traceback:
-            client.log_text(run_id, result.traceback, "traceback.txt")
-        log_cell_artifacts(client, run_id, result)
-        client.set_terminated(run_id, "FAILED" if result.status == "error" else "FINISHED")
-        if result.losses.size:
-            sweep.curves[run_id] = loss_curve_record(result.losses, result.loss_seconds)
+        for name, text in content.texts.items():
+            client.log_text(run_id, text, name)
+        if content.dataset is not None:
+            client.log_inputs(run_id, datasets=[_dataset_input(*content.dataset)])
+        if content.files:
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, data in content.files.items():
+                    (Path(tmp) / name).write_bytes(data)
+                client.log_artifacts(run_id, tmp)
+        client.set_terminated(run_id, content.terminal_status)
+        if content.loss_curve is not None:
+            sweep.curves[run_id] = content.loss_curve
     except TrackingUnavailable as e:
         # The run stays RUNNING while the store is down: the caller ends it once it is back.
         e.run_id = run_id
@@ -729,34 +689,13 @@ def log_cell(sweep: Sweep, result: FitResult, *, extra_tags: dict[str, str] | No
     return run_id
 
 
-def cell_params(cell: Cell) -> dict[str, Any]:
-    """The params of a cell's run: model, family, seed, model args, hyperparameters, fit and
-    metric settings."""
-    params: dict[str, Any] = {"model": cell.model, "family": cell.family, "seed": cell.seed}
-    params.update({f"model.{k}": v for k, v in cell.model_args})
-    params.update({f"family.{k}": v for k, v in cell.hyperparameters})
-    params.update(dataclasses.asdict(cell.fit))
-    params.update({f"metrics.{k}": v for k, v in dataclasses.asdict(cell.metrics).items()})
-    return params
-
-
-def thin_steps(n: int, max_points: int) -> np.ndarray:
-    """At most ``max_points`` evenly spaced step indices of ``n``, always with first and last."""
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
-
-
-def loss_trace_csv(result: FitResult) -> str:
-    buffer = io.StringIO()
-    pd.DataFrame(
-        {
-            "step": np.arange(result.losses.size),
-            "seconds": result.loss_seconds,
-            "loss": result.losses,
-        }
-    ).to_csv(buffer, index=False)
-    return buffer.getvalue()
+def _dataset_input(name: str, arrays: dict[str, np.ndarray]) -> DatasetInput:
+    """A model's data as an MLflow dataset input (name, digest, schema), context training."""
+    # The model's name: the digest tells data sets of different model arguments apart.
+    dataset = mlflow.data.from_numpy(arrays, name=name)
+    return DatasetInput(
+        dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]
+    )
 
 
 def search_cells(experiment: str, uri: str | None = None) -> pd.DataFrame:
@@ -835,110 +774,6 @@ def _jsonable(value):
 
 
 # --- per-cell figure and draws; reading them back for the report -------------------------------
-
-DRAWS_ARTIFACT = "draws.npz"
-CELL_FIGURE_ARTIFACT = "cell.png"
-MAX_LOGGED_DRAWS = 1000  # q draws and reference draws kept per cell (float32): enough for a
-# histogram overlay, small enough (≤ 4 kB per coordinate) that 500 runs stay cheap.
-
-
-@functools.lru_cache(maxsize=64)
-def _model(name: str, args: tuple):
-    """The registry's model of a cell (driver side, cached per sweep); None if it cannot be
-    built here (the cell's own error is then in its run)."""
-    try:
-        from harness.models import build_model
-
-        return build_model(name, **dict(args))
-    except Exception:  # noqa: BLE001 - figures are optional, the cell's result is not
-        return None
-
-
-@functools.lru_cache(maxsize=64)
-def model_dataset(name: str, args: tuple) -> DatasetInput | None:
-    """The data a model conditions on, as an MLflow dataset input (name, digest, schema) for
-    the runs' Dataset column; None for models without data (analytic targets)."""
-    model = _model(name, args)
-    data = getattr(model, "data", None)
-    if not data:
-        return None
-    arrays = {k: np.atleast_1d(np.asarray(v)) for k, v in data.items()}
-    # The model's name: the digest tells data sets of different model arguments apart.
-    dataset = mlflow.data.from_numpy(arrays, name=model.name)
-    return DatasetInput(
-        dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]
-    )
-
-
-def display_tags(cell: Cell) -> dict[str, str]:
-    """Labels the report needs without importing the registries (or TensorFlow): the model's and
-    family's pretty names, the family's kind and its registry position (fixes its colour)."""
-    from harness.families import FAMILIES
-
-    tags = {}
-    model = _model(cell.model, tuple(cell.model_args))
-    if model is not None:
-        tags["harness.model_pretty_name"] = model.pretty_name
-    if cell.family in FAMILIES:
-        family = FAMILIES[cell.family]
-        tags["harness.family_pretty_name"] = family.pretty_name
-        tags["harness.family_kind"] = family.kind
-        tags["harness.family_order"] = str(list(FAMILIES).index(cell.family))
-    return tags
-
-
-def log_cell_artifacts(client: MlflowClient, run_id: str, result: FitResult) -> None:
-    """Log ``draws.npz`` (≤ 1,000 q draws and the reference's mean, std and ≤ 1,000 draws, all
-    float32) and ``cell.png`` (q's marginals over the reference and the loss curve)."""
-    from harness import plots
-
-    cell = result.cell
-    model = _model(cell.model, tuple(cell.model_args))
-    ref = model.reference if model is not None else None
-    reference = None
-    arrays = {}
-    if ref is not None:
-        reference = {
-            "mean": np.asarray(ref.mean, np.float32),
-            "standard_deviation": np.asarray(ref.standard_deviation, np.float32),
-            "draws": (
-                None if ref.draws is None else np.asarray(ref.draws[:MAX_LOGGED_DRAWS], np.float32)
-            ),
-        }
-        arrays.update({f"reference_{k}": v for k, v in reference.items() if v is not None})
-    draws = (
-        None if result.draws is None else np.asarray(result.draws[:MAX_LOGGED_DRAWS], np.float32)
-    )
-    if draws is not None:
-        arrays["draws"] = draws
-    if draws is None and not result.losses.size:
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        if draws is not None:
-            np.savez(Path(tmp) / DRAWS_ARTIFACT, **arrays)
-        title = (
-            f"{model.pretty_name if model is not None else cell.model} · {cell.family} · "
-            f"seed {cell.seed}"
-        )
-        if getattr(model, "kind", "posterior") == "amortized":  # a VAE: draws are images
-            plots.vae_cell_figure(
-                Path(tmp) / CELL_FIGURE_ARTIFACT,
-                draws=draws,
-                losses=result.losses,
-                loss_seconds=result.loss_seconds,
-                title=title,
-            )
-        else:
-            plots.cell_figure(
-                Path(tmp) / CELL_FIGURE_ARTIFACT,
-                draws=draws,
-                losses=result.losses,
-                loss_seconds=result.loss_seconds,
-                reference=reference,
-                title=title,
-            )
-        client.log_artifacts(run_id, tmp)
-
 
 REPORT_ARTIFACT_DIR = "report"
 SUMMARY_TABLE_ARTIFACT = "report/summary_table.json"
@@ -1026,36 +861,6 @@ def load_draws(run_id: str, uri: str | None = None) -> dict[str, np.ndarray] | N
 # (thinned) trace stays in each run's ``loss`` metric history and ``loss_trace.csv``; runs not
 # in any sweep's file (a journal replay) have their history read.
 LOSS_CURVES_ARTIFACT = "loss_curves.json"
-LOSS_CURVE_POINTS = 64
-# The per-step loss is a `sample_size`-particle estimate: a moving average over 2 % of the steps
-# shows the trend without hiding the convergence time.
-LOSS_CURVE_SMOOTHING = 0.02
-
-
-def loss_curve(
-    losses: np.ndarray, seconds: np.ndarray, points: int = LOSS_CURVE_POINTS
-) -> tuple[np.ndarray, np.ndarray]:
-    """(seconds, smoothed loss) at ≤ ``points`` steps log-spaced in fit time (first and last
-    kept); non-finite losses and steps at time 0 are dropped."""
-    from harness.plots import smooth
-
-    losses, seconds = np.asarray(losses, float), np.asarray(seconds, float)
-    keep = np.isfinite(losses) & (seconds > 0)
-    losses, seconds = losses[keep], seconds[keep]
-    if losses.size == 0:
-        return seconds, losses
-    smoothed = smooth(losses, max(1, int(round(LOSS_CURVE_SMOOTHING * losses.size))))
-    if losses.size <= points:
-        return seconds, smoothed
-    targets = np.geomspace(seconds[0], seconds[-1], points)
-    index = np.unique(np.clip(np.searchsorted(seconds, targets), 0, seconds.size - 1))
-    return seconds[index], smoothed[index]
-
-
-def loss_curve_record(losses: np.ndarray, seconds: np.ndarray) -> dict[str, list[float]]:
-    """A cell's entry of ``loss_curves.json``: ``{"seconds": [...], "loss": [...]}``."""
-    t, loss = loss_curve(losses, seconds)
-    return {"seconds": [float(f"{v:.6g}") for v in t], "loss": [float(f"{v:.7g}") for v in loss]}
 
 
 def load_loss_curves(parent_run_ids: Iterable[str], uri: str | None = None) -> dict[str, dict]:
@@ -1074,7 +879,7 @@ def load_loss_curves(parent_run_ids: Iterable[str], uri: str | None = None) -> d
 
 
 def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int = 8) -> pd.DataFrame:
-    """Smoothed loss curves of runs against fit time (see :func:`loss_curve`).
+    """Smoothed loss curves of runs against fit time (see :func:`harness.run_content.loss_curve`).
 
     Args:
       runs: Columns ``run_id``, ``start_time`` (as ``search_runs`` gives it) and optionally
@@ -1114,7 +919,7 @@ def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int =
                 timestamps = np.fromiter((m.timestamp for m in history), np.int64, len(history))
                 values = np.fromiter((m.value for m in history), float, len(history))
                 origin = start if start > 0 else timestamps.min()
-                add(run_id, *loss_curve(values, (timestamps - origin) / 1000.0))
+                add(run_id, *run_content.loss_curve(values, (timestamps - origin) / 1000.0))
     if not ids:
         return pd.DataFrame(
             {
@@ -1223,16 +1028,10 @@ __all__ = [
     "RetryPolicy",
     "Sweep",
     "TrackingUnavailable",
-    "cell_params",
     "end_run",
-    "display_tags",
     "latest_sweep_run_id",
     "load_draws",
     "log_report",
-    "model_dataset",
-    "log_cell_artifacts",
-    "loss_curve",
-    "loss_curve_record",
     "load_loss_curves",
     "loss_histories",
     "journal_entry_ids",
@@ -1245,6 +1044,5 @@ __all__ = [
     "mark_dead_runs_killed",
     "search_cells",
     "start_sweep",
-    "thin_steps",
     "tracking_uri",
 ]

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.fit import FitResult, fit
+from harness.fit import fit
 from harness.metrics import vsbc as vsbc_metrics
-from harness.spec import Cell
+from harness.records import Cell, FitResult
 
 
 @dataclasses.dataclass(frozen=True)

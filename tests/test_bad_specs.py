@@ -41,9 +41,9 @@ CASES = {
         ["{path}", "'fit.num_step'", "did you mean 'num_steps'"],
     ),
     "unknown_metrics_key": (
-        OK_MODELS + "[metrics]\nimportance_sample = 8\n",
+        OK_MODELS + "[metrics]\niw_elbo = 8\n",
         [],
-        ["{path}", "'metrics.importance_sample'", "did you mean 'importance_sample_size'"],
+        ["{path}", "'metrics.iw_elbo'", "did you mean 'iw_elbo_k'"],
     ),
     "unknown_resources_key": (
         OK_MODELS + "[resources]\ncpus = 1\n",
@@ -171,9 +171,9 @@ CASES = {
         ["{path}", "'models[0].dimension'", "must be in [1, 1000]"],
     ),
     "importance_sample_size_zero": (
-        OK_MODELS + "[metrics]\nimportance_sample_size = 0\n",
+        OK_MODELS + "[metrics]\niw_elbo_k = 0\n",
         [],
-        ["{path}", "'metrics.importance_sample_size'", "must be > 0"],
+        ["{path}", "'metrics.iw_elbo_k'", "must be > 0"],
     ),
     "cpus_per_task_zero": (
         OK_MODELS + "[resources]\ncpus_per_task = 0\n",
@@ -416,14 +416,14 @@ CASES = {
         ["'fit.convergence_tolerance'", "> 0"],
     ),
     "metrics_importance_memory": (
-        OK_MODELS + "[metrics]\nimportance_sample_size = 1000000000\n",
+        OK_MODELS + "[metrics]\niw_elbo_k = 1000000000\n",
         [],
-        ["'models[0]'", "evaluation", "metrics.importance_sample_size"],
+        ["'models[0]'", "evaluation", "metrics.iw_elbo_k"],
     ),
     "metrics_importance_float": (
-        OK_MODELS + "[metrics]\nimportance_sample_size = 6.5\n",
+        OK_MODELS + "[metrics]\niw_elbo_k = 6.5\n",
         [],
-        ["'metrics.importance_sample_size'", "an integer"],
+        ["'metrics.iw_elbo_k'", "an integer"],
     ),
     "metrics_not_table": (OK_MODELS + "metrics = 1\n", [], ["'metrics'", "a table"]),
     "gpus_per_task_negative": (

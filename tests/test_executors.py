@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from harness import executors, fit
+from harness.engines import svi
 from harness.spec import Cell, FitSettings
 
 SETTINGS = FitSettings(
@@ -34,7 +35,7 @@ def _by_id(results):
 
 @pytest.fixture(scope="module")
 def serial():
-    fit._LAST_COMPILED = None
+    svi._LAST_COMPILED = None
     return _by_id(executors.run_serial(_cells()))
 
 
@@ -63,12 +64,12 @@ def test_ray_matches_serial(serial):
 
 def test_shared_compiled_loop_gives_the_same_fit_as_a_fresh_one():
     first, second = _cells()[3:5]  # full_rank seeds 0 and 1: same compile key
-    fit._LAST_COMPILED = None
+    svi._LAST_COMPILED = None
     fresh = fit.fit(second)
-    fit._LAST_COMPILED = None
+    svi._LAST_COMPILED = None
     fit.fit(first)
     shared = fit.fit(second)
-    assert fit._LAST_COMPILED.key == fit.compile_key(second)
+    assert svi._LAST_COMPILED.key == second.compile_key
     np.testing.assert_array_equal(shared.losses, fresh.losses)
     assert shared.metrics["elbo"] == fresh.metrics["elbo"]
     # The shared loop skipped compilation.
@@ -79,7 +80,7 @@ def test_group_cells_keeps_seeds_together_and_fills_workers():
     cells = _cells()
     groups = executors.group_cells(cells, workers=1)
     assert sorted(len(g) for g in groups) == [3, 3]
-    assert all(len({fit.compile_key(c) for c in g}) == 1 for g in groups)
+    assert all(len({c.compile_key for c in g}) == 1 for g in groups)
     split = executors.group_cells(cells, workers=4)
     assert len(split) == 4 and sum(len(g) for g in split) == len(cells)
 
@@ -123,7 +124,7 @@ def test_vectorize_seeds_falls_back_to_one_by_one_for_families_without_batches()
 
     settings = dataclasses.replace(SETTINGS, vectorize_seeds=True)
     cells = [Cell("vectorized", "banana", (), "iaf", (), settings, seed) for seed in (0, 1)]
-    fit._LAST_COMPILED = None
+    svi._LAST_COMPILED = None
     results = fit.fit_group(cells)
     np.testing.assert_array_equal(results[1].losses, fit.fit(cells[1]).losses)
 

@@ -141,7 +141,7 @@ def test_exception_in_cell_is_an_error_result():
 
 
 def _loop(ours, estimator, model, q, variables, optimizer, loss_fn, jit):
-    from harness.fit import minimize
+    from harness.engines.common import minimize
 
     @tf.function(jit_compile=jit, autograph=False)
     def run(seed):
@@ -168,7 +168,7 @@ def _minimize_both_ways(family: str, jit: bool, *, batch_shape=(), estimator="re
     """Losses of the harness's loop and of TFP's own, from equal starts, seeds and optimizers."""
     import tf_keras
 
-    from harness.fit import variational_loss
+    from harness.engines.svi import variational_loss
 
     model = MODELS["eight_schools"]()
     settings = FitSettings(num_steps=7, sample_size=3, gradient_estimator=estimator)

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness import fit as fit_module
+from harness.engines import svi
+from harness.engines.common import learning_rate
+from harness.engines.svi import FALLBACK_LEARNING_RATE, variational_loss
 from harness.families import FAMILIES
-from harness.fit import fit, learning_rate, variational_loss
+from harness.fit import fit
 from harness.models import MODELS
 from harness.spec import Cell, FitSettings
 
@@ -35,7 +37,7 @@ def _fit(family="mean_field", model="correlated_gaussian", **settings):
 )
 def test_learning_rate_schedules_decay_over_num_steps(schedule, final):
     settings = dataclasses.replace(TINY, learning_rate=0.1, learning_rate_schedule=schedule)
-    rate = learning_rate(settings)
+    rate = learning_rate(settings, FALLBACK_LEARNING_RATE)
     at = (lambda step: float(rate(step))) if callable(rate) else (lambda step: rate)
     assert at(0) == pytest.approx(0.1)
     assert at(settings.num_steps) == pytest.approx(0.1 * final, abs=1e-7)
@@ -45,7 +47,7 @@ def test_schedule_runs_across_chunks_with_one_iteration_counter():
     _fit(learning_rate_schedule="cosine")
     # The optimizer (shared by the chunks) counted every step, so the schedule reached its end
     # rather than restarting each chunk.
-    assert int(fit_module._LAST_COMPILED.loop.optimizer.iterations.numpy()) == 40
+    assert int(svi._LAST_COMPILED.loop.optimizer.iterations.numpy()) == 40
 
 
 def test_importance_weighted_objective_and_sticking_the_landing_fit():

@@ -230,7 +230,6 @@ def test_latex_table_compiles_with_pdflatex(tmp_path):
 
 
 def test_sweep_note_counts_outcomes_and_names_the_best_family_with_its_margin():
-    from harness import verdicts
 
     table = _table(
         {
@@ -240,7 +239,7 @@ def test_sweep_note_counts_outcomes_and_names_the_best_family_with_its_margin():
         statuses={"a": ["ok", "ok", "diverged"], "b": ["ok", "ok", "error"]},
     )
     markdown, _ = report.summary_tables(table, "wasserstein_1")
-    note = verdicts.sweep_note(table, markdown, "wasserstein_1")
+    note = report.sweep_note(table, markdown, "wasserstein_1")
     assert note.startswith("**6 cells**: 4 ok, 1 diverged, 1 unconverged, 1 error")
     # a: 0.11 ± 0.01; b: 0.32 ± 0.02; margin 0.21 ± √(0.01² + 0.02²) = 0.02236.
     assert (

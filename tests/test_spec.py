@@ -131,14 +131,17 @@ def test_metrics_table_is_validated_and_part_of_the_cell_identity(write_spec):
     default = spec.load(write_spec(GOOD)).cells()[0]
     assert default.metrics == spec.MetricSettings()
     custom = spec.load(
-        write_spec(GOOD + "[metrics]\nimportance_sample_size = 16\n", "k16.toml")
+        write_spec(GOOD + "[metrics]\niw_elbo_k = 16\n", "k16.toml")
     ).cells()[0]
-    assert custom.metrics.importance_sample_size == 16
+    assert custom.metrics.iw_elbo_k == 16
     assert custom.cell_id != default.cell_id  # other metrics: another cell, not a resumed one
+    # The setting was renamed; the identity keeps its first name, so no cell id changed.
+    assert default.identity["metrics"] == {"importance_sample_size": 64}
     for bad, message in [
-        ("importance_sample_size = 0", "must be > 0"),
-        ("importance_sample_size = [8, 16]", "expected an integer"),
-        ("imporance_sample_size = 8", "did you mean 'importance_sample_size'"),
+        ("iw_elbo_k = 0", "must be > 0"),
+        ("iw_elbo_k = [8, 16]", "expected an integer"),
+        ("iw_elbo_kk = 8", "did you mean 'iw_elbo_k'"),
+        ("importance_sample_size = 8", "is now metrics.iw_elbo_k"),
     ]:
         with pytest.raises(spec.SpecError, match=message):
             spec.load(write_spec(GOOD + f"[metrics]\n{bad}\n", "bad.toml"))
@@ -148,7 +151,7 @@ def test_every_numeric_model_argument_and_hyperparameter_has_a_declared_range():
     """A new model argument or hyperparameter must say which values it takes."""
     import inspect
 
-    from harness.families import FAMILIES, HYPERPARAMETER_RANGES
+    from harness.families import FAMILIES, hyperparameter_ranges
     from harness.models import ARGUMENT_RANGES, MODELS
 
     for name, factory in MODELS.items():
@@ -160,7 +163,7 @@ def test_every_numeric_model_argument_and_hyperparameter_has_a_declared_range():
     for family in FAMILIES.values():
         for hp, default in family.hyperparameters.items():
             if isinstance(default, (int, float)) and not isinstance(default, bool):
-                assert default in HYPERPARAMETER_RANGES[hp], (family.name, hp)
+                assert default in hyperparameter_ranges(family.name)[hp], (family.name, hp)
 
 
 def test_negative_correlation_is_accepted_and_builds(write_spec):
@@ -185,7 +188,7 @@ def test_particle_sizes_match_the_built_models():
 
     for name in MODELS:
         args = {k: p.default for k, p in inspect.signature(MODELS[name]).parameters.items()}
-        assert particle_size(name, args) is not None, f"{name}: add it to _PARTICLE_SIZE"
+        assert particle_size(name, args) is not None, f"{name}: give its ModelEntry a particle_size"
     for name in ("correlated_gaussian", "banana", "linear_regression", "eight_schools"):
         factory = MODELS[name]
         args = {k: p.default for k, p in inspect.signature(factory).parameters.items()}

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from harness import cli, plots, tracking, vae
+from harness import cli, plots, tracking
+from harness.engines import amortized as vae
 from harness.families import FAMILIES
 from harness.models import MODELS
 from harness.models.vae_digits import NUM_TEST, binarized_digits
@@ -38,7 +39,7 @@ def _cell(family: str, seed: int = 0, settings: FitSettings = SETTINGS) -> Cell:
         tuple(sorted(FAMILIES[family].hyperparameters.items())),
         settings,
         seed,
-        MetricSettings(importance_sample_size=1000),
+        MetricSettings(iw_elbo_k=1000),
     )
 
 
@@ -216,7 +217,7 @@ def test_tiny_sweep_runs_into_mlflow_and_the_report(tmp_path, tracking_uri):
             "--set",
             "seeds=[0]",
             "--set",
-            "metrics.importance_sample_size=50",
+            "metrics.iw_elbo_k=50",
             "--set",
             models,
             "--set",

@@ -14,15 +14,15 @@ from harness.baselines.laplace import build_laplace
 from harness.baselines.mcmc import build_nuts
 from harness.families.asvi import build_asvi, supports_asvi
 from harness.families.base import Family
-from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
-from harness.families.gaussian import build_full_rank, build_low_rank, build_mean_field
-from harness.limits import POSITIVE, PROBABILITY, Range, count
-from harness.vae import (
+from harness.families.encoders import (
     build_encoder_diagonal,
     build_encoder_full_covariance,
     build_encoder_iaf,
     supports_amortized,
 )
+from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
+from harness.families.gaussian import build_full_rank, build_low_rank, build_mean_field
+from harness.limits import POSITIVE, PROBABILITY, Range, count
 
 _AMORTIZED = "an amortized model (Model.kind == 'amortized', e.g. vae_digits)"
 
@@ -131,7 +131,7 @@ FAMILIES: dict[str, Family] = {
         "No-U-Turn sampler at a fixed draw budget (draws only: no ELBO, no k̂)",
         kind="mcmc",
     ),
-    # Encoder families of amortized models (a VAE's q(z | x); fitted by harness.vae.fit_vae).
+    # Encoder families of amortized models (a VAE's q(z | x); fitted by harness.engines.amortized.run).
     "encoder_diagonal": Family(
         "encoder_diagonal",
         "Diagonal Gaussian",
@@ -189,6 +189,13 @@ HYPERPARAMETER_RANGES: dict[str, Range] = {
 }
 
 
+def hyperparameter_ranges(name: str) -> Mapping[str, Range]:
+    """The allowed values of family ``name``'s hyperparameters: the shared table, and the
+    family's own :attr:`Family.ranges`."""
+    family = FAMILIES.get(name)
+    return {**HYPERPARAMETER_RANGES, **(family.ranges if family is not None else {})}
+
+
 def particle_size(hyperparameters: Mapping[str, Any], dimension: int) -> int:
     """Elements one Monte Carlo particle costs in a fitting step of a family with these
     hyperparameters on a ``dimension``-d model: the draw and its log density (2d), and per
@@ -200,4 +207,10 @@ def particle_size(hyperparameters: Mapping[str, Any], dimension: int) -> int:
     return int(h.get("num_layers", 1) * per_layer + 2 * dimension)
 
 
-__all__ = ["FAMILIES", "HYPERPARAMETER_RANGES", "Family", "particle_size"]
+__all__ = [
+    "FAMILIES",
+    "HYPERPARAMETER_RANGES",
+    "Family",
+    "hyperparameter_ranges",
+    "particle_size",
+]

@@ -26,12 +26,16 @@ class Family:
       kind: ``svi`` for families fitted by stochastic gradient on the ELBO (``build`` returns
         the untrained surrogate); the baselines that share the axes have their own kind
         (``mcmc``, ``cavi``, ``laplace``) and ``build`` runs the whole method and returns a
-        :class:`harness.baselines.BaselineFit`.
+        :class:`harness.baselines.base.BaselineFit`; encoder families are ``amortized``.  The
+        kind names the engine that fits the family (:data:`harness.engines.ENGINES`).
       supports: ``supports(model) -> bool``: whether the family applies to the model.  A spec
         skips the (model, family) cells it rejects, and fails if it rejects every listed model.
       requirement: What ``supports`` asks of a model, for error messages and ``harness list``.
       batchable: ``build`` takes ``batch_shape`` and returns independent replicates with
         variables of shape ``batch_shape + (unbatched shape)`` (for vectorized seeds).
+      ranges: Allowed values of hyperparameters that are this family's own; the shared
+        :data:`harness.families.HYPERPARAMETER_RANGES` covers the common names (one name means
+        one thing in every family).
     """
 
     name: str
@@ -43,6 +47,7 @@ class Family:
     supports: Callable[[Any], bool] = dataclasses.field(default=lambda model: True, compare=False)
     requirement: str = ""
     batchable: bool = False
+    ranges: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def check(self, model) -> None:
         """Raise ``ValueError`` with a one-line reason when the family does not apply."""

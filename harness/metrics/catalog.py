@@ -14,10 +14,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 DIRECTIONS = ("higher", "lower", "target", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class PosteriorSample:
+    """What a catalog metric's ``compute`` is given: one evaluation of a fitted q.
+
+    Attributes:
+      model: The :class:`harness.models.base.Model` (its ``reference``, if any).
+      draws: Fresh draws from q, ``[n, d]`` on the model's (constrained) scale.
+      log_weights: ``log p̃(z) − log q(z)`` for those draws (NaN for a method without a
+        density, NUTS).
+    """
+
+    model: Any
+    draws: np.ndarray
+    log_weights: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +52,11 @@ class MetricInfo:
         equally far from 1).
       quality: Measures the posterior approximation (not its cost or bookkeeping).
       key: Shown first on the dashboard and in the console summary.
+      compute: For a metric computed from one evaluation of a fitted q: ``compute(sample)``
+        with a :class:`PosteriorSample`, returning the value, or None where the metric is
+        undefined for that model (then it is absent).  None for the metrics the engines and
+        :func:`harness.metrics.summary.posterior_metrics` compute themselves.  A new metric
+        of this kind is one function in its own module plus its line in :data:`CATALOG`.
     """
 
     name: str
@@ -44,6 +67,7 @@ class MetricInfo:
     log_scale: bool = False
     quality: bool = False
     key: bool = False
+    compute: Callable[[PosteriorSample], float | None] | None = None
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
@@ -294,6 +318,7 @@ __all__ = [
     "DIRECTIONS",
     "METRICS",
     "MetricInfo",
+    "PosteriorSample",
     "QUALITY_PREFERENCE",
     "best_within_error",
     "info",

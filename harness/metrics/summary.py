@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.metrics import calibration, quality
+from harness.metrics import calibration, catalog, quality
 
 # Central interval levels whose reference mass is logged as coverage_50 and coverage_90.
 COVERAGE_LEVELS = (0.5, 0.9)
@@ -56,6 +56,12 @@ def posterior_metrics(
     ref = model.reference
     if ref is not None:
         out.update(_reference_metrics(ref, draws, out, gaussian))
+    sample = catalog.PosteriorSample(model, draws, log_weights)
+    for info in catalog.CATALOG:
+        if info.compute is not None:
+            value = info.compute(sample)
+            if value is not None:
+                out[info.name] = value
     return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 
 

@@ -7,6 +7,7 @@ name a user model as ``"package.module:attr"`` or ``"path/to/file.py:attr"``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,38 +38,6 @@ from harness.models.shrinkage_regression import shrinkage_regression_breast_canc
 from harness.models.unscaled_regression import unscaled_regression_wine
 from harness.models.vae_digits import vae_digits
 
-MODELS: dict[str, Callable[..., Model]] = {
-    "correlated_gaussian": correlated_gaussian,
-    "banana": banana,
-    "eight_schools": eight_schools,
-    "conjugate_normal_mean": conjugate_normal_mean,
-    "linear_regression": linear_regression,
-    "linear_regression_unknown_noise": linear_regression_unknown_noise,
-    "neals_funnel": neals_funnel,
-    "ill_conditioned_gaussian": ill_conditioned_gaussian,
-    "brownian_motion": brownian_motion,
-    "brownian_motion_unknown_scales": brownian_motion_unknown_scales,
-    "lorenz_bridge": lorenz_bridge,
-    "item_response_theory": item_response_theory,
-    "log_gaussian_cox_process": log_gaussian_cox_process,
-    "stochastic_volatility": stochastic_volatility,
-    "eight_schools_noncentered": eight_schools_noncentered,
-    "logistic_regression_breast_cancer": logistic_regression_breast_cancer,
-    "hierarchical_regression_wine": hierarchical_regression_wine,
-    "unscaled_regression_wine": unscaled_regression_wine,
-    "correlated_regression_wine": correlated_regression_wine,
-    "shrinkage_regression_breast_cancer": shrinkage_regression_breast_cancer,
-    "vae_digits": vae_digits,  # amortized (Model.kind): fitted by encoder families
-}
-
-# Models of kind "amortized" (Model.kind): generative models fitted by encoder families
-# (harness.vae), with no single target density and no reference.  The posterior-model
-# contract tests leave them out; tests/test_vae.py covers them.
-AMORTIZED_MODELS = frozenset({"vae_digits"})
-
-# The allowed values of every model argument, checked when a spec is loaded: a Range for
-# numbers, a tuple for strings.  Dimensions are bounded where the model or its reference
-# builds d × d matrices (covariances, their inverses) or d-column draws.
 DTYPES = ("float32", "float64")
 _REGRESSION = {
     "num_features": count(1, 1000),
@@ -76,70 +45,132 @@ _REGRESSION = {
     "prior_scale": POSITIVE,
     "dtype": DTYPES,
 }
-ARGUMENT_RANGES: dict[str, Mapping[str, Range | tuple[str, ...]]] = {
-    "correlated_gaussian": {
-        "dimension": count(1, 1000),
-        # AR(1) correlation: |ρ| < 1 keeps the covariance positive definite.
-        "correlation": Range(-1, 1, low_open=True, high_open=True),
-        "dtype": DTYPES,
-    },
-    "banana": {"curvature": Range(-10, 10)},
-    "conjugate_normal_mean": {
-        "dimension": count(1, 1000),
-        "num_observations": count(1, 1_000_000),
-        "noise_scale": POSITIVE,
-        "prior_scale": POSITIVE,
-        "dtype": DTYPES,
-    },
-    "linear_regression": {**_REGRESSION, "noise_scale": POSITIVE},
-    "linear_regression_unknown_noise": {**_REGRESSION, "a0": POSITIVE, "b0": POSITIVE},
-    "eight_schools_noncentered": {"dtype": DTYPES},
-    "logistic_regression_breast_cancer": {"dtype": DTYPES},
-    "hierarchical_regression_wine": {"dtype": DTYPES},
-    "unscaled_regression_wine": {"dtype": DTYPES},
-    "correlated_regression_wine": {"dtype": DTYPES},
-    "shrinkage_regression_breast_cancer": {"dtype": DTYPES},
-    "vae_digits": {
-        "latent_size": count(1, 256),
-        "hidden_units": count(1, 4096),
-        "gap_num_points": count(1, 297),  # the test set's size
-        "gap_num_steps": count(1, 1_000_000),
-    },
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A model's registry line.
+
+    Attributes:
+      factory: ``factory(**arguments) -> Model``.
+      ranges: Allowed values of its arguments (every numeric argument must have one).
+      particle_size: ``particle_size(arguments) -> elements`` one particle costs in a step
+        (arguments with defaults filled in), for the resource check of a spec; None skips it.
+      amortized: A generative model fitted by encoder families (``Model.kind ==
+        "amortized"``).
+    """
+
+    factory: Callable[..., Model]
+    ranges: Mapping[str, Range | tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    particle_size: Callable[[Mapping[str, Any]], int] | None = None
+    amortized: bool = False
+
+
+# One line per model: its factory, the allowed values of its arguments (a Range for numbers, a
+# tuple for strings; checked when a spec is loaded; dimensions are bounded where the model or
+# its reference builds d × d matrices or d-column draws), the elements one Monte Carlo particle
+# costs in a step's largest tensor (the model's dimension, or its data where the log likelihood
+# evaluates every observation per particle: a step's memory is sample_size ×
+# importance_sample_size × this, harness.limits.MAX_STEP_ELEMENTS), and whether it is
+# amortized (a VAE: Model.kind "amortized", fitted by encoder families, no single target
+# density and no reference).
+REGISTRY: dict[str, ModelEntry] = {
+    "correlated_gaussian": ModelEntry(
+        correlated_gaussian,
+        ranges={
+            "dimension": count(1, 1000),
+            # AR(1) correlation: |ρ| < 1 keeps the covariance positive definite.
+            "correlation": Range(-1, 1, low_open=True, high_open=True),
+            "dtype": DTYPES,
+        },
+        particle_size=lambda a: a["dimension"],
+    ),
+    "banana": ModelEntry(banana, ranges={"curvature": Range(-10, 10)}, particle_size=lambda a: 2),
+    "eight_schools": ModelEntry(eight_schools, particle_size=lambda a: 10),
+    "conjugate_normal_mean": ModelEntry(
+        conjugate_normal_mean,
+        ranges={
+            "dimension": count(1, 1000),
+            "num_observations": count(1, 1_000_000),
+            "noise_scale": POSITIVE,
+            "prior_scale": POSITIVE,
+            "dtype": DTYPES,
+        },
+        particle_size=lambda a: a["dimension"] * (a["num_observations"] + 1),
+    ),
+    "linear_regression": ModelEntry(
+        linear_regression,
+        ranges={**_REGRESSION, "noise_scale": POSITIVE},
+        particle_size=lambda a: a["num_features"] + a["num_observations"],
+    ),
+    "linear_regression_unknown_noise": ModelEntry(
+        linear_regression_unknown_noise,
+        ranges={**_REGRESSION, "a0": POSITIVE, "b0": POSITIVE},
+        particle_size=lambda a: a["num_features"] + 1 + a["num_observations"],
+    ),
+    "neals_funnel": ModelEntry(neals_funnel, particle_size=lambda a: 10),
+    "ill_conditioned_gaussian": ModelEntry(ill_conditioned_gaussian, particle_size=lambda a: 100),
+    "brownian_motion": ModelEntry(brownian_motion, particle_size=lambda a: 30),
+    "brownian_motion_unknown_scales": ModelEntry(
+        brownian_motion_unknown_scales, particle_size=lambda a: 32
+    ),
+    "lorenz_bridge": ModelEntry(lorenz_bridge, particle_size=lambda a: 90),
+    # 400 students × 100 questions
+    "item_response_theory": ModelEntry(item_response_theory, particle_size=lambda a: 40_000),
+    # the GP's covariance is 100 × 100
+    "log_gaussian_cox_process": ModelEntry(
+        log_gaussian_cox_process, particle_size=lambda a: 102 * 102
+    ),
+    "stochastic_volatility": ModelEntry(stochastic_volatility, particle_size=lambda a: 103),
+    "eight_schools_noncentered": ModelEntry(
+        eight_schools_noncentered, ranges={"dtype": DTYPES}, particle_size=lambda a: 10
+    ),
+    # 569 patients
+    "logistic_regression_breast_cancer": ModelEntry(
+        logistic_regression_breast_cancer, ranges={"dtype": DTYPES}, particle_size=lambda a: 9 * 569
+    ),
+    # 178 wines
+    "hierarchical_regression_wine": ModelEntry(
+        hierarchical_regression_wine, ranges={"dtype": DTYPES}, particle_size=lambda a: 10 + 178
+    ),
+    "unscaled_regression_wine": ModelEntry(
+        unscaled_regression_wine, ranges={"dtype": DTYPES}, particle_size=lambda a: 6 * 178
+    ),
+    "correlated_regression_wine": ModelEntry(
+        correlated_regression_wine, ranges={"dtype": DTYPES}, particle_size=lambda a: 6 * 178
+    ),
+    # 569 patients
+    "shrinkage_regression_breast_cancer": ModelEntry(
+        shrinkage_regression_breast_cancer,
+        ranges={"dtype": DTYPES},
+        particle_size=lambda a: 30 * 569,
+    ),
+    # Full batch: every training image's encoder and decoder pass for each particle.
+    "vae_digits": ModelEntry(
+        vae_digits,
+        ranges={
+            "latent_size": count(1, 256),
+            "hidden_units": count(1, 4096),
+            "gap_num_points": count(1, 297),  # the test set's size
+            "gap_num_steps": count(1, 1_000_000),
+        },
+        particle_size=lambda a: 1500 * (a["hidden_units"] + 64 + a["latent_size"]),
+        amortized=True,
+    ),
 }
 
-# Elements one Monte Carlo particle costs in a step's largest tensor (the model's dimension, or
-# its data where the log likelihood evaluates every observation per particle): the step's
-# memory is sample_size × importance_sample_size × this (harness.limits.MAX_STEP_ELEMENTS).
-_PARTICLE_SIZE: dict[str, Callable[[Mapping[str, Any]], int]] = {
-    "correlated_gaussian": lambda a: a["dimension"],
-    "banana": lambda a: 2,
-    "eight_schools": lambda a: 10,
-    "conjugate_normal_mean": lambda a: a["dimension"] * (a["num_observations"] + 1),
-    "linear_regression": lambda a: a["num_features"] + a["num_observations"],
-    "linear_regression_unknown_noise": lambda a: a["num_features"] + 1 + a["num_observations"],
-    "neals_funnel": lambda a: 10,
-    "ill_conditioned_gaussian": lambda a: 100,
-    "brownian_motion": lambda a: 30,
-    "brownian_motion_unknown_scales": lambda a: 32,
-    "lorenz_bridge": lambda a: 90,
-    "item_response_theory": lambda a: 40_000,  # 400 students × 100 questions
-    "log_gaussian_cox_process": lambda a: 102 * 102,  # the GP's covariance is 100 × 100
-    "stochastic_volatility": lambda a: 103,
-    "eight_schools_noncentered": lambda a: 10,
-    "logistic_regression_breast_cancer": lambda a: 9 * 569,  # 569 patients
-    "hierarchical_regression_wine": lambda a: 10 + 178,  # 178 wines
-    "unscaled_regression_wine": lambda a: 6 * 178,
-    "correlated_regression_wine": lambda a: 6 * 178,
-    "shrinkage_regression_breast_cancer": lambda a: 30 * 569,  # 569 patients
-    # Full batch: every training image's encoder and decoder pass for each particle.
-    "vae_digits": lambda a: 1500 * (a["hidden_units"] + 64 + a["latent_size"]),
+MODELS: dict[str, Callable[..., Model]] = {name: e.factory for name, e in REGISTRY.items()}
+ARGUMENT_RANGES: dict[str, Mapping[str, Range | tuple[str, ...]]] = {
+    name: e.ranges for name, e in REGISTRY.items() if e.ranges
 }
+AMORTIZED_MODELS = frozenset(name for name, e in REGISTRY.items() if e.amortized)
 
 
 def particle_size(name: str, args: Mapping[str, Any]) -> int | None:
     """Elements one particle costs in a step of registered model ``name`` with ``args``
-    (defaults filled in; see :data:`_PARTICLE_SIZE`), None for a model not in the table."""
-    size = _PARTICLE_SIZE.get(name)
+    (defaults filled in; see :class:`ModelEntry`), None for a model not in the table."""
+    entry = REGISTRY.get(name)
+    size = None if entry is None else entry.particle_size
     return None if size is None else int(size(args))
 
 
@@ -148,6 +179,8 @@ __all__ = [
     "ARGUMENT_RANGES",
     "DTYPES",
     "MODELS",
+    "REGISTRY",
+    "ModelEntry",
     "Model",
     "Reference",
     "build_model",

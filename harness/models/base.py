@@ -185,7 +185,7 @@ class Model:
         (``[n]``), ``mean0``, ``precision0`` and, where the noise is unknown, ``a0``, ``b0``.
       kind: ``posterior`` (one target density, the contract above) or ``amortized`` (a
         generative model with learned weights over a data set, fitted by an encoder family:
-        see :mod:`harness.vae`; its ``unnormalized_log_prob`` raises and it has no reference).
+        see :mod:`harness.engines.amortized`; its ``unnormalized_log_prob`` raises and it has no reference).
     """
 
     name: str

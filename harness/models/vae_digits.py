@@ -2,7 +2,7 @@
 
 Unlike the other models this is not one posterior but a generative model with learned weights
 over a data set; it is fitted by an encoder family (``encoder_diagonal``,
-``encoder_full_covariance``, ``encoder_iaf``) through :func:`harness.vae.fit_vae`.
+``encoder_full_covariance``, ``encoder_iaf``) through :func:`harness.engines.amortized.run`.
 
 Data: scikit-learn's bundled UCI optical digits (Alpaydin & Kaynak, 1998), 1,797 images of
 8×8 pixels with intensities 0–16, shipped as ``harness/data/digits.csv`` (written from

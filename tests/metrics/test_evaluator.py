@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness import fit as fit_module
+from harness.engines import evaluation as evaluation_module
 from harness.families import FAMILIES
 from harness.models import build_model
 from harness.spec import Cell, FitSettings, MetricSettings
@@ -29,8 +30,8 @@ def test_traced_evaluation_equals_eager_and_has_every_part():
     cell = _cell()
     model = build_model(cell.model)
     q = FAMILIES["full_rank"].build(model, seed=tf.constant([1, 2], tf.int32))
-    eager = fit_module.Evaluator(model, q, cell, traced=False)(SEED)[0]
-    traced_evaluator = fit_module.Evaluator(model, q, cell, traced=True)
+    eager = evaluation_module.Evaluator(model, q, cell, traced=False)(SEED)[0]
+    traced_evaluator = evaluation_module.Evaluator(model, q, cell, traced=True)
     traced = traced_evaluator(SEED)[0]
     n = 64 * 32  # iw_draws_needed(1000, 64): 32 groups of K = 64
     assert traced["draws"].shape == (n, model.dimension)
@@ -68,7 +69,9 @@ def test_batched_evaluation_splits_into_each_replicates_own_q():
             variable.assign(variable + tf.constant([[0.0], [5.0], [-5.0]]))
     shift = batched.mean().numpy() - before
     np.testing.assert_allclose(shift[:, 0], [0.0, 5.0, -5.0], atol=1e-5)
-    evaluations = fit_module.Evaluator(model, batched, cell, replicates=3, traced=False)(SEED)
+    evaluations = evaluation_module.Evaluator(model, batched, cell, replicates=3, traced=False)(
+        SEED
+    )
     assert len(evaluations) == 3
     for i, evaluation in enumerate(evaluations):
         own = batched[i]
@@ -83,7 +86,7 @@ def test_batched_evaluation_splits_into_each_replicates_own_q():
         # Draws come from the replicate's own q: their mean is its mean within MC error.
         se = np.sqrt(np.diag(covariance) / evaluation["draws"].shape[0])
         assert np.all(np.abs(evaluation["draws"].mean(axis=0) - mean) < 5 * se)
-        kl = fit_module._kl_to_prior(own, model.prior_distribution).numpy()
+        kl = evaluation_module.kl_to_prior(own, model.prior_distribution).numpy()
         assert np.isclose(evaluation["kl_to_prior"], kl, rtol=1e-5)
 
 

@@ -34,7 +34,7 @@ def _fit(model, family="full_rank", metrics=None, settings=SETTINGS):
 def test_conjugate_model_has_every_metric_and_they_are_consistent():
     m = _fit(
         "conjugate_normal_mean",
-        metrics=MetricSettings(importance_sample_size=16),
+        metrics=MetricSettings(iw_elbo_k=16),
         settings=IW_SETTINGS,
     )
     for name in (

@@ -1,4 +1,4 @@
-"""Amortized VI: fit a variational autoencoder cell, ``fit_vae(cell, model, family) -> FitResult``.
+"""Amortized VI: the engine of variational autoencoder cells, ``run(cell, model, family, started) -> FitResult``.
 
 A VAE is variational inference with one network, the *encoder*, mapping each data point ``x``
 to its approximate posterior ``q(z | x)``.  Here the encoder family is the grid axis (the
@@ -7,7 +7,7 @@ to its approximate posterior ``q(z | x)``.  Here the encoder family is the grid 
 The cell is fitted like any other: full-batch Adam (``tf_keras``) on the training −ELBO with
 ``fit.sample_size`` reparameterized draws per image, ``fit.num_steps`` steps in chunks of one
 XLA-compiled loop each (graph mode where XLA fails, recorded in ``fit_mode``), seeds from the
-cell's identity; the result is a plain :class:`~harness.fit.FitResult`.
+cell's identity; the result is a plain :class:`~harness.records.FitResult`.
 
 Encoder families (one encoder MLP ``x → relu(hidden_units) → local parameters``):
 
@@ -21,7 +21,7 @@ Encoder families (one encoder MLP ``x → relu(hidden_units) → local parameter
   image.
 
 Metrics (besides the fit timings every cell has), on the fixed test set, with K =
-``cell.metrics.importance_sample_size`` draws of ``q(z | x)`` per test image:
+``cell.metrics.iw_elbo_k`` draws of ``q(z | x)`` per test image:
 
 * ``test_elbo``: mean over test images of ``E_q[log p(x, z) − log q(z | x)]`` (Monte Carlo);
 * ``test_elbo_likelihood_kl``: the same bound as ``E_q[log p(x | z)] − KL(q(z | x) ‖ p(z))``
@@ -48,6 +48,17 @@ from typing import Any
 import numpy as np
 
 from harness import convergence
+from harness.engines.common import (
+    CompiledLoop,
+    Trainable,
+    divergence,
+    learning_rate,
+    minimize,
+    result,
+    timings,
+)
+from harness.families.encoders import dense, prior, split_seeds, supports_amortized
+from harness.metrics import runtime
 
 # The learning rate of ``learning_rate = "auto"`` for a VAE: its training runs no pilots (each
 # would train the networks), so auto is Adam's customary rate for such networks.
@@ -60,41 +71,15 @@ AUTO_LEARNING_RATE = 0.01
 DRAW_ROWS = {"test_images": 16, "reconstructions": 16, "prior_samples": 16}
 # Test images per evaluation batch: K × batch × 64 pixel logits stay around 16 MB at K = 1000.
 _EVAL_BATCH = 64
-# Smallest scale of a Gaussian encoder (added to a softplus): keeps log q finite when the
-# optimizer drives a scale towards 0.
-_MIN_SCALE = 1e-4
-# Initial logit of the IAF gate s: Kingma et al. (2016) initialise its bias to +1 or +2 so that
-# s starts close to 1; sigmoid(2) ≈ 0.88, so each step starts close to the identity.
-_IAF_GATE_BIAS = 2.0
-
-
-# --- networks ------------------------------------------------------------------------------------
-
-
-def _dense(shape, seed, name):
-    """A Glorot-uniform weight and a zero bias, as variables (created now, never lazily)."""
-    import tensorflow as tf
-
-    limit = math.sqrt(6.0 / (shape[0] + shape[1]))
-    w = tf.Variable(tf.random.stateless_uniform(shape, seed, -limit, limit), name=f"{name}_w")
-    b = tf.Variable(tf.zeros(shape[1:]), name=f"{name}_b")
-    return w, b
-
-
-def _split_seeds(seed, n):
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
-    return tfp.random.split_seed(tf.convert_to_tensor(seed, tf.int32), n=n)
 
 
 class Decoder:
     """``p(x | z)``: Bernoulli over 64 pixels with logits from a one-hidden-layer relu MLP."""
 
     def __init__(self, latent_size: int, hidden_units: int, num_pixels: int, *, seed):
-        s = _split_seeds(seed, 2)
-        self.w1, self.b1 = _dense((latent_size, hidden_units), s[0], "decoder_1")
-        self.w2, self.b2 = _dense((hidden_units, num_pixels), s[1], "decoder_2")
+        s = split_seeds(seed, 2)
+        self.w1, self.b1 = dense((latent_size, hidden_units), s[0], "decoder_1")
+        self.w2, self.b2 = dense((hidden_units, num_pixels), s[1], "decoder_2")
         self.trainable_variables = (self.w1, self.b1, self.w2, self.b2)
 
     def logits(self, z):
@@ -110,222 +95,10 @@ class Decoder:
         return tfd.Independent(tfd.Bernoulli(logits=self.logits(z), dtype=x.dtype), 1).log_prob(x)
 
 
-class Encoder:
-    """``q(z | x)`` of one encoder family: an MLP to local parameters, and what they mean.
-
-    Args:
-      kind: ``diagonal``, ``full_covariance`` or ``iaf``.
-      latent_size: Dimension of z.
-      num_pixels: Dimension of x.
-      hidden_units: Width of the encoder's hidden layer.
-      seed: Stateless seed of the initial weights.
-      num_layers, flow_hidden_units, context_size: IAF steps, width of each MADE's hidden
-        layer, and size of the context ``h`` (``iaf`` only).
-    """
-
-    def __init__(
-        self,
-        kind: str,
-        latent_size: int,
-        num_pixels: int,
-        *,
-        hidden_units: int,
-        seed,
-        num_layers: int = 0,
-        flow_hidden_units: int = 0,
-        context_size: int = 0,
-    ):
-        d = latent_size
-        self.kind, self.latent_size = kind, d
-        self.context_size = context_size if kind == "iaf" else 0
-        self.num_local_parameters = {
-            "diagonal": 2 * d,
-            "full_covariance": d + d * (d + 1) // 2,
-            "iaf": 2 * d + self.context_size,
-        }[kind]
-        s = _split_seeds(seed, 3 + num_layers)
-        self.w1, self.b1 = _dense((num_pixels, hidden_units), s[0], "encoder_1")
-        self.w2, self.b2 = _dense((hidden_units, self.num_local_parameters), s[1], "encoder_2")
-        variables = [self.w1, self.b1, self.w2, self.b2]
-        self.flows = []
-        if kind == "iaf":
-            for k in range(num_layers):
-                layer = _made(d, flow_hidden_units, self.context_size, s[3 + k], f"iaf_{k}")
-                self.flows.append(layer)
-                variables += [v for v in layer.values() if hasattr(v, "assign")]
-        self.trainable_variables = tuple(variables)
-
-    def local_parameters(self, x):
-        """The encoder's output for images ``x`` ``[N, 64]``: ``[N, num_local_parameters]``."""
-        import tensorflow as tf
-
-        return tf.nn.relu(x @ self.w1 + self.b1) @ self.w2 + self.b2
-
-    def base_distribution(self, params):
-        """The Gaussian part of ``q(z | x)`` (batch ``[N]``, event ``[d]``)."""
-        import tensorflow as tf
-        import tensorflow_probability as tfp
-
-        tfd, tfb = tfp.distributions, tfp.bijectors
-        d = self.latent_size
-        loc = params[..., :d]
-        if self.kind == "full_covariance":
-            scale_tril = tfb.FillScaleTriL(diag_shift=_MIN_SCALE)(params[..., d:])
-            return tfd.MultivariateNormalTriL(loc, scale_tril)
-        return tfd.MultivariateNormalDiag(loc, tf.nn.softplus(params[..., d : 2 * d]) + _MIN_SCALE)
-
-    def sample_and_log_prob(self, params, sample_size: int, seed):
-        """``z ~ q(z | x)`` ``[sample_size, N, d]`` and ``log q(z | x)`` ``[sample_size, N]``."""
-        import tensorflow as tf
-
-        z, log_q = self.base_distribution(params).experimental_sample_and_log_prob(
-            sample_size, seed=seed
-        )
-        if self.kind != "iaf":
-            return z, log_q
-        context = params[..., 2 * self.latent_size :]
-        for layer in self.flows:
-            m, gate_logit = _made_apply(layer, z, context)
-            gate = tf.sigmoid(gate_logit)
-            z = gate * z + (1.0 - gate) * m
-            # log |det ∂z'/∂z| = Σ log s: the Jacobian is triangular with diagonal s.
-            log_q = log_q - tf.reduce_sum(tf.math.log_sigmoid(gate_logit), axis=-1)
-            z = tf.reverse(z, axis=[-1])
-        return z, log_q
-
-    def kl_to_prior(self, params):
-        """Analytic ``KL(q(z | x) ‖ Normal(0, I))`` ``[N]`` (Gaussian encoders), else None."""
-        if self.kind == "iaf":
-            return None
-        import tensorflow_probability as tfp
-
-        return tfp.distributions.kl_divergence(
-            self.base_distribution(params), prior(self.latent_size)
-        )
-
-
-def _made(d: int, hidden_units: int, context_size: int, seed, name: str) -> dict:
-    """Weights and autoregressive masks of a one-hidden-layer MADE (Germain et al., 2015) with
-    an unmasked context input; outputs ``m`` and ``logit s``, each ``[d]``.
-
-    Output ``i`` depends on ``z_j`` for ``j < i`` only (degrees: inputs 1..d, hidden units
-    cycling through 1..d−1, an output of degree i sees hidden units of degree < i).  The output
-    weights start at zero, so each step starts as ``z ← sigmoid(2) z + (1 − sigmoid(2)) · 0``.
-    """
-    import tensorflow as tf
-
-    s = _split_seeds(seed, 2)
-    input_degrees = np.arange(1, d + 1)
-    hidden_degrees = np.arange(hidden_units) % max(1, d - 1) + 1
-    w_in, b_in = _dense((d, hidden_units), s[0], f"{name}_in")
-    layer = (
-        {}
-        if not context_size
-        else {"w_context": _dense((context_size, hidden_units), s[1], f"{name}_context")[0]}
-    )
-    return layer | {
-        "w_in": w_in,
-        "b_in": b_in,
-        "mask_in": tf.constant(hidden_degrees[None, :] >= input_degrees[:, None], tf.float32),
-        "w_m": tf.Variable(tf.zeros((hidden_units, d)), name=f"{name}_m_w"),
-        "b_m": tf.Variable(tf.zeros(d), name=f"{name}_m_b"),
-        "w_s": tf.Variable(tf.zeros((hidden_units, d)), name=f"{name}_s_w"),
-        "b_s": tf.Variable(tf.fill([d], _IAF_GATE_BIAS), name=f"{name}_s_b"),
-        "mask_out": tf.constant(input_degrees[None, :] > hidden_degrees[:, None], tf.float32),
-    }
-
-
-def _made_apply(layer: dict, z, context):
-    import tensorflow as tf
-
-    hidden = z @ (layer["w_in"] * layer["mask_in"]) + layer["b_in"]
-    if "w_context" in layer:
-        hidden = hidden + context @ layer["w_context"]
-    hidden = tf.nn.relu(hidden)
-    m = hidden @ (layer["w_m"] * layer["mask_out"]) + layer["b_m"]
-    gate_logit = hidden @ (layer["w_s"] * layer["mask_out"]) + layer["b_s"]
-    return m, gate_logit
-
-
-def prior(latent_size: int):
-    """``p(z) = Normal(0, I)``."""
-    import tensorflow as tf
-    import tensorflow_probability as tfp
-
-    return tfp.distributions.MultivariateNormalDiag(tf.zeros(latent_size), tf.ones(latent_size))
-
-
-# --- family builders (registered in harness.families) ---------------------------------------------
-
-
-def supports_amortized(model) -> bool:
-    """Whether ``model`` is an amortized model (the encoder families apply to nothing else)."""
-    return getattr(model, "kind", "posterior") == "amortized"
-
-
-def build_encoder_diagonal(model, *, seed, hidden_units: int = 64) -> Encoder:
-    """Diagonal-Gaussian encoder: ``q(z | x) = Normal(μ(x), diag σ(x)²)``.
-
-    Args:
-      hidden_units: Width of the encoder MLP's hidden layer.
-    """
-    return Encoder(
-        "diagonal", model.dimension, _num_pixels(model), hidden_units=hidden_units, seed=seed
-    )
-
-
-def build_encoder_full_covariance(model, *, seed, hidden_units: int = 64) -> Encoder:
-    """Full-covariance Gaussian encoder: ``Normal(μ(x), L(x) L(x)ᵀ)``, ``L`` lower triangular
-    with a softplus diagonal.
-
-    Args:
-      hidden_units: Width of the encoder MLP's hidden layer.
-    """
-    return Encoder(
-        "full_covariance", model.dimension, _num_pixels(model), hidden_units=hidden_units, seed=seed
-    )
-
-
-def build_encoder_iaf(
-    model,
-    *,
-    seed,
-    hidden_units: int = 64,
-    num_layers: int = 2,
-    flow_hidden_units: int = 32,
-    context_size: int = 16,
-) -> Encoder:
-    """IAF encoder (Kingma et al., 2016): diagonal Gaussian and context from the encoder MLP,
-    then ``num_layers`` context-conditioned IAF steps with shared weights.
-
-    Args:
-      hidden_units: Width of the encoder MLP's hidden layer.
-      num_layers: IAF steps.
-      flow_hidden_units: Width of each step's MADE hidden layer.
-      context_size: Size of the per-image context ``h`` fed to every step.
-    """
-    return Encoder(
-        "iaf",
-        model.dimension,
-        _num_pixels(model),
-        hidden_units=hidden_units,
-        seed=seed,
-        num_layers=num_layers,
-        flow_hidden_units=flow_hidden_units,
-        context_size=context_size,
-    )
-
-
-def _num_pixels(model) -> int:
-    if not supports_amortized(model):
-        raise ValueError(f"encoder families apply to amortized models only, not '{model.name}'")
-    return int(np.shape(model.data["x_train"])[1])
-
-
 # --- fitting ----------------------------------------------------------------------------------------
 
 
-def fit_vae(cell, model, family, started: float):
+def run(cell, model, family, started: float, *, reuse: bool = True):
     """Fit a VAE cell: encoder ``family`` × amortized ``model``; see the module docstring.
 
     Raises:
@@ -333,9 +106,7 @@ def fit_vae(cell, model, family, started: float):
     """
     import tensorflow as tf
 
-    from harness import fit as fit_module
-    from harness.metrics import runtime
-
+    del reuse  # a VAE cell trains its own networks: nothing compiled is shared
     if not supports_amortized(model):
         raise ValueError(
             f"family '{family.name}' does not apply to model '{model.name}': "
@@ -353,15 +124,14 @@ def fit_vae(cell, model, family, started: float):
             "fit.importance_sample_size must be 1 and fit.gradient_estimator "
             "'reparameterization'"
         )
-    eval_seed = _split_seeds(cell.stateless_seed, 3)[2]
+    eval_seed = split_seeds(cell.stateless_seed, 3)[2]
     trained = train(cell, model, family)
     encoder, decoder, losses = trained["encoder"], trained["decoder"], trained["losses"]
     chunk_seconds, mode = trained["chunk_seconds"], trained["mode"]
-    fallback_reason = trained["fallback_reason"]
     x_test = tf.constant(model.data["x_test"], tf.float32)
 
     calls = [(len(c), seconds, True) for c, seconds in zip(losses, chunk_seconds, strict=True)]
-    compile_seconds, fit_seconds, loss_seconds = fit_module._timings(calls)
+    compile_seconds, fit_seconds, loss_seconds = timings(calls)
     all_losses = np.concatenate(losses).astype(np.float64)
     num_steps_run = int(all_losses.size)
     metrics: dict[str, float] = {
@@ -376,10 +146,9 @@ def fit_vae(cell, model, family, started: float):
         "compile_seconds": compile_seconds,
     }
     status, reason, diverged_step, draws = "ok", "", None, None
-    if not np.all(np.isfinite(all_losses)):
-        diverged_step = int(np.argmax(~np.isfinite(all_losses)))
-        status = "diverged"
-        reason = f"loss became {all_losses[diverged_step]} at step {diverged_step}"
+    diverged = divergence(all_losses)
+    if diverged is not None:
+        status, (diverged_step, reason) = "diverged", diverged
     else:
         t0 = time.perf_counter()
         evaluation = evaluate(encoder, decoder, x_test, cell, model, eval_seed, jit=mode == "xla")
@@ -393,31 +162,28 @@ def fit_vae(cell, model, family, started: float):
             draws = None
         metrics.update(evaluation)
         metrics["metrics_seconds"] = time.perf_counter() - t0
-    metrics["peak_memory_mb"] = runtime.peak_memory_mb()
     # The training runs its whole budget (no pilots, no rate decreases): the verdict is the
     # stationarity of its last half (harness.convergence.stationary_verdict).
     verdict = convergence.stationary_verdict(all_losses, cell.fit.convergence_tolerance)
     metrics["converged"] = float(verdict.converged)
     if verdict.converged:
         metrics["seconds_to_converge"] = float(loss_seconds[-1])
-    return fit_module.FitResult(
-        cell=cell,
+    return result(
+        cell,
+        started,
         status=status,
         reason=reason,
+        verdict=verdict,
+        metrics=metrics,
         losses=all_losses,
         loss_seconds=loss_seconds,
         compile_seconds=compile_seconds,
         fit_seconds=fit_seconds,
         num_steps_run=num_steps_run,
-        metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
-        draws=draws,
         fit_mode=mode,
-        fallback_reason=fallback_reason,
-        device=fit_module._device(),
-        started_at=started,
+        draws=draws,
+        fallback_reason=trained["fallback_reason"],
         diverged_step=diverged_step,
-        converged=verdict.converged and status == "ok",
-        convergence_reason=verdict.reason if status == "ok" else reason,
     )
 
 
@@ -432,7 +198,8 @@ def _chunk_plan(num_steps: int) -> list[int]:
 
 
 def train(cell, model, family=None) -> dict[str, Any]:
-    """Train a VAE cell's encoder and decoder (XLA where it compiles, else graph mode).
+    """Train a VAE cell's encoder and decoder in a
+    :class:`~harness.engines.common.CompiledLoop` (XLA where it compiles, else graph mode).
 
     Args:
       cell: The cell (its fit settings, hyperparameters and seed are used).
@@ -445,52 +212,55 @@ def train(cell, model, family=None) -> dict[str, Any]:
     """
     import tensorflow as tf
 
-    from harness import fit as fit_module
-
     if family is None:
         from harness.families import FAMILIES
 
         family = FAMILIES[cell.family]
-    init_seed, fit_seed, eval_seed = _split_seeds(cell.stateless_seed, 3)
-    decoder_seed, encoder_seed = _split_seeds(init_seed, 2)
+    init_seed, fit_seed, _ = split_seeds(cell.stateless_seed, 3)
+    decoder_seed, encoder_seed = split_seeds(init_seed, 2)
     x_train = tf.constant(model.data["x_train"], tf.float32)
     chunks = _chunk_plan(cell.fit.num_steps)
-    chunk_seeds = _split_seeds(fit_seed, len(chunks))
+    chunk_seeds = split_seeds(fit_seed, len(chunks))
+    sample_size = cell.fit.sample_size
 
-    modes = ["xla", "graph"] if cell.fit.jit_compile else ["graph"]
-    fallback_reason = ""
-    for mode in modes:
-        # Fresh weights per attempt: a failed XLA attempt may have run some steps.
+    def build() -> Trainable:
+        # Fresh weights per build: a failed XLA attempt may have run some steps.
         encoder = family.build(model, seed=encoder_seed, **dict(cell.hyperparameters))
         decoder = Decoder(
             model.dimension, model.decoder_hidden_units, x_train.shape[1], seed=decoder_seed
         )
-        runners = _training_runners(encoder, decoder, x_train, cell, set(chunks), mode == "xla")
-        try:
-            t0 = time.perf_counter()
-            first = runners[chunks[0]](chunk_seeds[0]).numpy()
-            first_seconds = time.perf_counter() - t0
-            break
-        except fit_module.xla_failures() as e:
-            if mode != "xla":
-                raise
-            fallback_reason = fit_module.describe_failure(e)
-    losses, chunk_seconds = [first], [first_seconds]
-    if np.all(np.isfinite(first)):
-        for size, seed in zip(chunks[1:], chunk_seeds[1:], strict=True):
-            t0 = time.perf_counter()
-            losses.append(runners[size](seed).numpy())
-            chunk_seconds.append(time.perf_counter() - t0)
-            if not np.all(np.isfinite(losses[-1])):
-                break
 
+        def loss_fn(seed=None):
+            params = encoder.local_parameters(x_train)
+            log_likelihood, log_prior, log_q = _elbo_terms(
+                encoder, decoder, x_train, params, sample_size, seed
+            )
+            return -tf.reduce_mean(log_likelihood + log_prior - log_q)
+
+        variables = list(encoder.trainable_variables) + list(decoder.trainable_variables)
+        return Trainable((encoder, decoder), variables, loss_fn)
+
+    settings = cell.fit
+    if settings.learning_rate == "auto":
+        settings = dataclasses.replace(settings, learning_rate=AUTO_LEARNING_RATE)
+    loop = CompiledLoop(
+        build, chunks[0], cell.fit.jit_compile, learning_rate(settings, AUTO_LEARNING_RATE)
+    )
+    losses, chunk_seconds = [], []
+    for size, seed in zip(chunks, chunk_seeds, strict=True):
+        t0 = time.perf_counter()
+        losses.append(loop(seed, size))
+        chunk_seconds.append(time.perf_counter() - t0)
+        if not np.all(np.isfinite(losses[-1])):
+            break
+    encoder, decoder = loop.owner
     return {
         "encoder": encoder,
         "decoder": decoder,
         "losses": losses,
         "chunk_seconds": chunk_seconds,
-        "mode": mode,
-        "fallback_reason": fallback_reason,
+        "mode": loop.mode,
+        "fallback_reason": loop.fallback_reason,
     }
 
 
@@ -498,39 +268,6 @@ def _elbo_terms(encoder, decoder, x, params, sample_size: int, seed):
     """Per-draw ``log p(x | z)``, ``log p(z)`` and ``log q(z | x)``, each ``[S, N]``."""
     z, log_q = encoder.sample_and_log_prob(params, sample_size, seed)
     return decoder.log_likelihood(x, z), prior(encoder.latent_size).log_prob(z), log_q
-
-
-def _training_runners(encoder, decoder, x_train, cell, sizes: set[int], jit: bool):
-    """One compiled ``seed -> losses`` loop per chunk size: −ELBO per training image (mean over
-    images and ``sample_size`` draws each), Adam over encoder and decoder weights."""
-    import tensorflow as tf
-    import tf_keras
-
-    from harness.fit import learning_rate, minimize
-
-    settings = cell.fit
-    if settings.learning_rate == "auto":
-        settings = dataclasses.replace(settings, learning_rate=AUTO_LEARNING_RATE)
-    optimizer = tf_keras.optimizers.Adam(learning_rate=learning_rate(settings))
-    variables = list(encoder.trainable_variables) + list(decoder.trainable_variables)
-    optimizer.build(variables)
-    sample_size = cell.fit.sample_size
-
-    def loss_fn(seed=None):
-        params = encoder.local_parameters(x_train)
-        log_likelihood, log_prior, log_q = _elbo_terms(
-            encoder, decoder, x_train, params, sample_size, seed
-        )
-        return -tf.reduce_mean(log_likelihood + log_prior - log_q)
-
-    def make(num_steps):
-        @tf.function(jit_compile=jit, autograph=False)
-        def run(seed):
-            return minimize(loss_fn, num_steps, optimizer, variables, seed)
-
-        return run
-
-    return {size: make(size) for size in sizes}
 
 
 # --- evaluation --------------------------------------------------------------------------------------
@@ -545,7 +282,7 @@ def test_log_weights(encoder, decoder, x, params, num_draws: int, seed) -> dict[
     """
     import tensorflow as tf
 
-    seeds = _split_seeds(seed, max(1, math.ceil(x.shape[0] / _EVAL_BATCH)))
+    seeds = split_seeds(seed, max(1, math.ceil(x.shape[0] / _EVAL_BATCH)))
     log_weights, log_likelihood, kl = [], [], []
     for b, start in enumerate(range(0, x.shape[0], _EVAL_BATCH)):
         xb, pb = x[start : start + _EVAL_BATCH], params[start : start + _EVAL_BATCH]
@@ -598,13 +335,13 @@ def iw_bound(log_weights: np.ndarray, importance_sample_size: int) -> tuple[floa
 def evaluate(encoder, decoder, x_test, cell, model, seed, *, jit: bool) -> dict[str, Any]:
     """Every VAE metric of a fitted encoder and decoder on the test set, plus the kept images
     (``draws``, see :data:`DRAW_ROWS`)."""
-    num_draws = cell.metrics.importance_sample_size
+    num_draws = cell.metrics.iw_elbo_k
     if num_draws < 2:
         raise ValueError(
-            "a VAE cell needs metrics.importance_sample_size >= 2 (draws per test "
+            "a VAE cell needs metrics.iw_elbo_k >= 2 (draws per test "
             "image for the test bounds and their standard errors)"
         )
-    test_seed, gap_seed, draws_seed = _split_seeds(seed, 3)
+    test_seed, gap_seed, draws_seed = split_seeds(seed, 3)
     params = encoder.local_parameters(x_test)
     terms = test_log_weights(encoder, decoder, x_test, params, num_draws, test_seed)
     out: dict[str, Any] = {}
@@ -639,8 +376,6 @@ def optimize_local(encoder, decoder, x, cell, num_steps: int, seed, *, jit: bool
     import tensorflow as tf
     import tf_keras
 
-    from harness.fit import minimize
-
     local = tf.Variable(encoder.local_parameters(x))
     rate = cell.fit.learning_rate
     optimizer = tf_keras.optimizers.Adam(
@@ -671,7 +406,7 @@ def amortization_gap(
     Args:
       amortized_log_weights: ``[K, N]`` log weights of the encoder's q on ``x``.
     """
-    fit_seed, eval_seed = _split_seeds(seed, 2)
+    fit_seed, eval_seed = split_seeds(seed, 2)
     local = optimize_local(encoder, decoder, x, cell, num_steps, fit_seed, jit=jit)
     optimized = test_log_weights(
         encoder, decoder, x, local, amortized_log_weights.shape[0], eval_seed
@@ -688,7 +423,7 @@ def kept_images(encoder, decoder, x_test, params, seed) -> np.ndarray:
     import tensorflow as tf
 
     n_test, n_recon, n_prior = DRAW_ROWS.values()
-    recon_seed, prior_seed = _split_seeds(seed, 2)
+    recon_seed, prior_seed = split_seeds(seed, 2)
     z, _ = encoder.sample_and_log_prob(params[:n_recon], 1, recon_seed)
     reconstructions = tf.sigmoid(decoder.logits(z[0]))
     z_prior = prior(encoder.latent_size).sample(n_prior, seed=prior_seed)
