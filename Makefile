@@ -51,7 +51,7 @@ format: $(DEV_STAMP)
 # The reference documentation (docs/, mkdocs.yml) as a site in site/.  --strict: a broken link
 # or anchor, or a page missing from the nav, fails the build.
 docs: $(DEV_STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	$(BIN)/python -m mkdocs build --strict --site-dir site
 
 # Speed measurements (not tests): write docs/benchmarks.md.  Needs the bench extra (NumPyro).
 bench: $(DEV_STAMP)
