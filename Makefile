@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: quickstart test test-chaos ui-check lint format bench clean
+.PHONY: quickstart test test-chaos ui-check lint format docs bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
@@ -48,6 +48,11 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff format harness tests benchmarks
 	$(BIN)/ruff check --fix harness tests benchmarks
 
+# The reference documentation (docs/, mkdocs.yml) as a site in site/.  --strict: a broken link
+# or anchor, or a page missing from the nav, fails the build.
+docs: $(DEV_STAMP)
+	$(BIN)/python -m mkdocs build --strict --site-dir site
+
 # Speed measurements (not tests): write docs/benchmarks.md.  Needs the bench extra (NumPyro).
 bench: $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
@@ -56,4 +61,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m benchmarks.report_speed
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results site .pytest_cache

@@ -794,7 +794,10 @@ def _ui(args) -> int:
         root = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
         root.mkdir(parents=True, exist_ok=True)
         command += ["--default-artifact-root", str(root)]
-    print(f"MLflow dashboard of {uri} on http://{args.host}:{args.port}", file=sys.stderr)
+    # MLflow 3's UI starts in its GenAI view (a per-browser switch); this link opens the
+    # model-training view, where the runs table and the sweep's report are.
+    link = f"http://{args.host}:{args.port}/#/experiments?workflowType=machine_learning"
+    print(f"MLflow dashboard of {uri} on {link}", file=sys.stderr)
     sys.stderr.flush()
     # The server's own log (requests, errors) is what `harness ui` is for: give it back the
     # terminal's descriptor 2, which _quiet_native_stderr pointed at /dev/null.

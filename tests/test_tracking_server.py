@@ -230,6 +230,8 @@ def test_harness_ui_serves_the_local_default_store(tmp_path):
             url + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default", timeout=60
         )
         assert status == 200 and '"name": "Default"' in body.replace('":"', '": "')
+    # The printed link opens MLflow's model-training view (the UI starts in GenAI).
+    assert f"{url}/#/experiments?workflowType=machine_learning" in (tmp_path / "ui.log").read_text()
     # The default store is results/mlflow.db under the folder it was started in.
     assert (tmp_path / "results" / "mlflow.db").is_file()
     assert (tmp_path / "results" / "mlartifacts").is_dir()
