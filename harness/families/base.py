@@ -25,7 +25,7 @@ class Family:
       description: One line for ``harness list`` and the README table.
       kind: ``svi`` for families fitted by stochastic gradient on the ELBO (``build`` returns
         the untrained surrogate); the baselines that share the axes have their own kind
-        (``mcmc``, ``cavi``, ``laplace``) and ``build`` runs the whole method and returns a
+        (``mcmc``, ``cavi``, ``laplace``, ``pathfinder``) and ``build`` runs the whole method and returns a
         :class:`harness.baselines.BaselineFit`.
       supports: ``supports(model) -> bool``: whether the family applies to the model.  A spec
         skips the (model, family) cells it rejects, and fails if it rejects every listed model.
