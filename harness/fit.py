@@ -341,26 +341,37 @@ def _initial_for(cell: Cell, model, family) -> tuple[Any, str, tuple[float, int]
     import hashlib
     import inspect
 
-    if cell.fit.initialization != "mode":
+    initialization = cell.fit.initialization
+    if initialization == "uniform":
         return None, "uniform", (0.0, 0)
     if "initial" not in inspect.signature(family.build).parameters:
-        return None, f"family default ({family.name} has no mode initialisation)", (0.0, 0)
+        return (
+            None,
+            f"family default ({family.name} has no {initialization} initialisation)",
+            (0.0, 0),
+        )
     identity = json.dumps(
         {"model": cell.model, "model_args": dict(cell.model_args)}, sort_keys=True, default=str
     )
-    if identity not in _INITIAL:
-        from harness.mode import initial_gaussian_of_cell
-
+    key = f"{initialization}:{identity}"
+    if key not in _INITIAL:
         digest = hashlib.sha256(("initial:" + identity).encode()).digest()
         seed = [int.from_bytes(digest[i : i + 4], "little") >> 1 for i in (0, 4)]
         t0 = time.perf_counter()
-        found = initial_gaussian_of_cell(cell, model, seed)
+        if initialization == "pathfinder":
+            from harness.baselines.pathfinder import initial_gaussian
+
+            found = initial_gaussian(model, seed)
+        else:
+            from harness.mode import initial_gaussian_of_cell
+
+            found = initial_gaussian_of_cell(cell, model, seed)
         if len(_INITIAL) >= _INITIAL_CACHE_SIZE:
             _INITIAL.pop(next(iter(_INITIAL)))
-        _INITIAL[identity] = (found, time.perf_counter() - t0)
-    found, seconds = _INITIAL[identity]
+        _INITIAL[key] = (found, time.perf_counter() - t0)
+    found, seconds = _INITIAL[key]
     if found is None:
-        return None, "uniform (no usable Gaussian from the mode search)", (seconds, 0)
+        return None, f"uniform (no usable Gaussian from the {initialization} search)", (seconds, 0)
     return found, found.reason, (seconds, found.num_gradient_evaluations)
 
 
@@ -756,9 +767,17 @@ def _fit_baseline(cell: Cell, model, family, started: float, init_seed, eval_see
     A baseline with a density is evaluated exactly like a variational q (fresh draws, log
     weights, every metric); NUTS's draws have no density, so its log-weight metrics are absent.
     """
+    import inspect
+
     from harness.metrics.summary import posterior_metrics
 
-    outcome = family.build(model, seed=init_seed, **dict(cell.hyperparameters))
+    # A baseline that can start from an initialisation (NUTS) follows fit.initialization.
+    extra = (
+        {"initialization": cell.fit.initialization}
+        if "initialization" in inspect.signature(family.build).parameters
+        else {}
+    )
+    outcome = family.build(model, seed=init_seed, **dict(cell.hyperparameters), **extra)
     num_steps_run = outcome.num_steps_run
     metrics: dict[str, float] = {
         **outcome.metrics,

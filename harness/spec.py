@@ -71,8 +71,9 @@ class FitSettings:
         ``exponential`` (decay by 100× over ``num_steps``).
       initialization: ``mode`` (default: start at the Gaussian found by
         :func:`harness.mode.initial_gaussian`, parameters whitened by it; see
-        :mod:`harness.families.gaussian`) or ``uniform`` (loc ~ U(−2, 2), scale
-        ``initial_scale``).
+        :mod:`harness.families.gaussian`), ``pathfinder`` (start at single-path Pathfinder's
+        normal, :func:`harness.baselines.pathfinder.initial_gaussian`, whitened the same way)
+        or ``uniform`` (loc ~ U(−2, 2), scale ``initial_scale``).
       importance_sample_size: K of the training objective: 1 is the ELBO, K > 1 the
         importance-weighted bound (IWAE, Burda et al., 2016); each step draws
         ``sample_size × K`` particles.  (Not the ``[metrics]`` K of the reported ``iw_elbo``.)
@@ -124,7 +125,7 @@ _FIT_UPPER: dict[str, float] = {"num_steps": limits.MAX_NUM_STEPS}
 # Allowed values of the string-valued fit settings.
 _FIT_CHOICES: dict[str, tuple[str, ...]] = {
     "stopping": ("converged", "budget"),
-    "initialization": ("mode", "uniform"),
+    "initialization": ("mode", "pathfinder", "uniform"),
     "learning_rate_schedule": ("adaptive", "constant", "cosine", "exponential"),
     "gradient_estimator": ("reparameterization", "sticking_the_landing"),
 }

@@ -12,7 +12,9 @@ L-BFGS inverse-Hessian estimate there:
   with the last ``J`` (``history_size``) accepted pairs ``S, Y`` (d × m) the estimate is the
   compact BFGS form ``Σ = diag(α) + β γ βᵀ``, ``β = [diag(α) Y, S]`` and
   ``γ = [[0, −R⁻¹], [−R⁻ᵀ, R⁻ᵀ (D + Yᵀ diag(α) Y) R⁻¹]]`` (``R`` the upper triangle of
-  ``SᵀY``, ``D`` its diagonal), a diagonal plus rank-2m matrix.
+  ``SᵀY``, ``D`` its diagonal), a diagonal plus rank-2m matrix.  A pair is also skipped when
+  its step lowered ``f`` by less than ``f``'s round-off (10 machine epsilons of the model's
+  dtype, relative): float32 paths end with such steps, whose ``y`` is round-off.
 * **Local normal**: ``μ_l = θ_l − Σ_l ∇f(θ_l)`` (one quasi-Newton step from the iterate).
 * **Draws and log q** (Algorithm 4, BFGS-Sample): with the thin QR ``Q R̃ = diag(α)^{-1/2} β``
   and ``L = chol(I + R̃ γ R̃ᵀ)``, a draw is ``μ + diag(α)^{1/2} (Q (L − I) Qᵀ ε + ε)``, ε
@@ -49,6 +51,13 @@ from harness.baselines.base import BaselineFit
 
 # The paper's curvature threshold ε for accepting a correction pair (float64 machine epsilon).
 _CURVATURE_EPSILON = 2.2e-16
+# A correction pair is kept only when its step lowered f by more than this many units of f's
+# round-off (machine epsilon of the model's dtype times max(|f|, 1)).  Below that, in float32,
+# the step is at the mode to within round-off and y = ∇f(θ_l) − ∇f(θ_{l−1}) is round-off too: such
+# a pair corrupts the inverse-Hessian estimate (on an isotropic Gaussian, whose estimate is
+# exact after one pair, the last round-off pair of a converged run makes the covariance 30 %
+# wrong).  In float64 the threshold is ~10⁻¹⁵ relative, below Stan's own tolerance.
+_ROUNDOFF_UNITS = 10.0
 # Stan's L-BFGS tolerances for Pathfinder: relative decrease of f below 10⁴ machine epsilons
 # (tol_rel_obj = 10⁴) and gradient below 10⁻⁸ (tol_grad).
 _FTOL = 1e4 * 2.2e-16
@@ -154,6 +163,8 @@ class PathResult:
       message: L-BFGS's reason for stopping.
       iterations: L-BFGS iterations.
       elbos: The ELBO estimate at every iterate ``1..L`` (−inf where undefined).
+      normals: The normal of every iterate ``1..L`` with its ELBO estimate (None where its
+        covariance was not positive definite).
     """
 
     normal: PathNormal | None
@@ -161,6 +172,7 @@ class PathResult:
     message: str
     iterations: int
     elbos: np.ndarray
+    normals: tuple = ()
 
 
 def single_path(
@@ -196,29 +208,35 @@ def single_path(
         ftol=_FTOL,
     )
     d = len(start)
+    resolution = _ROUNDOFF_UNITS * float(np.finfo(target.dtype).eps)
     alpha = np.ones(d)
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
-    best, elbos = None, []
+    best, elbos, normals = None, [], []
     for i in range(1, len(path.positions)):
         s = path.positions[i] - path.positions[i - 1]
         y = path.gradients[i] - path.gradients[i - 1]
-        if np.all(np.isfinite(y)) and s @ y > _CURVATURE_EPSILON * (y @ y):
+        decrease = path.values[i - 1] - path.values[i]
+        resolved = decrease > resolution * max(abs(path.values[i]), 1.0)
+        if resolved and np.all(np.isfinite(y)) and s @ y > _CURVATURE_EPSILON * (y @ y):
             updated = _update_alpha(alpha, s, y)
             if np.all(np.isfinite(updated)) and np.all(updated > 0):
                 alpha = updated
                 pairs = (pairs + [(s, y)])[-history_size:]
         if not np.all(np.isfinite(path.gradients[i])):
             elbos.append(-np.inf)
+            normals.append(None)
             continue
         normal = _local_normal(path.positions[i], path.gradients[i], alpha, pairs)
         drawn = normal.sample(rng.standard_normal((num_elbo_draws, d)))
         if drawn is None:
             elbos.append(-np.inf)
+            normals.append(None)
             continue
         draws, log_q = drawn
         log_weights = -target.values(draws) - log_q
         elbo = float(np.mean(log_weights)) if np.all(np.isfinite(log_weights)) else -np.inf
         elbos.append(elbo)
+        normals.append(dataclasses.replace(normal, elbo=elbo, iteration=i))
         if np.isfinite(elbo) and (best is None or elbo > best.elbo):
             best = dataclasses.replace(normal, elbo=elbo, iteration=i)
     return PathResult(
@@ -227,6 +245,7 @@ def single_path(
         message=path.message,
         iterations=path.iterations,
         elbos=np.asarray(elbos, np.float64),
+        normals=tuple(normals),
     )
 
 
@@ -239,6 +258,8 @@ class Pathfinder:
       draws: Multi-path: the importance-resampled draws ``[num_draws, d]``; single path: None
         (the chosen normal is the approximation).
       khat: Multi-path: PSIS k̂ of the pooled importance weights (NaN for one path).
+      effective_sample_size: Multi-path: ``1 / Σ w̃²`` of the smoothed normalised weights
+        (NaN for one path).
       num_gradient_evaluations: Log-density-and-gradient evaluations in all.
       seconds: Wall-clock seconds (tracing excluded when the target was traced before).
       converged: L-BFGS converged on every path.
@@ -248,6 +269,7 @@ class Pathfinder:
     paths: tuple[PathResult, ...]
     draws: np.ndarray | None
     khat: float
+    effective_sample_size: float
     num_gradient_evaluations: int
     seconds: float
     converged: bool
@@ -314,7 +336,7 @@ def run_pathfinder(
             f"pathfinder: no iterate of {num_paths} path(s) gave a normal with a finite ELBO "
             f"(L-BFGS: {paths[0].message})"
         )
-    draws, khat = None, float("nan")
+    draws, khat, ess = None, float("nan"), float("nan")
     if num_paths > 1:
         from arviz_stats.base import array_stats
 
@@ -333,6 +355,7 @@ def run_pathfinder(
         probabilities = np.exp(np.asarray(smoothed, np.float64))
         picks = rng.choice(len(pooled), size=num_draws, p=probabilities / probabilities.sum())
         draws, khat = pooled[picks], float(np.asarray(khat))
+        ess = float(1.0 / np.sum((probabilities / probabilities.sum()) ** 2))
     converged = all(p.success for p in paths)
     best = max(usable, key=lambda p: p.normal.elbo).normal
     failed = [p.message for p in paths if not p.success]
@@ -345,6 +368,7 @@ def run_pathfinder(
         paths=paths,
         draws=draws,
         khat=khat,
+        effective_sample_size=ess,
         num_gradient_evaluations=target.evaluations - first,
         seconds=time.perf_counter() - started,
         converged=converged,
@@ -438,3 +462,47 @@ def build_pathfinder(
     if np.isfinite(outcome.khat):
         metrics["khat"] = outcome.khat
     return BaselineFit(draws=draws, metrics=metrics, **common)
+
+
+def initial_gaussian(model, seed=None):
+    """Single-path Pathfinder's normal as the start of a variational fit
+    (``fit.initialization = "pathfinder"``).
+
+    Full-rank families start at ``N(μ, Σ)`` exactly (``scale_tril = chol(Σ)``); the diagonal
+    families at ``N(μ, diag(s₀²))`` with ``s₀ = diag(Σ⁻¹)^{-1/2}`` (for a Gaussian target whose
+    precision Pathfinder recovered, the mean-field optimum, as the ``mode`` initialisation's
+    ``diag(H)^{-1/2}``).  Above :data:`harness.mode.MAX_HESSIAN_DIMENSION` no dense ``Σ`` is
+    formed: ``scale_tril`` is None and ``s₀`` the marginal standard deviations.
+
+    Args:
+      model: A :class:`harness.models.base.Model`.
+      seed: Two integers (None: ``(0, 0)``).
+
+    Returns:
+      A :class:`harness.mode.InitialGaussian`, or None when Pathfinder found no normal with a
+      finite ELBO (callers fall back to the uniform initialisation).
+    """
+    from harness.mode import MAX_HESSIAN_DIMENSION, InitialGaussian
+
+    started = time.perf_counter()
+    try:
+        outcome = run_pathfinder(model, [0, 0] if seed is None else seed)
+    except ValueError:
+        return None
+    normal = outcome.normal
+    if model.dimension <= MAX_HESSIAN_DIMENSION:
+        covariance = normal.covariance()
+        scale_tril = np.linalg.cholesky(covariance)
+        scale_diag = 1.0 / np.sqrt(np.diag(np.linalg.inv(covariance)))
+    else:
+        scale_tril, scale_diag = None, np.sqrt(normal.variance())
+    return InitialGaussian(
+        loc=normal.loc,
+        scale_tril=scale_tril,
+        scale_diag=scale_diag,
+        elbo=normal.elbo,
+        reason=f"pathfinder: {outcome.reason}",
+        num_gradient_evaluations=outcome.num_gradient_evaluations,
+        seconds=time.perf_counter() - started,
+        reason_mode_found=outcome.converged,
+    )

@@ -204,7 +204,6 @@ HYPERPARAMETER_RANGES: dict[str, Range] = {
     "num_paths": count(1, 256),
     "history_size": count(1, 100),
     "num_elbo_draws": count(1, 100_000),
-    "initialization": ("uniform", "pathfinder"),
 }
 
 
