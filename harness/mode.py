@@ -98,9 +98,13 @@ class Mode:
         return None if self.covariance is None else np.linalg.cholesky(self.covariance)
 
 
-class _Target:
+class Target:
     """``f``, ``∇f`` and ``∇²f`` of a model on the unconstrained scale, as traced graph
-    functions (graph mode: XLA would compile for longer than these few calls take)."""
+    functions (graph mode: XLA would compile for longer than these few calls take).
+
+    ``evaluations`` counts the points at which ``f`` and ``∇f`` were evaluated (both come from
+    one traced call): the gradient evaluations charged to a method that uses it.
+    """
 
     def __init__(self, model):
         import tensorflow as tf
@@ -130,9 +134,21 @@ class _Target:
         self.evaluations = 0
 
     def value_and_gradient(self, u: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(f(u), ∇f(u))`` at one point ``[d]`` (float64 out)."""
         self.evaluations += 1
         value, gradient = self._value_and_gradient(np.asarray(u, self.dtype)[None])
         return float(value[0]), np.asarray(gradient[0], np.float64)
+
+    def values(self, points: np.ndarray) -> np.ndarray:
+        """``f`` at ``points`` ``[n, d]`` (float64 out), in batches of :data:`_HESSIAN_BATCH`;
+        each point counts as one evaluation (its gradient is computed with the value)."""
+        points = np.asarray(points, self.dtype)
+        out = [
+            np.asarray(self._value_and_gradient(points[i : i + _HESSIAN_BATCH])[0], np.float64)
+            for i in range(0, len(points), _HESSIAN_BATCH)
+        ]
+        self.evaluations += len(points)
+        return np.concatenate(out) if out else np.zeros(0)
 
     def hessian(self, u: np.ndarray, scale: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """``(f, ∇f, ∇²f)`` at ``u``; the Hessian by central differences of the exact gradient.
@@ -159,25 +175,111 @@ class _Target:
         return float(values[0]), gradients[0], 0.5 * (hessian + hessian.T)
 
 
-def _lbfgs(
-    target: _Target, start: np.ndarray, path: list | None = None, max_iterations: int = 1000
-):
+@dataclasses.dataclass(frozen=True)
+class LbfgsPath:
+    """An L-BFGS run on ``f`` (SciPy's L-BFGS-B, float64 iterates).
+
+    Attributes:
+      position: The end point ``[d]``.
+      value: ``f`` there.
+      success: SciPy's verdict: a convergence test (``ftol`` on the relative decrease of
+        ``f``, ``gtol`` on the largest gradient component) ended the run.
+      message: SciPy's one-line reason for stopping.
+      iterations: Iterations run.
+      inverse_hessian: SciPy's L-BFGS inverse-Hessian operator at the end (``matvec``).
+      positions: ``[L + 1, d]``: the start and every accepted iterate, when recorded (else
+        the start only).
+      values: ``f`` at ``positions`` ``[L + 1]``.
+      gradients: ``∇f`` at ``positions`` ``[L + 1, d]``.
+    """
+
+    position: np.ndarray
+    value: float
+    success: bool
+    message: str
+    iterations: int
+    inverse_hessian: object
+    positions: np.ndarray
+    values: np.ndarray
+    gradients: np.ndarray
+
+
+# Evaluations remembered by lbfgs() so that the iterates' values and gradients are recorded
+# without evaluating them again (the accepted point is one of the line search's last trials).
+_RECENT_EVALUATIONS = 32
+
+
+def lbfgs(
+    target: Target,
+    start: np.ndarray,
+    *,
+    max_iterations: int = 1000,
+    history_size: int = 10,
+    gtol: float = 1e-10,
+    ftol: float = 1e-14,
+) -> LbfgsPath:
+    """Minimise ``f`` from ``start`` with SciPy's L-BFGS-B, recording the path.
+
+    The one L-BFGS of the harness: the mode search (:func:`find_mode`) and Pathfinder
+    (:mod:`harness.baselines.pathfinder`) both run it.  A non-finite ``f`` is returned to SciPy
+    as ``+inf`` (its line search then backs off).
+
+    Args:
+      target: The :class:`Target` (its evaluations are counted there).
+      start: Starting point ``[d]``.
+      max_iterations: SciPy's ``maxiter``.
+      history_size: Correction pairs kept (SciPy's ``maxcor``; Pathfinder's ``J``).
+      gtol: SciPy's projected-gradient tolerance (largest component of ``∇f``).
+      ftol: SciPy's relative-decrease tolerance ``(f_k − f_{k+1}) / max(|f_k|, |f_{k+1}|, 1)``.
+
+    Returns:
+      An :class:`LbfgsPath` with every accepted iterate, its value and gradient.
+    """
     from scipy.optimize import minimize
+
+    recent: dict[bytes, tuple[float, np.ndarray]] = {}
 
     def fun(u):
         value, gradient = target.value_and_gradient(u)
+        if len(recent) >= _RECENT_EVALUATIONS:
+            recent.pop(next(iter(recent)))
+        recent[np.asarray(u, np.float64).tobytes()] = (value, gradient)
         if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
             # L-BFGS-B's line search backs off from an infinite value.
             return np.inf, np.zeros_like(u)
         return value, gradient
 
-    return minimize(
+    start = np.asarray(start, np.float64)
+    positions, values, gradients = [start], [], []
+
+    def record(u):
+        u = np.array(u, np.float64)
+        found = recent.get(u.tobytes())
+        if found is None:  # not among the recent trials (never seen with SciPy 1.17)
+            found = target.value_and_gradient(u)
+        positions.append(u)
+        values.append(found[0])
+        gradients.append(found[1])
+
+    outcome = minimize(
         fun,
         start,
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": max_iterations, "gtol": 1e-10, "ftol": 1e-14},
-        callback=None if path is None else (lambda u: path.append(np.array(u))),
+        options={"maxiter": max_iterations, "gtol": gtol, "ftol": ftol, "maxcor": history_size},
+        callback=record,
+    )
+    first = recent.get(start.tobytes()) or target.value_and_gradient(start)
+    return LbfgsPath(
+        position=np.asarray(outcome.x, np.float64),
+        value=float(outcome.fun),
+        success=bool(outcome.success),
+        message=str(outcome.message),
+        iterations=int(outcome.nit),
+        inverse_hessian=outcome.hess_inv,
+        positions=np.stack(positions),
+        values=np.asarray([first[0], *values], np.float64),
+        gradients=np.stack([first[1], *gradients]),
     )
 
 
@@ -236,7 +338,7 @@ def find_mode(
     num_random_starts: int = _NUM_RANDOM_STARTS,
     max_iterations: int = _LBFGS_MAX_ITERATIONS,
     tolerance: float = DECREMENT_TOLERANCE,
-    target: _Target | None = None,
+    target: Target | None = None,
 ) -> Mode:
     """Find the mode of ``model`` on its unconstrained scale (see the module docstring).
 
@@ -249,7 +351,7 @@ def find_mode(
         then Newton steps (at most ``_MAX_NEWTON_STEPS``).  The restarts take at most
         ``_RESTART_MAX_ITERATIONS`` L-BFGS iterations each.
       tolerance: Newton decrement (nats) below which the mode is accepted.
-      target: A prepared :class:`_Target` of ``model`` (its functions already traced).
+      target: A prepared :class:`Target` of ``model`` (its functions already traced).
 
     Returns:
       A :class:`Mode`; ``found`` is False (with the reason) when no start led to a point with
@@ -258,7 +360,7 @@ def find_mode(
     import tensorflow as tf
 
     started = time.perf_counter()
-    target = target or _Target(model)
+    target = target or Target(model)
     dim = model.dimension
     seed = tf.constant([0, 0] if seed is None else seed, tf.int32)
     starts = [np.zeros(dim)] + [
@@ -267,22 +369,23 @@ def find_mode(
     ]
     iterations = 0
     best = None
-    path = [starts[0]]
     for start in starts:
-        outcome = _lbfgs(
+        outcome = lbfgs(
             target,
             start,
-            path if start is starts[0] else None,
-            max_iterations if start is starts[0] else min(max_iterations, _RESTART_MAX_ITERATIONS),
+            max_iterations=max_iterations
+            if start is starts[0]
+            else min(max_iterations, _RESTART_MAX_ITERATIONS),
         )
-        iterations += int(outcome.nit)
+        iterations += outcome.iterations
         if start is starts[0]:
-            first_iterations = int(outcome.nit)
-        if np.isfinite(outcome.fun) and (best is None or outcome.fun < best.fun):
+            first_iterations = outcome.iterations
+            path = list(outcome.positions)
+        if np.isfinite(outcome.value) and (best is None or outcome.value < best.value):
             best = outcome
     if best is None:
         return _failed(target, starts[0], "the log density is not finite at any start", started)
-    position = np.asarray(best.x, np.float64)
+    position = np.asarray(best.position, np.float64)
     if np.max(np.abs(position)) > _RUNAWAY:
         return _failed(
             target,
@@ -294,7 +397,7 @@ def find_mode(
             path,
         )
     # L-BFGS's own inverse-Hessian estimate: its diagonal, from d cheap products.
-    inverse = best.hess_inv
+    inverse = best.inverse_hessian
     lbfgs_scale = np.sqrt(
         np.clip([inverse.matvec(e)[i] for i, e in enumerate(np.eye(dim))], 1e-12, 1e12)
     )
@@ -304,7 +407,7 @@ def find_mode(
             found=bool(best.success),
             reason=f"L-BFGS ({best.message}); d = {dim} > {MAX_HESSIAN_DIMENSION}: "
             "no Hessian, diagonal from L-BFGS",
-            negative_log_density=float(best.fun),
+            negative_log_density=best.value,
             covariance=None,
             scale_diag=lbfgs_scale,
             num_gradient_evaluations=target.evaluations,

@@ -41,7 +41,9 @@ class FitSettings:
         ``exponential`` (decay by 100× over ``num_steps``).
       initialization: ``mode`` (default: start at the Gaussian found by
         :func:`harness.mode.initial_gaussian`, parameters whitened by it; see
-        :mod:`harness.families.gaussian`) or ``uniform`` (loc ~ U(−2, 2), scale
+        :mod:`harness.families.gaussian`), ``pathfinder`` (start at single-path Pathfinder's
+        normal, :func:`harness.baselines.pathfinder.initial_gaussian`, whitened the same way;
+        NUTS starts its chains from Pathfinder draws) or ``uniform`` (loc ~ U(−2, 2), scale
         ``initial_scale``).
       importance_sample_size: K of the training objective: 1 is the ELBO, K > 1 the
         importance-weighted bound (IWAE, Burda et al., 2016); each step draws

@@ -68,7 +68,7 @@ _FIT_UPPER: dict[str, float] = {"num_steps": limits.MAX_NUM_STEPS}
 # Allowed values of the string-valued fit settings.
 _FIT_CHOICES: dict[str, tuple[str, ...]] = {
     "stopping": ("converged", "budget"),
-    "initialization": ("mode", "uniform"),
+    "initialization": ("mode", "pathfinder", "uniform"),
     "learning_rate_schedule": ("adaptive", "constant", "cosine", "exponential"),
     "gradient_estimator": ("reparameterization", "sticking_the_landing"),
 }

@@ -353,6 +353,16 @@ CASES = {
         [],
         ["'fit.initialization'", "unknown value 'random'"],
     ),
+    "initialization_near_pathfinder": (
+        FIT + 'initialization = "pathfinders"\n',
+        [],
+        ["'fit.initialization'", "did you mean 'pathfinder'"],
+    ),
+    "pathfinder_num_paths_zero": (
+        'models = ["banana"]\nfamilies = [{ name = "pathfinder", num_paths = 0 }]\n',
+        [],
+        ["num_paths"],
+    ),
     "num_steps_int32_overflow": (
         FIT + "num_steps = 1000000000000\n",
         [],

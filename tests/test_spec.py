@@ -130,9 +130,7 @@ def test_dry_run_prints_plan(write_spec, capsys, tracking_uri, tmp_path):
 def test_metrics_table_is_validated_and_part_of_the_cell_identity(write_spec):
     default = spec.load(write_spec(GOOD)).cells()[0]
     assert default.metrics == spec.MetricSettings()
-    custom = spec.load(
-        write_spec(GOOD + "[metrics]\niw_elbo_k = 16\n", "k16.toml")
-    ).cells()[0]
+    custom = spec.load(write_spec(GOOD + "[metrics]\niw_elbo_k = 16\n", "k16.toml")).cells()[0]
     assert custom.metrics.iw_elbo_k == 16
     assert custom.cell_id != default.cell_id  # other metrics: another cell, not a resumed one
     # The setting was renamed; the identity keeps its first name, so no cell id changed.

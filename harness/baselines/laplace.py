@@ -45,14 +45,14 @@ def build_laplace(
     import tensorflow as tf
     import tensorflow_probability as tfp
 
-    from harness.mode import _Target, find_mode
+    from harness.mode import Target, find_mode
 
     tfd = tfp.distributions
     dtype, bijector = model.dtype, model.default_event_space_bijector
     # Trace the search's function first, so that fit_seconds is the method's own time (as for
     # the variational fits, whose compilation is compile_seconds).
     t0 = time.perf_counter()
-    target = _Target(model)
+    target = Target(model)
     target.value_and_gradient(np.zeros(model.dimension))
     target.evaluations = 0
     compile_seconds = time.perf_counter() - t0

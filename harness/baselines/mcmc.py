@@ -5,6 +5,13 @@ several times with different budgets (``num_draws``, ``num_warmup``, ``num_chain
 where MCMC sits in accuracy against time.  NUTS gives draws, not a density, so the ELBO, k̂ and
 the other log-weight metrics are absent; the draw-based metrics (z error, std ratio, coverage,
 W1) are computed from all kept draws (pooled over chains) exactly as for a variational q.
+
+The chains start uniform on (−2, 2) on the unconstrained scale (Stan's default), or, under the
+fit setting ``initialization = "pathfinder"``, at draws from single-path Pathfinder's normal
+(Zhang et al., 2022, §5: Pathfinder draws as MCMC initialisations); Pathfinder's gradient
+evaluations and seconds are then part of the baseline's.  The ``mode`` initialisation (the
+default of the variational families) leaves NUTS at its uniform start: one point for every
+chain would blind R̂ to chains that cannot leave it.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ def build_nuts(
     num_warmup: int = 500,
     num_draws: int = 500,
     target_accept_prob: float = 0.8,
+    initialization: str = "uniform",
 ) -> BaselineFit:
     """Run NUTS on ``model`` at a draw budget.
 
@@ -33,6 +41,9 @@ def build_nuts(
       num_draws: Kept draws per chain.
       target_accept_prob: Acceptance probability targeted by dual averaging (0.8, Stan's
         default; higher for funnels).
+      initialization: The fit setting ``initialization`` (passed by ``harness.fit``, not a
+        hyperparameter): ``pathfinder`` starts the chains at Pathfinder draws; any other
+        value, uniform on (−2, 2).
 
     Returns:
       A :class:`BaselineFit` with pooled ``draws`` ``[num_chains·num_draws, d]`` and metrics
@@ -42,6 +53,11 @@ def build_nuts(
     from harness.baselines.nuts import sample
 
     words = np.asarray(seed).reshape(-1)[:2]
+    start, start_seconds, start_evaluations, start_reason = None, 0.0, 0, "uniform start"
+    if initialization == "pathfinder":
+        start, start_seconds, start_evaluations, start_reason = _pathfinder_start(
+            model, words, num_chains
+        )
     result = sample(
         model,
         num_chains=num_chains,
@@ -49,6 +65,7 @@ def build_nuts(
         num_draws=num_draws,
         seed=(int(words[0]), int(words[1])),
         target_accept_prob=target_accept_prob,
+        initial_unconstrained=start,
     )
     draws = result.draws.reshape(-1, model.dimension)
     rhat = float(np.max(result.potential_scale_reduction))
@@ -60,12 +77,12 @@ def build_nuts(
         converged=converged,
         convergence_reason=(
             f"R-hat {rhat:.4f} {'<' if rhat < 1.01 else '>='} 1.01, bulk ESS {ess:.0f} "
-            f"{'>=' if ess >= 400 else '<'} 400"
+            f"{'>=' if ess >= 400 else '<'} 400; {start_reason}"
         ),
         draws=draws,
-        fit_seconds=result.wall_seconds,
+        fit_seconds=result.wall_seconds + start_seconds,
         num_steps_run=num_chains * num_draws,
-        num_gradient_evaluations=float(result.num_gradient_evaluations),
+        num_gradient_evaluations=float(result.num_gradient_evaluations + start_evaluations),
         mode=result.mode,
         metrics={
             "potential_scale_reduction_max": float(np.max(result.potential_scale_reduction)),
@@ -73,4 +90,23 @@ def build_nuts(
             "num_divergences": float(result.num_divergences),
             "mean_accept_prob": float(result.mean_accept_prob),
         },
+    )
+
+
+def _pathfinder_start(model, words, num_chains: int):
+    """``(starting points [num_chains, d] or None, seconds, gradient evaluations, reason)``:
+    draws from single-path Pathfinder's normal, or None (uniform) when it found none."""
+    from harness.baselines.pathfinder import run_pathfinder
+
+    try:
+        outcome = run_pathfinder(model, [int(words[0]), int(words[1]) ^ 0x5F3759DF])
+    except ValueError as e:
+        return None, 0.0, 0, f"uniform start ({e})"
+    rng = np.random.default_rng([int(w) & 0x7FFFFFFF for w in words])
+    points, _ = outcome.normal.sample(rng.standard_normal((num_chains, model.dimension)))
+    return (
+        points,
+        outcome.seconds,
+        outcome.num_gradient_evaluations,
+        f"started at Pathfinder draws ({outcome.reason})",
     )

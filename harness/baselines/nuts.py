@@ -88,6 +88,7 @@ def sample(
     target_accept_prob: float = TARGET_ACCEPT_PROB,
     max_tree_depth: int = 10,
     adapt_mass_matrix: bool = True,
+    initial_unconstrained: np.ndarray | None = None,
 ) -> NutsResult:
     """Run NUTS on ``model`` and return draws on the constrained scale with diagnostics.
 
@@ -110,6 +111,8 @@ def sample(
       max_tree_depth: Maximum NUTS tree depth (at most ``2**max_tree_depth`` leapfrog steps
         per draw); 10 is TFP's and Stan's default.
       adapt_mass_matrix: Adapt a diagonal mass matrix during warm-up (see above).
+      initial_unconstrained: Starting points ``[num_chains, d]`` on the unconstrained scale
+        (e.g. Pathfinder draws); None: uniform on (−2, 2), as Stan.
 
     Returns:
       A :class:`NutsResult`.
@@ -133,9 +136,14 @@ def sample(
     init_seed, first_seed, second_seed = tfp.random.split_seed(tf.constant(seed, tf.int32), n=3)
     dtype = model.dtype
     bijector = model.default_event_space_bijector
-    unconstrained = tf.random.stateless_uniform(
-        [num_chains, model.dimension], init_seed, -_INIT_RADIUS, _INIT_RADIUS, dtype=dtype
-    )
+    if initial_unconstrained is None:
+        unconstrained = tf.random.stateless_uniform(
+            [num_chains, model.dimension], init_seed, -_INIT_RADIUS, _INIT_RADIUS, dtype=dtype
+        )
+    else:
+        unconstrained = tf.constant(
+            np.asarray(initial_unconstrained).reshape(num_chains, model.dimension), dtype
+        )
     initial_state = bijector(unconstrained)
     two_phases = adapt_mass_matrix and num_warmup >= MIN_WARMUP_FOR_MASS_MATRIX
     first_warmup = num_warmup // 2 if two_phases else 0

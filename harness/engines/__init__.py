@@ -29,6 +29,7 @@ ENGINES: dict[str, str] = {
     "laplace": "harness.engines.baseline",
     "cavi": "harness.engines.baseline",
     "mcmc": "harness.engines.baseline",
+    "pathfinder": "harness.engines.baseline",
     "amortized": "harness.engines.amortized",
 }
 

@@ -8,6 +8,7 @@ every metric); NUTS's draws have no density, so its log-weight metrics are absen
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -26,7 +27,13 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
     del reuse  # nothing compiled is kept between baseline cells
     family.check(model)
     init_seed, _, eval_seed = tfp.random.split_seed(tf.constant(cell.stateless_seed, tf.int32), n=3)
-    outcome = family.build(model, seed=init_seed, **dict(cell.hyperparameters))
+    # A baseline that can start from an initialisation (NUTS) follows fit.initialization.
+    extra = (
+        {"initialization": cell.fit.initialization}
+        if "initialization" in inspect.signature(family.build).parameters
+        else {}
+    )
+    outcome = family.build(model, seed=init_seed, **dict(cell.hyperparameters), **extra)
     metrics: dict[str, float] = {
         **outcome.metrics,
         "converged": float(outcome.converged),

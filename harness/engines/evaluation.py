@@ -88,9 +88,7 @@ class Evaluator:
         self.model = model
         self.surrogate_posterior = surrogate_posterior
         self.replicates = replicates
-        self.num_draws = iw_draws_needed(
-            cell.fit.elbo_sample_size, cell.metrics.iw_elbo_k
-        )
+        self.num_draws = iw_draws_needed(cell.fit.elbo_sample_size, cell.metrics.iw_elbo_k)
         self.num_elbo_draws = cell.fit.elbo_sample_size
         self.compile_seconds = float("nan")
         self.seconds = float("nan")

@@ -223,26 +223,37 @@ def _initial_for(cell: Cell, model, family) -> tuple[Any, str, tuple[float, int]
     standalone fit would pay it.  When the search finds no usable Gaussian, or the family has
     no ``initial`` argument (ASVI), the uniform initialisation is used and the reason says so.
     """
-    if cell.fit.initialization != "mode":
+    initialization = cell.fit.initialization
+    if initialization == "uniform":
         return None, "uniform", (0.0, 0)
     if "initial" not in inspect.signature(family.build).parameters:
-        return None, f"family default ({family.name} has no mode initialisation)", (0.0, 0)
+        return (
+            None,
+            f"family default ({family.name} has no {initialization} initialisation)",
+            (0.0, 0),
+        )
     identity = json.dumps(
         {"model": cell.model, "model_args": dict(cell.model_args)}, sort_keys=True, default=str
     )
-    if identity not in _INITIAL:
-        from harness.mode import initial_gaussian_of_cell
-
+    key = f"{initialization}:{identity}"
+    if key not in _INITIAL:
         digest = hashlib.sha256(("initial:" + identity).encode()).digest()
         seed = [int.from_bytes(digest[i : i + 4], "little") >> 1 for i in (0, 4)]
         t0 = time.perf_counter()
-        found = initial_gaussian_of_cell(cell, model, seed)
+        if initialization == "pathfinder":
+            from harness.baselines.pathfinder import initial_gaussian
+
+            found = initial_gaussian(model, seed)
+        else:
+            from harness.mode import initial_gaussian_of_cell
+
+            found = initial_gaussian_of_cell(cell, model, seed)
         if len(_INITIAL) >= _INITIAL_CACHE_SIZE:
             _INITIAL.pop(next(iter(_INITIAL)))
-        _INITIAL[identity] = (found, time.perf_counter() - t0)
-    found, seconds = _INITIAL[identity]
+        _INITIAL[key] = (found, time.perf_counter() - t0)
+    found, seconds = _INITIAL[key]
     if found is None:
-        return None, "uniform (no usable Gaussian from the mode search)", (seconds, 0)
+        return None, f"uniform (no usable Gaussian from the {initialization} search)", (seconds, 0)
     return found, found.reason, (seconds, found.num_gradient_evaluations)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from harness.baselines.cavi import build_cavi, supports_cavi
 from harness.baselines.laplace import build_laplace
 from harness.baselines.mcmc import build_nuts
+from harness.baselines.pathfinder import build_pathfinder
 from harness.families.asvi import build_asvi, supports_asvi
 from harness.families.base import Family
 from harness.families.encoders import (
@@ -112,6 +113,20 @@ FAMILIES: dict[str, Family] = {
         "Gaussian at the mode, inverse-Hessian covariance (unconstrained scale)",
         kind="laplace",
     ),
+    "pathfinder": Family(
+        "pathfinder",
+        "Pathfinder",
+        build_pathfinder,
+        {
+            "num_paths": 1,
+            "history_size": 6,
+            "num_elbo_draws": 25,
+            "num_draws": 1000,
+            "max_iterations": 1000,
+        },
+        "best L-BFGS-path normal by ELBO; multi-path: PSIS resampling (Zhang et al. 2022)",
+        kind="pathfinder",
+    ),
     "cavi": Family(
         "cavi",
         "CAVI",
@@ -186,6 +201,9 @@ HYPERPARAMETER_RANGES: dict[str, Range] = {
     "num_warmup": count(1, 1_000_000),
     "num_draws": count(1, 1_000_000),
     "target_accept_prob": PROBABILITY,
+    "num_paths": count(1, 256),
+    "history_size": count(1, 100),
+    "num_elbo_draws": count(1, 100_000),
 }
 
 

@@ -25,7 +25,7 @@ class Family:
       description: One line for ``harness list`` and the README table.
       kind: ``svi`` for families fitted by stochastic gradient on the ELBO (``build`` returns
         the untrained surrogate); the baselines that share the axes have their own kind
-        (``mcmc``, ``cavi``, ``laplace``) and ``build`` runs the whole method and returns a
+        (``mcmc``, ``cavi``, ``laplace``, ``pathfinder``) and ``build`` runs the whole method and returns a
         :class:`harness.baselines.base.BaselineFit`; encoder families are ``amortized``.  The
         kind names the engine that fits the family (:data:`harness.engines.ENGINES`).
       supports: ``supports(model) -> bool``: whether the family applies to the model.  A spec

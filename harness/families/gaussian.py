@@ -14,6 +14,8 @@ Two initialisations (the fit setting ``initialization``):
   ~100 with posterior sds ~10⁻³ then has every parameter of order 1, so one learning rate
   suits every coordinate (Adam's steps are of the learning rate's size in each parameter,
   whatever its scale).
+* ``pathfinder``: as ``mode``, from single-path Pathfinder's normal ``N(μ, Σ)``
+  (:func:`harness.baselines.pathfinder.initial_gaussian`; ``s₀ = diag(Σ⁻¹)^{-1/2}``).
 * ``uniform``: loc ~ U(−2, 2) (TFP's default) and scale ``initial_scale``·I, unwhitened.
 """
 

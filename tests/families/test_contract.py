@@ -123,6 +123,6 @@ def test_documented_hyperparameters_match_build_signature(family):
         assert name in params, f"{family}: hyperparameter {name} is not a build() argument"
         assert params[name].default == default, f"{family}: default of {name} differs"
     assert spec.build.__doc__ and "Args:" in spec.build.__doc__
-    assert spec.kind in ("svi", "mcmc", "cavi", "laplace", "amortized")
+    assert spec.kind in ("svi", "mcmc", "cavi", "laplace", "pathfinder", "amortized")
     if spec.kind not in ("svi", "amortized"):  # amortized: a VAE encoder (tests/test_vae.py)
         assert inspect.signature(spec.build).return_annotation in (BaselineFit, "BaselineFit")
