@@ -10,6 +10,7 @@ budget, total wall time; and for the defaults, the converged cells whose ELBO is
 10× its steps to tell a distinct local optimum from an unfinished fit).
 
     python -m benchmarks.convergence [--models a,b] [--families a,b] [--seeds 2] [--workers 2]
+        [--settings defaults,fixed_1000] [--section "Convergence at the defaults"]
     python -m benchmarks.convergence --laplace [--models a,b]
 
 ``--laplace`` instead times the ``laplace`` baseline (the shared mode finder) on each model,
@@ -79,6 +80,14 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/convergence.csv"))
     parser.add_argument("--laplace", action="store_true", help="time the laplace baseline")
+    parser.add_argument(
+        "--settings", default="defaults,fixed_1000", help="which settings to run (comma list)"
+    )
+    parser.add_argument(
+        "--section",
+        default="Convergence at the defaults",
+        help="the section of docs/benchmarks.md to write",
+    )
     args = parser.parse_args(argv)
     models, families = args.models.split(","), args.families.split(",")
     if args.laplace:
@@ -86,7 +95,10 @@ def main(argv=None) -> None:
         return
     rows = []
     timings = {}
+    chosen = args.settings.split(",")
     for label, settings in _settings().items():
+        if label not in chosen:
+            continue
         cells = [
             Cell("benchmark_convergence", model, (), family, (), settings, seed)
             for model in models
@@ -188,7 +200,7 @@ def main(argv=None) -> None:
             f"steps it gained {gain:.3f} nats "
             f"({'a distinct local optimum' if gain < 1 else 'an unfinished fit'})."
         )
-    write_section("Convergence at the defaults", "\n".join(lines))
+    write_section(args.section, "\n".join(lines))
     print("\n".join(lines))
 
 
