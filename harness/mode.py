@@ -77,6 +77,10 @@ class Mode:
       seconds: Wall-clock seconds of the search, tracing included.
       iterations: L-BFGS iterations plus Newton steps.
       decrement: The final Newton decrement (nats); NaN without a Hessian.
+      path: The L-BFGS iterates from ``u = 0``.
+      local_optima: ``(end point [d], f there)`` of every start's L-BFGS run with a finite
+        value, in the order of the starts (``u = 0`` first): on a multimodal target, the
+        distinct local modes the search saw (used to spread a mixture's components).
     """
 
     position: np.ndarray
@@ -90,6 +94,7 @@ class Mode:
     iterations: int
     decrement: float = float("nan")
     path: tuple = ()
+    local_optima: tuple = ()
     target: object = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -268,6 +273,7 @@ def find_mode(
     iterations = 0
     best = None
     path = [starts[0]]
+    optima = []
     for start in starts:
         outcome = _lbfgs(
             target,
@@ -278,6 +284,8 @@ def find_mode(
         iterations += int(outcome.nit)
         if start is starts[0]:
             first_iterations = int(outcome.nit)
+        if np.isfinite(outcome.fun):
+            optima.append((np.asarray(outcome.x, np.float64), float(outcome.fun)))
         if np.isfinite(outcome.fun) and (best is None or outcome.fun < best.fun):
             best = outcome
     if best is None:
@@ -311,6 +319,7 @@ def find_mode(
             seconds=time.perf_counter() - started,
             iterations=iterations,
             path=tuple(path),
+            local_optima=tuple(optima),
             target=target,
         )
     # Newton polish with backtracking on the rescaled problem.
@@ -377,6 +386,7 @@ def find_mode(
         iterations=iterations,
         decrement=decrement,
         path=tuple(path),
+        local_optima=tuple(optima),
         target=target,
     )
 
@@ -416,6 +426,8 @@ class InitialGaussian:
       num_gradient_evaluations: Spent by the search and the selection.
       seconds: Wall-clock seconds of the search and the selection.
       reason_mode_found: Whether the mode search itself found a mode.
+      local_optima: The mode search's :attr:`Mode.local_optima` (every start's end point and
+        ``f`` there), for families that place several components.
     """
 
     loc: np.ndarray
@@ -426,6 +438,7 @@ class InitialGaussian:
     num_gradient_evaluations: int
     seconds: float
     reason_mode_found: bool = False
+    local_optima: tuple = ()
 
 
 # Points of the L-BFGS path considered besides the mode, and draws per ELBO estimate: enough
@@ -469,6 +482,7 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
             num_gradient_evaluations=mode.num_gradient_evaluations,
             seconds=time.perf_counter() - started,
             reason_mode_found=mode.found,
+            local_optima=mode.local_optima,
         )
     rng = np.random.default_rng(0 if seed is None else [int(s) for s in np.ravel(seed)])
     noise = rng.standard_normal((_SELECTION_DRAWS, dim))
@@ -532,6 +546,7 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
         num_gradient_evaluations=target.evaluations,
         seconds=time.perf_counter() - started,
         reason_mode_found=mode.found,
+        local_optima=mode.local_optima,
     )
 
 

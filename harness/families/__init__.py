@@ -16,6 +16,7 @@ from harness.families.asvi import build_asvi, supports_asvi
 from harness.families.base import Family
 from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
 from harness.families.gaussian import build_full_rank, build_low_rank, build_mean_field
+from harness.families.mixture import COVARIANCES, build_gaussian_mixture
 from harness.limits import POSITIVE, PROBABILITY, Range, count
 from harness.vae import (
     build_encoder_diagonal,
@@ -103,6 +104,13 @@ FAMILIES: dict[str, Family] = {
         supports=_at_least_2d,
         requirement="dimension >= 2",
     ),
+    "gaussian_mixture": Family(
+        "gaussian_mixture",
+        "Gaussian mixture",
+        build_gaussian_mixture,
+        {"num_components": 4, "covariance": "full", "initial_scale": 0.1},
+        "mixture of K Gaussians, trainable weights, stratified ELBO (Morningstar et al. 2021)",
+    ),
     # Baselines on the same axes (kind != "svi": build runs the method; see harness.baselines).
     "laplace": Family(
         "laplace",
@@ -168,7 +176,7 @@ FAMILIES: dict[str, Family] = {
 # The allowed values of every numeric hyperparameter (one name means one thing in every family),
 # checked when a spec is loaded.  Widths and counts are bounded so that a typo (1e9 hidden
 # units) is refused up front instead of exhausting memory in a worker.
-HYPERPARAMETER_RANGES: dict[str, Range] = {
+HYPERPARAMETER_RANGES: dict[str, Range | tuple[str, ...]] = {
     "initial_scale": POSITIVE,
     "num_layers": count(1, 64),
     "hidden_units": count(1, 4096),
@@ -176,6 +184,10 @@ HYPERPARAMETER_RANGES: dict[str, Range] = {
     "flow_hidden_units": count(1, 4096),
     "context_size": count(1, 1024),
     "rank": count(1, 1000),
+    # A step draws sample_size particles from every component and log q sums K terms per
+    # draw (K² per particle set): 64 components are far past any multimodal zoo target.
+    "num_components": count(1, 64),
+    "covariance": COVARIANCES,
     "num_bins": count(1, 256),
     "spline_range": POSITIVE,
     "initial_prior_weight": PROBABILITY,
@@ -192,12 +204,14 @@ HYPERPARAMETER_RANGES: dict[str, Range] = {
 def particle_size(hyperparameters: Mapping[str, Any], dimension: int) -> int:
     """Elements one Monte Carlo particle costs in a fitting step of a family with these
     hyperparameters on a ``dimension``-d model: the draw and its log density (2d), and per
-    flow layer its hidden activations and spline bins (an upper bound, for the resource check
-    of a spec, :data:`harness.limits.MAX_STEP_ELEMENTS`)."""
+    flow layer its hidden activations and spline bins; a mixture draws a particle from each
+    of its K components and evaluates each against all K (an upper bound, for the resource
+    check of a spec, :data:`harness.limits.MAX_STEP_ELEMENTS`)."""
     h = hyperparameters
     width = max(h.get("hidden_units", 0), h.get("flow_hidden_units", 0))
     per_layer = h.get("num_hidden_layers", 1) * width + dimension * (2 + 3 * h.get("num_bins", 0))
-    return int(h.get("num_layers", 1) * per_layer + 2 * dimension)
+    components = h.get("num_components", 1)
+    return int(components**2 * (h.get("num_layers", 1) * per_layer + 2 * dimension))
 
 
 __all__ = ["FAMILIES", "HYPERPARAMETER_RANGES", "Family", "particle_size"]

@@ -172,6 +172,21 @@ CATALOG: tuple[MetricInfo, ...] = (
         target=0.5,
         quality=True,
     ),
+    # Mode coverage, on targets with known modes (harness.metrics.modes; Blessing et al. 2024).
+    MetricInfo(
+        "mode_fraction_recovered",
+        "modes recovered (fraction)",
+        "modes recovered",
+        "higher",
+        quality=True,
+    ),
+    MetricInfo(
+        "mode_weight_tv",
+        "TV distance of mode weights q vs target",
+        r"mode-weight TV",
+        "lower",
+        quality=True,
+    ),
     # VAE cells: test bounds per image, and what amortization costs.
     MetricInfo(
         "test_iw_elbo",

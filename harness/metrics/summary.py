@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.metrics import calibration, quality
+from harness.metrics import calibration, modes, quality
 
 # Central interval levels whose reference mass is logged as coverage_50 and coverage_90.
 COVERAGE_LEVELS = (0.5, 0.9)
@@ -83,6 +83,8 @@ def _reference_metrics(ref, draws, bounds, gaussian) -> dict[str, float]:
         out["wasserstein_1"] = calibration.wasserstein_1(
             draws, ref.sorted_draws, ref.standard_deviation
         )
+    if ref.modes is not None:
+        out.update(modes.mode_metrics(draws, ref.modes))
     if gaussian is not None and ref.covariance is not None:
         out["kl_divergence"] = quality.gaussian_kl(
             gaussian[0], gaussian[1], ref.mean, ref.covariance

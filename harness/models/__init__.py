@@ -33,6 +33,8 @@ from harness.models.hierarchical_regression import hierarchical_regression_wine
 from harness.models.linear_regression import linear_regression
 from harness.models.linear_regression_unknown_noise import linear_regression_unknown_noise
 from harness.models.logistic_regression import logistic_regression_breast_cancer
+from harness.models.multimodal_2d import multimodal_2d
+from harness.models.multimodal_nd import multimodal_nd
 from harness.models.shrinkage_regression import shrinkage_regression_breast_cancer
 from harness.models.unscaled_regression import unscaled_regression_wine
 from harness.models.vae_digits import vae_digits
@@ -58,6 +60,8 @@ MODELS: dict[str, Callable[..., Model]] = {
     "unscaled_regression_wine": unscaled_regression_wine,
     "correlated_regression_wine": correlated_regression_wine,
     "shrinkage_regression_breast_cancer": shrinkage_regression_breast_cancer,
+    "multimodal_2d": multimodal_2d,
+    "multimodal_nd": multimodal_nd,
     "vae_digits": vae_digits,  # amortized (Model.kind): fitted by encoder families
 }
 
@@ -99,6 +103,14 @@ ARGUMENT_RANGES: dict[str, Mapping[str, Range | tuple[str, ...]]] = {
     "unscaled_regression_wine": {"dtype": DTYPES},
     "correlated_regression_wine": {"dtype": DTYPES},
     "shrinkage_regression_breast_cancer": {"dtype": DTYPES},
+    "multimodal_2d": {"dtype": DTYPES},
+    "multimodal_nd": {
+        "dimension": count(10, 50),
+        # At most 8 (a handful of modes to count) and at most the dimension (orthonormal
+        # directions): the factory refuses num_modes > dimension.
+        "num_modes": count(2, 8),
+        "dtype": DTYPES,
+    },
     "vae_digits": {
         "latent_size": count(1, 256),
         "hidden_units": count(1, 4096),
@@ -131,6 +143,9 @@ _PARTICLE_SIZE: dict[str, Callable[[Mapping[str, Any]], int]] = {
     "unscaled_regression_wine": lambda a: 6 * 178,
     "correlated_regression_wine": lambda a: 6 * 178,
     "shrinkage_regression_breast_cancer": lambda a: 30 * 569,  # 569 patients
+    # The log density evaluates every mode's quadratic form: M × d² per particle.
+    "multimodal_2d": lambda a: 6 * 4,
+    "multimodal_nd": lambda a: a["num_modes"] * a["dimension"] ** 2,
     # Full batch: every training image's encoder and decoder pass for each particle.
     "vae_digits": lambda a: 1500 * (a["hidden_units"] + 64 + a["latent_size"]),
 }
