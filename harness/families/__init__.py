@@ -104,13 +104,6 @@ FAMILIES: dict[str, Family] = {
         supports=_at_least_2d,
         requirement="dimension >= 2",
     ),
-    "gaussian_mixture": Family(
-        "gaussian_mixture",
-        "Gaussian mixture",
-        build_gaussian_mixture,
-        {"num_components": 4, "covariance": "full", "initial_scale": 0.1},
-        "mixture of K Gaussians, trainable weights, stratified ELBO (Morningstar et al. 2021)",
-    ),
     # Baselines on the same axes (kind != "svi": build runs the method; see harness.baselines).
     "laplace": Family(
         "laplace",
@@ -169,6 +162,14 @@ FAMILIES: dict[str, Family] = {
         kind="amortized",
         supports=supports_amortized,
         requirement=_AMORTIZED,
+    ),
+    # Appended, not inserted: a family's colour and marker follow its registry position.
+    "gaussian_mixture": Family(
+        "gaussian_mixture",
+        "Gaussian mixture",
+        build_gaussian_mixture,
+        {"num_components": 4, "covariance": "full", "initial_scale": 0.1},
+        "mixture of K Gaussians, trainable weights, stratified ELBO (Morningstar et al. 2021)",
     ),
 }
 

@@ -179,6 +179,7 @@ CATALOG: tuple[MetricInfo, ...] = (
         "modes recovered",
         "higher",
         quality=True,
+        key=True,
     ),
     MetricInfo(
         "mode_weight_tv",

@@ -6,10 +6,10 @@ Target (no data)::
     Σ_m = R(θ_m) diag(0.35², t_m²) R(θ_m)ᵀ   (radial sd 0.35, tangential sd t_m),
     w = (0.30, 0.22, 0.16, 0.14, 0.10, 0.08),   t = (0.6, 0.4, 0.5, 0.3, 0.55, 0.45).
 
-Neighbouring modes are 3 apart, at least 5 of their largest sds, so the density between them
-is below e⁻¹² of the peaks and a point's mode (highest responsibility) is unambiguous except
-for ~10⁻³ of the mass; the ring's radius keeps every mode within reach of the mode search's
-uniform(−2, 2) starts.  A single Gaussian fitted by the reverse KL sits on one mode (mode
+Neighbouring modes are 3 apart, at least 5 of their largest sds, so a draw of one mode is
+assigned to another (by highest responsibility) with probability at most 0.25 % (mode 6's
+tails); the ring's radius keeps every mode within reach of the mode search's uniform(−2, 2)
+starts.  A single Gaussian fitted by the reverse KL sits on one mode (mode
 seeking; Bishop 2006, §10.1.2); the test case of the Gaussian-mixture family and the
 mode-coverage metrics (docs/multimodal.md).  Exact mean, sd, ``log Z = log 2π`` and draws
 (:mod:`harness.models.mixture`).
