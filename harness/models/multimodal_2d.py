@@ -48,7 +48,7 @@ def multimodal_2d(dtype: str = "float32") -> Model:
     covariances = np.einsum("mij,mj,mkj->mik", rotations, scales**2, rotations)
     return mixture_model(
         name="multimodal_2d",
-        pretty_name="Six modes (d=2)",
+        pretty_name="6 modes (d=2)",
         description="6 separated Gaussian modes on a ring, unequal weights; exact everything",
         weights=np.asarray(WEIGHTS),
         means=means,
