@@ -77,6 +77,10 @@ class Mode:
       seconds: Wall-clock seconds of the search, tracing included.
       iterations: L-BFGS iterations plus Newton steps.
       decrement: The final Newton decrement (nats); NaN without a Hessian.
+      path: The L-BFGS iterates from ``u = 0``.
+      local_optima: ``(end point [d], f there)`` of every start's L-BFGS run with a finite
+        value, in the order of the starts (``u = 0`` first): on a multimodal target, the
+        distinct local modes the search saw (used to spread a mixture's components).
     """
 
     position: np.ndarray
@@ -90,6 +94,7 @@ class Mode:
     iterations: int
     decrement: float = float("nan")
     path: tuple = ()
+    local_optima: tuple = ()
     target: object = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -369,6 +374,7 @@ def find_mode(
     ]
     iterations = 0
     best = None
+    optima = []
     for start in starts:
         outcome = lbfgs(
             target,
@@ -381,6 +387,8 @@ def find_mode(
         if start is starts[0]:
             first_iterations = outcome.iterations
             path = list(outcome.positions)
+        if np.isfinite(outcome.value):
+            optima.append((np.asarray(outcome.position, np.float64), float(outcome.value)))
         if np.isfinite(outcome.value) and (best is None or outcome.value < best.value):
             best = outcome
     if best is None:
@@ -414,6 +422,7 @@ def find_mode(
             seconds=time.perf_counter() - started,
             iterations=iterations,
             path=tuple(path),
+            local_optima=tuple(optima),
             target=target,
         )
     # Newton polish with backtracking on the rescaled problem.
@@ -480,6 +489,7 @@ def find_mode(
         iterations=iterations,
         decrement=decrement,
         path=tuple(path),
+        local_optima=tuple(optima),
         target=target,
     )
 
@@ -519,6 +529,8 @@ class InitialGaussian:
       num_gradient_evaluations: Spent by the search and the selection.
       seconds: Wall-clock seconds of the search and the selection.
       reason_mode_found: Whether the mode search itself found a mode.
+      local_optima: The mode search's :attr:`Mode.local_optima` (every start's end point and
+        ``f`` there), for families that place several components.
     """
 
     loc: np.ndarray
@@ -529,6 +541,7 @@ class InitialGaussian:
     num_gradient_evaluations: int
     seconds: float
     reason_mode_found: bool = False
+    local_optima: tuple = ()
 
 
 # Points of the L-BFGS path considered besides the mode, and draws per ELBO estimate: enough
@@ -572,6 +585,7 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
             num_gradient_evaluations=mode.num_gradient_evaluations,
             seconds=time.perf_counter() - started,
             reason_mode_found=mode.found,
+            local_optima=mode.local_optima,
         )
     rng = np.random.default_rng(0 if seed is None else [int(s) for s in np.ravel(seed)])
     noise = rng.standard_normal((_SELECTION_DRAWS, dim))
@@ -635,6 +649,7 @@ def initial_gaussian(model, seed=None) -> InitialGaussian | None:
         num_gradient_evaluations=target.evaluations,
         seconds=time.perf_counter() - started,
         reason_mode_found=mode.found,
+        local_optima=mode.local_optima,
     )
 
 

@@ -248,13 +248,16 @@ def status_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def table_metrics(table: pd.DataFrame, quality_metric: str) -> list[str]:
-    """Columns of the summary tables: elbo, the quality metric, std ratio, k̂, convergence,
-    fit time."""
+    """Columns of the summary tables: elbo, the quality metric, std ratio, k̂, mode
+    coverage (targets with known modes), convergence, fit time."""
     wanted = [
         "elbo",
         quality_metric,
         "std_ratio_geomean",
         "khat",
+        # Targets with known modes (harness.metrics.modes): how many modes q holds.
+        "mode_fraction_recovered",
+        "mode_weight_tv",
         # VAE cells (harness.engines.amortized): test bounds and the cost of amortization.
         "test_iw_elbo",
         "test_elbo",

@@ -555,6 +555,21 @@ CASES = {
         [],
         ["'fit.sample_size'", "a step of models[0] x iaf", "elements"],
     ),
+    "num_components_zero": (
+        'models = ["banana"]\nfamilies = [{ name = "gaussian_mixture", num_components = 0 }]\n',
+        [],
+        ["'families[0].num_components'", "in [1, 64]"],
+    ),
+    "mixture_covariance_unknown": (
+        'models = ["banana"]\nfamilies = [{ name = "gaussian_mixture", covariance = "diag" }]\n',
+        [],
+        ["'families[0].covariance'", "unknown value 'diag'", "diagonal"],
+    ),
+    "multimodal_dimension_small": (
+        'models = [{ name = "multimodal_nd", dimension = 5 }]\nfamilies = ["mean_field"]\n',
+        [],
+        ["'models[0].dimension'", "in [10, 50]"],
+    ),
     "hyperparameter_bool_for_number": (
         'models = ["banana"]\nfamilies = [{ name = "low_rank", rank = true }]\n',
         [],

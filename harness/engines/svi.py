@@ -440,8 +440,12 @@ def _result(
         "fit_seconds": fit_seconds,
         "steps_per_second": runtime.steps_per_second(total_steps, fit_seconds - initial_cost[0]),
         "num_steps_run": float(num_steps_run),
+        # A surrogate drawing several particles per estimate (a mixture: one per component)
+        # says so by ``draws_per_particle``.
         "num_gradient_evaluations": runtime.num_gradient_evaluations(
-            total_steps, cell.fit.sample_size, cell.fit.importance_sample_size
+            total_steps,
+            cell.fit.sample_size * getattr(loop.owner, "draws_per_particle", 1),
+            cell.fit.importance_sample_size,
         )
         + initial_cost[1],
         "initialization_seconds": initial_cost[0],
@@ -500,9 +504,26 @@ def variational_loss(model, surrogate_posterior, fit_settings):
     """``seed -> loss``: the Monte Carlo objective of one step, with the configured gradient.
 
     The value is −ELBO (``importance_sample_size`` = 1) or −IWAE bound (K > 1), averaged over
-    ``sample_size`` independent estimates; ``gradient_estimator`` picks its gradient.
+    ``sample_size`` independent estimates; ``gradient_estimator`` picks its gradient.  A
+    surrogate with its own ``variational_loss`` method (a mixture's stratified ELBO,
+    :class:`harness.families.mixture.MixtureSurrogate`) supplies the estimate instead, with
+    the same settings.
     """
     import tensorflow_probability as tfp
+
+    own = getattr(surrogate_posterior, "variational_loss", None)
+    if own is not None:
+
+        def own_loss_fn(seed=None):
+            return own(
+                model.unnormalized_log_prob,
+                sample_size=fit_settings.sample_size,
+                importance_sample_size=fit_settings.importance_sample_size,
+                gradient_estimator=fit_settings.gradient_estimator,
+                seed=seed,
+            )
+
+        return own_loss_fn
 
     estimator = tfp.vi.GradientEstimators.REPARAMETERIZATION
     stopped = None

@@ -23,6 +23,7 @@ from harness.families.encoders import (
 )
 from harness.families.flows import build_iaf, build_maf, build_neural_spline, build_real_nvp
 from harness.families.gaussian import build_full_rank, build_low_rank, build_mean_field
+from harness.families.mixture import COVARIANCES, build_gaussian_mixture
 from harness.limits import POSITIVE, PROBABILITY, Range, count
 
 _AMORTIZED = "an amortized model (Model.kind == 'amortized', e.g. vae_digits)"
@@ -177,13 +178,24 @@ FAMILIES: dict[str, Family] = {
         supports=supports_amortized,
         requirement=_AMORTIZED,
     ),
+    # Appended, not inserted: a family's colour and marker follow its registry position.
+    "gaussian_mixture": Family(
+        "gaussian_mixture",
+        "Gaussian mixture",
+        build_gaussian_mixture,
+        {"num_components": 4, "covariance": "full", "initial_scale": 0.1},
+        "mixture of K Gaussians, trainable weights, stratified ELBO (Morningstar et al. 2021)",
+        # A step draws sample_size particles from every component and log q sums K terms per
+        # draw (K² per particle set): 64 components are far past any multimodal zoo target.
+        ranges={"num_components": count(1, 64), "covariance": COVARIANCES},
+    ),
 }
 
 
 # The allowed values of every numeric hyperparameter (one name means one thing in every family),
 # checked when a spec is loaded.  Widths and counts are bounded so that a typo (1e9 hidden
 # units) is refused up front instead of exhausting memory in a worker.
-HYPERPARAMETER_RANGES: dict[str, Range] = {
+HYPERPARAMETER_RANGES: dict[str, Range | tuple[str, ...]] = {
     "initial_scale": POSITIVE,
     "num_layers": count(1, 64),
     "hidden_units": count(1, 4096),
@@ -217,12 +229,14 @@ def hyperparameter_ranges(name: str) -> Mapping[str, Range]:
 def particle_size(hyperparameters: Mapping[str, Any], dimension: int) -> int:
     """Elements one Monte Carlo particle costs in a fitting step of a family with these
     hyperparameters on a ``dimension``-d model: the draw and its log density (2d), and per
-    flow layer its hidden activations and spline bins (an upper bound, for the resource check
-    of a spec, :data:`harness.limits.MAX_STEP_ELEMENTS`)."""
+    flow layer its hidden activations and spline bins; a mixture draws a particle from each
+    of its K components and evaluates each against all K (an upper bound, for the resource
+    check of a spec, :data:`harness.limits.MAX_STEP_ELEMENTS`)."""
     h = hyperparameters
     width = max(h.get("hidden_units", 0), h.get("flow_hidden_units", 0))
     per_layer = h.get("num_hidden_layers", 1) * width + dimension * (2 + 3 * h.get("num_bins", 0))
-    return int(h.get("num_layers", 1) * per_layer + 2 * dimension)
+    components = h.get("num_components", 1)
+    return int(components**2 * (h.get("num_layers", 1) * per_layer + 2 * dimension))
 
 
 __all__ = [

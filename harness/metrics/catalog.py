@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.metrics import modes
+
 DIRECTIONS = ("higher", "lower", "target", "none")
 
 
@@ -195,6 +197,24 @@ CATALOG: tuple[MetricInfo, ...] = (
         "target",
         target=0.5,
         quality=True,
+    ),
+    # Mode coverage, on targets with known modes (harness.metrics.modes; Blessing et al. 2024).
+    MetricInfo(
+        "mode_fraction_recovered",
+        "modes recovered (fraction)",
+        "modes recovered",
+        "higher",
+        quality=True,
+        key=True,
+        compute=modes.fraction_recovered,
+    ),
+    MetricInfo(
+        "mode_weight_tv",
+        "TV distance of mode weights q vs target",
+        r"mode-weight TV",
+        "lower",
+        quality=True,
+        compute=modes.weight_tv,
     ),
     # VAE cells: test bounds per image, and what amortization costs.
     MetricInfo(

@@ -34,6 +34,8 @@ from harness.models.hierarchical_regression import hierarchical_regression_wine
 from harness.models.linear_regression import linear_regression
 from harness.models.linear_regression_unknown_noise import linear_regression_unknown_noise
 from harness.models.logistic_regression import logistic_regression_breast_cancer
+from harness.models.multimodal_2d import multimodal_2d
+from harness.models.multimodal_nd import multimodal_nd
 from harness.models.shrinkage_regression import shrinkage_regression_breast_cancer
 from harness.models.unscaled_regression import unscaled_regression_wine
 from harness.models.vae_digits import vae_digits
@@ -144,6 +146,21 @@ REGISTRY: dict[str, ModelEntry] = {
         shrinkage_regression_breast_cancer,
         ranges={"dtype": DTYPES},
         particle_size=lambda a: 30 * 569,
+    ),
+    # The log density evaluates every mode's quadratic form: M × d² per particle.
+    "multimodal_2d": ModelEntry(
+        multimodal_2d, ranges={"dtype": DTYPES}, particle_size=lambda a: 6 * 4
+    ),
+    "multimodal_nd": ModelEntry(
+        multimodal_nd,
+        ranges={
+            "dimension": count(10, 50),
+            # At most 8 (a handful of modes to count) and at most the dimension (orthonormal
+            # directions): the factory refuses num_modes > dimension.
+            "num_modes": count(2, 8),
+            "dtype": DTYPES,
+        },
+        particle_size=lambda a: a["num_modes"] * a["dimension"] ** 2,
     ),
     # Full batch: every training image's encoder and decoder pass for each particle.
     "vae_digits": ModelEntry(

@@ -27,6 +27,40 @@ REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "references"
 
 
 @dataclasses.dataclass(frozen=True)
+class Modes:
+    """The separated modes of a posterior that is a mixture of Gaussians, for mode-coverage
+    metrics (:mod:`harness.metrics.modes`).
+
+    The posterior is ``Σ_m weights[m] · N(means[m], covariances[m])`` on the model's
+    (constrained) scale; a point belongs to the mode of highest responsibility
+    ``weights[m] N(z; means[m], covariances[m])``.
+
+    Attributes:
+      weights: Mixture weights ``[M]``, positive, summing to 1.
+      means: Component means ``[M, d]``.
+      covariances: Component covariances ``[M, d, d]``.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+    def __post_init__(self):
+        m, d = np.shape(self.means)
+        if np.shape(self.weights) != (m,) or np.shape(self.covariances) != (m, d, d):
+            raise ValueError(
+                f"modes: weights {np.shape(self.weights)} and covariances "
+                f"{np.shape(self.covariances)} do not match means {np.shape(self.means)}"
+            )
+        if not np.all(self.weights > 0) or not np.isclose(np.sum(self.weights), 1.0):
+            raise ValueError("modes: weights must be positive and sum to 1")
+
+    @property
+    def num_modes(self) -> int:
+        return int(np.shape(self.weights)[0])
+
+
+@dataclasses.dataclass(frozen=True)
 class Reference:
     """What is known about the true posterior of a model, with provenance.
 
@@ -41,6 +75,8 @@ class Reference:
       covariance: Full posterior covariance ``[d, d]`` when known exactly (enables exact KL).
       draws: Posterior draws ``[n, d]`` when available (enables coverage from draws and W1).
       log_normalizer: log Z = log ∫ p(x, z) dz when known exactly.
+      modes: The posterior's separated modes (:class:`Modes`) when it is a known mixture of
+        Gaussians; enables the mode-coverage metrics.
     """
 
     mean: np.ndarray
@@ -52,6 +88,7 @@ class Reference:
     covariance: np.ndarray | None = None
     draws: np.ndarray | None = None
     log_normalizer: float | None = None
+    modes: Modes | None = None
 
     def __post_init__(self):
         if self.kind not in REFERENCE_KINDS:
@@ -73,6 +110,10 @@ class Reference:
         if self.draws is not None and (np.ndim(self.draws) != 2 or np.shape(self.draws)[1:] != d):
             raise ValueError(
                 f"reference draws have shape {np.shape(self.draws)}, expected [n, {d[0]}]"
+            )
+        if self.modes is not None and np.shape(self.modes.means)[1:] != d:
+            raise ValueError(
+                f"reference modes have means {np.shape(self.modes.means)}, expected [M, {d[0]}]"
             )
 
     @property
