@@ -140,9 +140,7 @@ def main(argv=None) -> None:
             num_steps=int(10 * row.num_steps_total),
             stopping="budget",
         )
-        longer = fit(
-            Cell("benchmark_convergence", row.model, (), row.family, (), settings, row.seed)
-        )
+        longer = fit(Cell("benchmark_convergence", row.model, (), row.family, (), settings, row.seed))
         gain = longer.metrics.get("elbo", np.nan) - row.elbo
         continued.append((row.model, row.family, row.seed, row.elbo, best[row.name], gain))
 
