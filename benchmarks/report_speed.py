@@ -89,7 +89,8 @@ def synthetic_result(cell, model, rng: np.random.Generator):
 
 def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
     """Log ``runs`` synthetic cells; returns (tracking URI, experiment, per-cell figure s)."""
-    from harness import plots, run_content, tracking
+    from harness import run_content, tracking
+    from harness.figures import cell as cell_figures
     from harness.models import build_model
     from harness.spec import load
 
@@ -117,7 +118,7 @@ def populate(store: Path, runs: int) -> tuple[str, str, list[float]]:
             tracking.log_cell(sweep, run_content.prepare(result))
             continue
         t0 = time.perf_counter()
-        plots.cell_figure(
+        cell_figures.cell_figure(
             store / "figure_probe.png",
             draws=result.draws,
             losses=result.losses,

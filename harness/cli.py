@@ -618,7 +618,8 @@ def _vsbc(args) -> int:
             f"note: the spec has {len(spec.fit_grid)} fit settings; VSBC uses the first",
             file=sys.stderr,
         )
-    from harness import plots, tracking, vsbc
+    from harness import tracking, vsbc
+    from harness.figures import vsbc as vsbc_figure
     from harness.spec import Cell
 
     cell = Cell(
@@ -648,7 +649,7 @@ def _vsbc(args) -> int:
         print(f"harness: vsbc failed: {e}", file=sys.stderr)
         return EXIT_FAILED_CELLS
     stem = args.results_dir / spec.name / "figures" / f"vsbc_{args.model}_{args.family}"
-    figures = plots.vsbc_histogram(
+    figures = vsbc_figure.vsbc_histogram(
         result.probabilities, result.pvalues, stem, title=f"VSBC: {args.model} / {args.family}"
     )
     run_id = tracking.log_vsbc(result, args.tracking_uri, figures=figures)

@@ -1,5 +1,5 @@
 """Runs → one tidy pandas table → CSV, Markdown and LaTeX tables and (through
-:mod:`harness.plots`) figures.
+:mod:`harness.figures`) figures.
 
 Reads runs back from MLflow (``mlflow.search_runs``, loss histories and per-cell draws via
 :mod:`harness.tracking`), never from local files, so the report of a sweep is the same wherever
@@ -13,12 +13,11 @@ Output of :func:`write_report` in ``out_dir`` (``results/<experiment>/`` by defa
                                    model × family × configuration
     tables/summary.md, .tex        mean ± standard error over seeds, seed counts and the
                                    cells left out, best per model in bold (within 2 s.e.)
-    figures/quality_vs_speed       quality against fit time, Pareto front of the means
-    figures/quality_vs_gradients   the same against gradient evaluations (machine-independent)
-    figures/elbo_vs_time           ELBO against fit time, seeds as bands
-    figures/khat                   PSIS k̂ heatmap with the 0.5 / 0.7 bands
-    figures/std_ratio              q std ÷ reference std, reference line at 1
-    figures/marginals_<model>      q's marginals over the reference draws
+    figures/                       one file per figure of harness.figures.FIGURES that
+                                   applies: quality_vs_speed, quality_vs_gradients,
+                                   elbo_vs_time, khat, std_ratio, marginals_<model>; for VAE
+                                   cells vae_likelihood_vs_time, vae_amortization_gap,
+                                   vae_images_<model>
     (each figure as .pdf and .png)
 """
 
@@ -34,6 +33,7 @@ import re
 import sys
 import tomllib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -551,25 +551,11 @@ def log_to_run(table: pd.DataFrame, files: ReportFiles, run_id: str, uri: str | 
 def overlay_draws(
     table: pd.DataFrame, model: str, uri: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict | None]:
-    """q draws of ``model``'s lowest-seed ok run per series (a family, or each configuration
-    of a family run with several: :func:`harness.plots.series_key`), and the reference logged
-    with them (``draws`` when present, else ``mean`` and ``standard_deviation``)."""
-    from harness import plots, tracking
+    """q draws of ``model``'s lowest-seed ok run per series and the reference logged with
+    them, read from the tracking store (:func:`harness.figures.marginals.overlay`)."""
+    from harness.figures import marginals
 
-    rows = plots.with_series(table[(table["model"] == model) & (table["status"] == "ok")])
-    draws, reference = {}, None
-    for key, sub in rows.groupby("series", sort=False):
-        logged = tracking.load_draws(sub.sort_values("seed")["run_id"].iloc[0], uri)
-        if logged is None or "draws" not in logged:
-            continue
-        draws[key] = logged["draws"]
-        if reference is None and "reference_mean" in logged:
-            reference = {
-                "mean": logged["reference_mean"],
-                "standard_deviation": logged["reference_standard_deviation"],
-                "draws": logged.get("reference_draws"),
-            }
-    return draws, reference
+    return marginals.overlay(table, model, _LoggedDraws(uri))
 
 
 def write_report(
@@ -596,8 +582,6 @@ def write_report(
     Raises:
       ReportError: unknown style, model or metric.
     """
-    from harness import plots, tracking
-
     if style not in STYLES:
         raise ReportError(f"unknown style '{style}' (allowed: {', '.join(STYLES)})")
     models = list(dict.fromkeys(table["model"]))
@@ -632,85 +616,73 @@ def write_report(
     _atomic_write(tables[0], markdown)
     _atomic_write(tables[1], latex)
 
-    figures_dir = out_dir / "figures"
-    # The figure is per model: each model gets the first quality metric it has.
-    preferred = quality_metric or QUALITY_METRICS[0]
-    fallbacks = tuple(m for m in QUALITY_METRICS if m != preferred)
-    # VAE cells (encoder families, kind "amortized") have no reference posterior: they get
-    # their own figures (vae_figures) instead of the posterior-quality ones.
-    amortized = table["family_kind"] == "amortized"
-    posterior = table[~amortized]
-    # Figures are drawn by _draw: in parallel processes where that is safe.
-    jobs = []
-    if len(posterior):
-        jobs.append(
-            (
-                plots.quality_vs_speed,
-                (posterior, figures_dir / "quality_vs_speed", preferred),
-                {"fallbacks": fallbacks},
-            )
-        )
-        if "num_gradient_evaluations" in posterior:
-            jobs.append(
-                (
-                    plots.quality_vs_speed,
-                    (posterior, figures_dir / "quality_vs_gradients", preferred),
-                    {"fallbacks": fallbacks, "cost": "num_gradient_evaluations"},
-                )
-            )
-    runs = table[table["status"] != "error"][["run_id", "start_time", "parent_run_id"]]
-    histories = tracking.loss_histories(runs, tracking_uri)
-    jobs.append((plots.elbo_vs_time, (histories, table, figures_dir / "elbo_vs_time"), {}))
-    if len(posterior):
-        jobs.append((plots.khat_heatmap, (posterior, figures_dir / "khat"), {}))
-        jobs.append((plots.std_ratio, (posterior, figures_dir / "std_ratio"), {}))
-        posterior_models = list(dict.fromkeys(posterior["model"]))
-        overlay_model = model if model in posterior_models else posterior_models[0]
-        draws, reference = overlay_draws(posterior, overlay_model, tracking_uri)
-        title = table.loc[table["model"] == overlay_model, "model_pretty_name"].iloc[0]
-        jobs.append(
-            (
-                plots.marginals,
-                (draws, reference, figures_dir / f"marginals_{file_stem(overlay_model)}"),
-                {"table": posterior, "title": title},
-            )
-        )
-    figures = _draw(jobs, style)
-    if amortized.any():
-        figures += vae_figures(
-            table[amortized], figures_dir, style=style, tracking_uri=tracking_uri
-        )
+    figures = _draw(
+        _figure_jobs(table, out_dir / "figures", quality_metric, model, tracking_uri), style
+    )
     return ReportFiles(cells_csv, figures, [summary_csv, *tables], metric)
 
 
-def vae_figures(
-    table: pd.DataFrame, figures_dir: Path, *, style: str = "paper", tracking_uri: str | None = None
-) -> list[Path]:
-    """Figures of VAE cells (encoder families of amortized models, see :mod:`harness.engines.amortized`).
+class _LoggedDraws(Mapping):
+    """Run id → its logged arrays (:func:`harness.tracking.load_draws`, None when it logged
+    none), each read from the tracking store on first use."""
 
-    ``vae_likelihood_vs_time``: test log-likelihood (``test_iw_elbo``) and test ELBO against fit
-    time; ``vae_amortization_gap``: the gap per encoder family; ``vae_images_<model>``: test
-    images, reconstructions and prior samples of each family's lowest-seed ok cell (its logged
-    ``draws``).
-    """
-    from harness import plots, tracking
+    def __init__(self, uri: str | None):
+        self._uri, self._cache = uri, {}
 
-    figures = plots.vae_likelihood_vs_time(
-        table, figures_dir / "vae_likelihood_vs_time", style=style
-    )
-    figures += plots.vae_amortization_gap(table, figures_dir / "vae_amortization_gap", style=style)
-    ok = table[table["status"] == "ok"]
-    for model_name, rows in ok.groupby("model", sort=False):
-        images, labels = {}, {}
-        for family, sub in rows.groupby("family", sort=False):
-            logged = tracking.load_draws(sub.sort_values("seed")["run_id"].iloc[0], tracking_uri)
-            if logged is not None and "draws" in logged:
-                images[family] = logged["draws"]
-                labels[family] = sub["family_pretty_name"].iloc[0]
-        figures += plots.vae_images(
-            images, labels, figures_dir / f"vae_images_{file_stem(model_name)}", style=style
-        )
-    return figures
+    def __getitem__(self, run_id: str):
+        from harness import tracking
+
+        if run_id not in self._cache:
+            self._cache[run_id] = tracking.load_draws(run_id, self._uri)
+        return self._cache[run_id]
+
+    def __iter__(self):
+        return iter(self._cache)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+def _figure_jobs(
+    table: pd.DataFrame,
+    figures_dir: Path,
+    quality_metric: str | None,
+    model: str | None,
+    tracking_uri: str | None,
+) -> list[tuple]:
+    """``(draw, data, stem)`` of every figure of :data:`harness.figures.FIGURES` that applies
+    to ``table``, prepared here (reading histories and draws from the tracking store), drawn
+    by :func:`_draw`."""
+    from harness import figures, tracking
+
+    # Each model gets the first quality metric it has.
+    preferred = quality_metric or QUALITY_METRICS[0]
+    inputs = {
+        "quality_metric": preferred,
+        "fallbacks": tuple(m for m in QUALITY_METRICS if m != preferred),
+        "draws": _LoggedDraws(tracking_uri),
+    }
+    jobs = []
+    for figure in figures.FIGURES:
+        rows = figure.applies_to(table)
+        if not len(rows):
+            continue
+        if "histories" in figure.needs and "histories" not in inputs:
+            runs = table[table["status"] != "error"][["run_id", "start_time", "parent_run_id"]]
+            inputs["histories"] = tracking.loss_histories(runs, tracking_uri)
+        kwargs = {**{name: inputs[name] for name in figure.needs}, **figure.options}
+        models = list(dict.fromkeys(rows["model"]))
+        if figure.per_model == "chosen":
+            models = [model if model in models else models[0]]
+        elif figure.per_model == "each":
+            models = list(dict.fromkeys(rows.loc[rows["status"] == "ok", "model"]))
+        else:
+            jobs.append((figure.draw, figure.prepare(rows, **kwargs), figures_dir / figure.name))
+            continue
+        for name in models:
+            data = figure.prepare(rows, model=name, **kwargs)
+            jobs.append((figure.draw, data, figures_dir / f"{figure.name}_{file_stem(name)}"))
+    return jobs
 
 
 def file_stem(name: str) -> str:
@@ -729,7 +701,7 @@ def file_stem(name: str) -> str:
 
 
 def _draw(jobs: list, style: str) -> list[Path]:
-    """Run ``(plots function, args, kwargs)`` jobs; returns the written paths in job order.
+    """Run ``(draw, data, stem)`` jobs; returns the written paths in job order.
 
     Drawing is most of a report's time and each figure is independent, so the jobs run in
     forked worker processes (one per core, at most one per job) when that is safe: on Linux,
@@ -739,14 +711,10 @@ def _draw(jobs: list, style: str) -> list[Path]:
     workers = min(len(jobs), os.cpu_count() or 1)
     parallel = workers > 1 and sys.platform == "linux" and "tensorflow" not in sys.modules
     if not parallel:
-        return [
-            p for function, args, kwargs in jobs for p in function(*args, style=style, **kwargs)
-        ]
+        return [p for draw, data, stem in jobs for p in draw(data, stem, style=style)]
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [
-            pool.submit(function, *args, style=style, **kwargs) for function, args, kwargs in jobs
-        ]
+        futures = [pool.submit(draw, data, stem, style=style) for draw, data, stem in jobs]
         return [p for future in futures for p in future.result()]
 
 

@@ -212,7 +212,7 @@ def display_tags(cell: Cell) -> dict[str, str]:
 def cell_files(result: FitResult) -> dict[str, bytes]:
     """``draws.npz`` (≤ 1,000 q draws and the reference's mean, std and ≤ 1,000 draws, all
     float32) and ``cell.png`` (q's marginals over the reference and the loss curve)."""
-    from harness import plots
+    from harness.figures import cell as cell_figures
 
     cell = result.cell
     model = _model(cell.model, tuple(cell.model_args))
@@ -244,7 +244,7 @@ def cell_files(result: FitResult) -> dict[str, bytes]:
             f"seed {cell.seed}"
         )
         if getattr(model, "kind", "posterior") == "amortized":  # a VAE: draws are images
-            plots.vae_cell_figure(
+            cell_figures.vae_cell_figure(
                 Path(tmp) / CELL_FIGURE_ARTIFACT,
                 draws=draws,
                 losses=result.losses,
@@ -252,7 +252,7 @@ def cell_files(result: FitResult) -> dict[str, bytes]:
                 title=title,
             )
         else:
-            plots.cell_figure(
+            cell_figures.cell_figure(
                 Path(tmp) / CELL_FIGURE_ARTIFACT,
                 draws=draws,
                 losses=result.losses,
@@ -270,7 +270,7 @@ def loss_curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(seconds, smoothed loss) at ≤ ``points`` steps log-spaced in fit time (first and last
     kept); non-finite losses and steps at time 0 are dropped."""
-    from harness.plots import smooth
+    from harness.figures.style import smooth
 
     losses, seconds = np.asarray(losses, float), np.asarray(seconds, float)
     keep = np.isfinite(losses) & (seconds > 0)

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("executors", ("harness.executors", "harness.journal")),
     (
         "tracking and artifacts",
-        ("harness.tracking", "harness.run_content", "harness.plots", "harness.figures"),
+        ("harness.tracking", "harness.run_content", "harness.figures"),
     ),
     ("sweep and report", ("harness.sweep", "harness.report", "harness.vsbc")),
     ("CLI", ("harness.cli", "harness.__main__")),

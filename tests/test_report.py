@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness import cli, plots, report
+from harness import cli, report
+from harness.figures import elbo_vs_time, khat_heatmap, marginals, quality_vs_speed, std_ratio
+from harness.figures import style as look
 from harness.metrics import catalog
 from tests.conftest import REPO
 
@@ -369,9 +371,64 @@ def test_report_in_a_fresh_process_draws_the_same_figures_in_parallel(sweep, tmp
         assert (tmp_path / png).read_bytes() == (sweep["out"] / png).read_bytes(), name
 
 
+def _first_model_only(table):
+    return table[table["model"] == "correlated_gaussian"]
+
+
+def _count_draws(table, *, model, draws):
+    """Pure: the rows and the logged draws' shapes of ``model`` (no drawing)."""
+    rows = table[table["model"] == model]
+    return model, len(rows), [draws[r]["draws"].shape for r in rows["run_id"]]
+
+
+def _draw_counts(data, stem, *, style="paper"):
+    import matplotlib.pyplot as plt
+
+    model, num_rows, shapes = data
+    fig, ax = plt.subplots()
+    ax.set_title(f"{model}: {num_rows} cells, draws {shapes[0]}")
+    return look.save(fig, stem)
+
+
+def test_a_figure_registered_is_written_by_the_report(sweep, tmp_path, monkeypatch):
+    """Adding a figure is one module and one registry line: a Figure appended to FIGURES is
+    prepared with what it declares (its rows, per model, the logged draws) and written by
+    write_report next to the others; its applicability predicate decides its models."""
+    from harness import figures
+
+    example = figures.Figure(
+        "example",
+        applies_to=_first_model_only,
+        prepare=_count_draws,
+        draw=_draw_counts,
+        needs=("draws",),
+        per_model="each",
+    )
+    monkeypatch.setattr(figures, "FIGURES", [*figures.FIGURES, example])
+    table = report.tidy(_search(sweep))
+    files = report.write_report(table, tmp_path, tracking_uri=sweep["uri"])
+    names = [p.name for p in files.figures]
+    assert names[-2:] == ["example_correlated_gaussian.pdf", "example_correlated_gaussian.png"]
+    assert not (tmp_path / "figures" / "example_eight_schools.png").exists()
+    assert {f"{n}.png" for n in FIGURES} <= set(names)
+    assert (tmp_path / "figures" / "example_correlated_gaussian.png").stat().st_size > 1000
+    # The data it drew: the model's four cells and their 300 logged draws of 5 coordinates.
+    data = _count_draws(table, model="correlated_gaussian", draws=report._LoggedDraws(sweep["uri"]))
+    assert data == ("correlated_gaussian", 4, [(300, 5)] * 4)
+
+
+def test_a_figure_declares_known_inputs_only():
+    from harness import figures
+
+    with pytest.raises(ValueError, match="unknown inputs"):
+        figures.Figure("x", figures.every, _count_draws, _draw_counts, needs=("cells",))
+    with pytest.raises(ValueError, match="file stem"):
+        figures.Figure("a/b", figures.every, _count_draws, _draw_counts)
+
+
 def test_report_path_never_imports_tensorflow():
     code = (
-        "import sys, harness.cli, harness.report, harness.plots, harness.tracking; "
+        "import sys, harness.cli, harness.report, harness.figures, harness.tracking; "
         "print('tensorflow' in sys.modules)"
     )
     out = subprocess.run(
@@ -409,8 +466,8 @@ def test_best_mask_uses_each_metrics_direction():
 
 def test_smooth_is_a_trailing_moving_average():
     values = np.array([1.0, 3.0, 5.0, 7.0])
-    assert np.allclose(plots.smooth(values, 2), [1.0, 2.0, 4.0, 6.0])
-    assert np.allclose(plots.smooth(values, 1), values)
+    assert np.allclose(look.smooth(values, 2), [1.0, 2.0, 4.0, 6.0])
+    assert np.allclose(look.smooth(values, 1), values)
 
 
 def test_tidy_keeps_the_latest_finished_run_per_cell():
@@ -463,10 +520,10 @@ def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path)
         for seed in (0, 1)
     ]
     table = pd.DataFrame(rows)
-    styles = plots.family_styles(table)
+    styles = look.family_styles(table)
     assert list(styles) == ["mean_field", "nuts", "mystery"]
     assert styles["nuts"]["baseline"] and styles["nuts"]["facecolor"] == "white"
-    assert styles["mystery"]["color"] == plots.UNKNOWN_COLOR
+    assert styles["mystery"]["color"] == look.UNKNOWN_COLOR
     t = np.linspace(0.01, 5, 50)
     histories = pd.DataFrame(
         [
@@ -477,11 +534,11 @@ def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path)
         ]
     )
     paths = [
-        *plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1"),
-        *plots.elbo_vs_time(histories, table, tmp_path / "e"),
-        *plots.khat_heatmap(table, tmp_path / "k"),
-        *plots.std_ratio(table, tmp_path / "s"),
-        *plots.marginals(
+        *quality_vs_speed.plot(table, tmp_path / "q", "wasserstein_1"),
+        *elbo_vs_time.plot(histories, table, tmp_path / "e"),
+        *khat_heatmap.plot(table, tmp_path / "k"),
+        *std_ratio.plot(table, tmp_path / "s"),
+        *marginals.plot(
             {"mean_field": rng.normal(size=(200, 3))},
             None,
             tmp_path / "m",

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import plots, report
+from harness import report
+from harness.figures import quality_vs_speed
+from harness.figures import style as look
 from harness.metrics import catalog
 
 
@@ -165,27 +167,18 @@ def test_grid_variants_stay_apart_with_distinct_labels(tmp_path):
         ],
         ignore_index=True,
     )
-    styles = plots.series_styles(table)
+    styles = look.series_styles(table)
     labels = [s["label"] for s in styles.values()]
     assert labels == ["Mean_Field (learning_rate=0.1)", "Mean_Field (learning_rate=0.01)"]
     assert len({s["color"] for s in styles.values()}) == 2
     # The figure's family means are the two configurations', not their average.
-    import matplotlib.pyplot as plt
-
-    captured = []
-    original = plt.Axes.scatter
-
-    def spy(self, x, y, *args, **kwargs):
-        if kwargs.get("s") == 45:
-            captured.append((float(np.asarray(x)), float(np.asarray(y))))
-        return original(self, x, y, *args, **kwargs)
-
-    plt.Axes.scatter = spy
-    try:
-        plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1")
-    finally:
-        plt.Axes.scatter = original
-    assert sorted(captured) == [(1.0, 0.5), (5.0, 0.2)]
+    (panel,) = quality_vs_speed.prepare(table, "wasserstein_1").panels
+    means = panel.means
+    assert sorted(zip(means["fit_seconds"], means["wasserstein_1"], strict=True)) == [
+        (1.0, 0.5),
+        (5.0, 0.2),
+    ]
+    assert list(means.index) == list(styles)
 
 
 def test_latex_table_compiles_with_pdflatex(tmp_path):
@@ -294,26 +287,25 @@ def test_best_marks_consider_converged_results_only():
     assert report.NO_CONVERGED_NOTE in latex
 
 
-def test_unconverged_fits_are_crossed_and_left_off_the_front(tmp_path):
+def test_unconverged_fits_are_crossed_and_left_off_the_front(tmp_path, monkeypatch):
     table = _table(
         {
             "a": {"wasserstein_1": [0.3, 0.31], "fit_seconds": [1.0, 1.1], "converged": [1, 1]},
             "b": {"wasserstein_1": [0.1, 0.11], "fit_seconds": [0.5, 0.6], "converged": [0, 0]},
         }
     )
-    assert plots._unconverged(table).tolist() == [False, False, True, True]
+    assert quality_vs_speed.unconverged(table).tolist() == [False, False, True, True]
+    data = quality_vs_speed.prepare(table, "wasserstein_1")
+    assert data.any_unconverged and data.panels[0].front[0].size == 0
     drawn = []
-    original = plots._save
+    original = look.save
 
     def keep(fig, stem):
         drawn.append(fig)
         return original(fig, stem)
 
-    plots._save = keep
-    try:
-        paths = plots.quality_vs_speed(table, tmp_path / "q", "wasserstein_1")
-    finally:
-        plots._save = original
+    monkeypatch.setattr(look, "save", keep)
+    paths = quality_vs_speed.draw(data, tmp_path / "q")
     assert any(p.suffix == ".png" and p.stat().st_size > 0 for p in paths)
     ax = drawn[0].axes[0]
     # b's two seeds and its mean are crossed; no front line: only a converged (one series).

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from harness import cli, plots, tracking
+from harness import cli, tracking
 from harness.engines import amortized as vae
 from harness.families import FAMILIES
+from harness.figures import vae_images
 from harness.models import MODELS
 from harness.models.vae_digits import NUM_TEST, binarized_digits
 from harness.spec import Cell, FitSettings, MetricSettings
@@ -91,7 +92,7 @@ def test_amortized_models_are_listed_for_the_contract_tests():
 
 
 def test_draw_layout_matches_the_figures():
-    assert list(vae.DRAW_ROWS.values()) == list(plots.VAE_IMAGE_ROWS.values())
+    assert list(vae.DRAW_ROWS.values()) == list(vae_images.VAE_IMAGE_ROWS.values())
 
 
 @pytest.mark.parametrize("family", ENCODERS)

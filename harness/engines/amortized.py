@@ -67,7 +67,7 @@ AUTO_LEARNING_RATE = 0.01
 # Layout of FitResult.draws for a VAE cell ([sum, 64] pixel probabilities, float32): the first
 # test images, their reconstructions (Bernoulli means at one z ~ q(z | x)), and decoded prior
 # draws (Bernoulli means at z ~ p(z)).  16 of each fill a 2 × 8 grid per figure panel
-# (harness.plots.VAE_IMAGE_ROWS splits them again).
+# (harness.figures.vae_images.VAE_IMAGE_ROWS splits them again).
 DRAW_ROWS = {"test_images": 16, "reconstructions": 16, "prior_samples": 16}
 # Test images per evaluation batch: K × batch × 64 pixel logits stay around 16 MB at K = 1000.
 _EVAL_BATCH = 64
