@@ -294,6 +294,11 @@ def _fit(cell: Cell, started: float, model=None) -> FitResult:
     def build():
         return family.build(model, seed=init_seed, **dict(cell.hyperparameters), **extra)
 
+    if cell.fit.optimizer == "saa":  # L-BFGS on fixed draws: no Adam loop (harness.saa)
+        from harness.saa import fit_saa
+
+        args = (key, fit_seed, eval_seed, started, initial_reason, initial_cost)
+        return fit_saa(cell, model, build, *args)
     if cached is not None:
         # Same model, family, hyperparameters and fit settings as the previous cell in this
         # process (typically another seed): reuse its compiled loop.  Re-initialising the

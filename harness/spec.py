@@ -85,6 +85,15 @@ class FitSettings:
         batch comes from one seed derived from the whole group, so results equal separate
         fits in distribution, not bit for bit, and depend on which seeds share the batch.
         The batch shares one learning rate, lowered on the summed loss.
+      optimizer: ``adam`` (default: stochastic gradients, the settings above) or ``saa``
+        (sample average approximation, Burroni, Domke and Sheldon, 2024: L-BFGS on the ELBO of
+        fixed draws, their number doubled until the solution is stable; no learning rate;
+        :mod:`harness.saa`).  The step budget of an ``saa`` fit is ``num_steps ×
+        sample_size`` gradient evaluations, an Adam fit's at the same settings.
+      saa_initial_sample_size: ``saa``: draws of the first stage (at least the dimension + 1).
+      saa_max_sample_size: ``saa``: the most draws of a stage; the schedule doubles up to it.
+      saa_tolerance: ``saa``: L-BFGS stops a stage when the largest gradient entry (nats per
+        unit of a whitened parameter) is below it.
     """
 
     num_steps: int = 20000
@@ -100,6 +109,10 @@ class FitSettings:
     importance_sample_size: int = 1
     gradient_estimator: str = "reparameterization"
     vectorize_seeds: bool = False
+    optimizer: str = "adam"
+    saa_initial_sample_size: int = 16
+    saa_max_sample_size: int = 4096
+    saa_tolerance: float = 1e-3
 
 
 _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
@@ -117,6 +130,10 @@ _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
     "gradient_estimator": (str, None),
     "initialization": (str, None),
     "vectorize_seeds": (bool, None),
+    "optimizer": (str, None),
+    "saa_initial_sample_size": (int, 0),
+    "saa_max_sample_size": (int, 0),
+    "saa_tolerance": (float, 0.0),
 }
 # Upper bounds (inclusive) of fit settings, besides INT32_MAX for every integer; the resource
 # limits of a whole step (harness.limits) are checked once the models are known.
@@ -127,6 +144,7 @@ _FIT_CHOICES: dict[str, tuple[str, ...]] = {
     "initialization": ("mode", "uniform"),
     "learning_rate_schedule": ("adaptive", "constant", "cosine", "exponential"),
     "gradient_estimator": ("reparameterization", "sticking_the_landing"),
+    "optimizer": ("adam", "saa"),
 }
 # Numeric fit settings that also take a word.
 _FIT_WORDS: dict[str, tuple[str, ...]] = {"learning_rate": ("auto",)}
@@ -465,6 +483,7 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     fit_grid = tuple(_fit_grid(raw.get("fit", {}), where))
     resources = _resources(raw, where)
     metrics = _metric_settings(raw.get("metrics", {}), where)
+    _check_optimizer(families, fit_grid, where)
     _check_resources(models, families, fit_grid, metrics, dimensions, where)
     return Spec(
         path=path,
@@ -653,11 +672,15 @@ def _check_resources(models, families, fit_grid, metrics, dimensions, where) -> 
             per_particle = max(size, family_particle_size(dict(hps), dimension))
             for fit in fit_grid:
                 particles = fit.sample_size * fit.importance_sample_size
+                key = "sample_size"
+                if fit.optimizer == "saa":  # an L-BFGS evaluation of the largest stage
+                    particles, key = fit.saa_max_sample_size, "saa_max_sample_size"
                 if particles * per_particle > limits.MAX_STEP_ELEMENTS:
                     raise SpecError(
-                        f"{where}: key 'fit.sample_size': a step of models[{i}] x {family} "
+                        f"{where}: key 'fit.{key}': a step of models[{i}] x {family} "
                         f"needs {particles * per_particle:.2g} > {limits.MAX_STEP_ELEMENTS:.2g} "
-                        "elements: lower sample_size or importance_sample_size"
+                        "elements: lower sample_size, importance_sample_size or "
+                        "saa_max_sample_size"
                     )
 
 
@@ -749,4 +772,51 @@ def _fit_grid(fit, where):
                 f"'adaptive' or 'constant' (a {settings.learning_rate_schedule} schedule is "
                 "fixed at its initial rate): give a number"
             )
+        _check_saa(settings, where)
         yield settings
+
+
+# Adam-only settings that an ``saa`` fit cannot honour: (key, its default, why).
+_NOT_SAA = (
+    ("learning_rate", "auto", "takes no learning rate (L-BFGS's line search sets the steps)"),
+    ("learning_rate_schedule", "adaptive", "takes no learning-rate schedule"),
+    (
+        "gradient_estimator",
+        "reparameterization",
+        "needs the exact gradient of its fixed-draw objective",
+    ),
+    ("importance_sample_size", 1, "minimises the ELBO (K = 1)"),
+    ("vectorize_seeds", False, "fits one seed at a time"),
+)
+
+
+def _check_saa(settings: FitSettings, where: str) -> None:
+    """One line for a fit setting that contradicts ``optimizer = "saa"``."""
+    if settings.optimizer != "saa":
+        return
+    for key, default, why in _NOT_SAA:
+        if getattr(settings, key) != default:
+            raise SpecError(
+                f"{where}: key 'fit.{key}': optimizer 'saa' {why}: leave it at "
+                f"{show(default)}, got {show(getattr(settings, key))}"
+            )
+    if settings.saa_initial_sample_size > settings.saa_max_sample_size:
+        raise SpecError(
+            f"{where}: key 'fit.saa_initial_sample_size': must be <= fit.saa_max_sample_size "
+            f"({settings.saa_max_sample_size}), got {settings.saa_initial_sample_size}"
+        )
+
+
+def _check_optimizer(families, fit_grid, where) -> None:
+    """Refuse ``optimizer = "saa"`` with a variational family it does not fit."""
+    from harness.families import FAMILIES
+    from harness.saa import SUPPORTED_FAMILIES
+
+    if not any(fit.optimizer == "saa" for fit in fit_grid):
+        return
+    for i, (name, _) in enumerate(families):
+        if FAMILIES[name].kind in ("svi", "amortized") and name not in SUPPORTED_FAMILIES:
+            raise SpecError(
+                f"{where}: key 'families[{i}]': optimizer 'saa' fits "
+                f"{', '.join(SUPPORTED_FAMILIES)}, not {show(name)}"
+            )

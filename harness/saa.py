@@ -1,0 +1,436 @@
+"""SAA for VI: L-BFGS on the ELBO of fixed draws, the draws doubled until the fit is stable.
+
+Burroni, Domke and Sheldon, "Sample average approximation for black-box variational inference"
+(UAI 2024).  With the base draws ``ε_1..ε_N`` fixed, the Monte Carlo objective
+
+    L_N(θ) = (1/N) Σ_i [log q_θ(T_θ(ε_i)) − log p̃(T_θ(ε_i))]
+
+is a deterministic, smooth function of the variational parameters θ (every family here samples
+by pushing base noise through a bijector, and a stateless seed gives the same noise each time),
+so a quasi-Newton method with a line search minimises it without a learning rate.  Its minimiser
+``θ_N`` carries a Monte Carlo error of order ``1/√N``; the *schedule* solves a sequence of such
+problems with ``N`` doubled each time, warm-started at the previous solution, until the solution
+no longer moves:
+
+* stage ``k`` draws ``N_k = N_0 · 2^k`` fresh base draws (stage seed: the fit seed folded with
+  ``k``), ``N_0 = max(saa_initial_sample_size, d + 1)`` (with fewer draws than dimensions a
+  full-rank or flow scale has directions that no draw sees, along which ``L_N`` falls without
+  bound), up to ``saa_max_sample_size``;
+* each stage runs ``tfp.optimizer.lbfgs_minimize`` from the previous stage's solution until its
+  gradient's largest entry is below ``saa_tolerance`` (the stage *converged*), its line search
+  cannot lower ``L_N`` any further (*stalled*: float32 round-off), or
+  :data:`MAX_ITERATIONS_PER_STAGE` iterations;
+* the *gain* of stage ``k ≥ 1`` is ``L_{N_k}(θ_{k−1}) − L_{N_k}(θ_k)``: what re-solving on twice
+  the draws gained on the new draws, an estimate (biased upwards: ``θ_k`` is fitted to those
+  draws) of the previous solution's excess loss over the exact optimum.
+
+**Stopping rule and verdict** (deterministic, in nats like :mod:`harness.convergence`): the fit
+stops *converged* after the first stage ``k ≥ 1`` whose L-BFGS converged and whose gain is below
+``fit.convergence_tolerance``.  It stops *not converged* when the gradient budget (``num_steps
+× sample_size`` gradient evaluations, the budget of an Adam fit at the same settings; checked
+before each L-BFGS iteration, so the last iteration's line search may overshoot it) is spent, or
+when the largest stage ends without meeting the rule; the reason names the stage, its ``N``, the
+gain and the L-BFGS status.  With ``stopping = "budget"`` every stage up to
+``saa_max_sample_size`` runs and the last stage gives the verdict.
+
+Costs: each evaluation of ``L_N`` and its gradient costs ``N`` gradient evaluations of the model
+(``num_gradient_evaluations`` sums them, with the initialisation's); one *step* is one L-BFGS
+iteration (``num_steps_run``, ``steps_per_second``), and the loss trace holds ``L_{N_k}`` after
+each iteration (it jumps between stages: new draws).  The objective runs in graph mode (one
+trace for every stage: ``N`` and the seed are tensors; XLA would compile once per ``N``), and
+its tracing is ``compile_seconds``.  Adam's settings (learning rate and its pilots, schedule,
+gradient estimator, ``importance_sample_size``, vectorized seeds) do not apply; a spec that sets
+them with ``optimizer = "saa"`` is refused, and ``learning_rate_chosen`` is logged as ``none``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import types
+
+import numpy as np
+
+from harness.spec import Cell
+
+# Variational families whose draws are a differentiable push-forward of base noise drawn with a
+# stateless seed, so that their fixed-draw objective is deterministic (tested for each).
+SUPPORTED_FAMILIES = (
+    "mean_field",
+    "full_rank",
+    "low_rank",
+    "iaf",
+    "maf",
+    "real_nvp",
+    "neural_spline",
+)
+# L-BFGS iterations of one stage at most.  Warm-started stages of the zoo take tens; a stage
+# that needs more is not near a solution, and a larger N will not help it.
+MAX_ITERATIONS_PER_STAGE = 1000
+# Correction pairs kept by L-BFGS (TFP's and SciPy's default is 10).
+NUM_CORRECTION_PAIRS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One SAA problem of the schedule and how L-BFGS ended it.
+
+    Attributes:
+      sample_size: Its number of draws ``N``.
+      iterations: L-BFGS iterations run.
+      evaluations: Evaluations of ``L_N`` and its gradient (each ``N`` gradient evaluations).
+      converged: L-BFGS's gradient test held.
+      stalled: The line search could not lower ``L_N`` (TFP's ``failed``).
+      start_loss: ``L_N`` at the warm start (the previous stage's solution).
+      final_loss: ``L_N`` at this stage's solution.
+    """
+
+    sample_size: int
+    iterations: int
+    evaluations: int
+    converged: bool
+    stalled: bool
+    start_loss: float
+    final_loss: float
+
+    @property
+    def gain(self) -> float:
+        return self.start_loss - self.final_loss
+
+    @property
+    def status(self) -> str:
+        if self.converged:
+            return "converged"
+        if self.stalled:
+            return "stalled (its line search could not lower the objective)"
+        return f"stopped at {self.iterations} iterations"
+
+
+class Objective:
+    """A surrogate's fixed-draw objective ``L_N(θ)`` in its flat parameter vector θ (float64).
+
+    ``value_and_gradient(θ, N, seed)`` assigns θ to the surrogate's trainable variables and
+    returns ``L_N(θ)`` and its gradient, both float64 (the model's log density in its own
+    dtype).  The same ``(N, seed)`` gives the same base draws, so the value is a deterministic
+    function of θ.
+    """
+
+    def __init__(self, model, surrogate_posterior, seed):
+        import tensorflow as tf
+
+        # Flows built from Keras layers may create their variables at the first draw.
+        surrogate_posterior.sample(1, seed=seed)
+        self.model = model
+        self.surrogate_posterior = surrogate_posterior
+        self.variables = list(surrogate_posterior.trainable_variables)
+        self.shapes = [v.shape for v in self.variables]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        self.dtype = self.variables[0].dtype
+        self._tf = tf
+
+    def reset(self, fresh_surrogate_posterior) -> None:
+        """Take the initial values of a freshly built surrogate of the same family."""
+        fresh_surrogate_posterior.sample(1, seed=(0, 0))
+        theirs = list(fresh_surrogate_posterior.trainable_variables)
+        if [v.shape for v in theirs] != self.shapes:
+            raise RuntimeError("surrogate variables differ between builds of one family")
+        for mine, fresh in zip(self.variables, theirs, strict=True):
+            mine.assign(fresh)
+
+    def position(self) -> np.ndarray:
+        """The current θ."""
+        return np.concatenate([np.reshape(v.numpy(), -1) for v in self.variables]).astype(
+            np.float64
+        )
+
+    def assign(self, theta) -> None:
+        tf = self._tf
+        pieces = tf.split(tf.cast(theta, self.dtype), self.sizes)
+        for variable, piece, shape in zip(self.variables, pieces, self.shapes, strict=True):
+            variable.assign(tf.reshape(piece, shape))
+
+    def value_and_gradient(self, theta, sample_size, seed):
+        tf = self._tf
+        self.assign(theta)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(self.variables)
+            z, log_q = self.surrogate_posterior.experimental_sample_and_log_prob(
+                sample_size, seed=seed
+            )
+            log_p = self.model.unnormalized_log_prob(z)
+            loss = tf.reduce_mean(tf.cast(log_q - log_p, tf.float64))
+        gradients = tape.gradient(loss, self.variables)
+        flat = tf.concat(
+            [
+                tf.reshape(tf.cast(g if g is not None else tf.zeros_like(v), tf.float64), [-1])
+                for g, v in zip(gradients, self.variables, strict=True)
+            ],
+            axis=0,
+        )
+        return loss, flat
+
+
+class _Solver:
+    """``tfp.optimizer.lbfgs_minimize`` on an :class:`Objective`, one iteration per call (for
+    the loss trace and the budget checks).
+
+    One graph-mode function serves every stage and, reused, every seed of a cell's settings
+    (``N`` and the seed are tensors).  A stage starts eagerly (``max_iterations = 0``: one
+    evaluation, no line search) and resumes from TFP's results each iteration.  L-BFGS's graph
+    is large (its Hager–Zhang line search holds the objective several times): tracing it and
+    its first run cost seconds (:attr:`compile_seconds`), paid here once.
+    """
+
+    def __init__(self, objective: Objective, tolerance: float, sample_size: int, seed):
+        import tensorflow as tf
+        import tensorflow_probability as tfp
+
+        self.objective = objective
+        self.tolerance = tolerance
+        self._value_and_gradient = tf.function(
+            objective.value_and_gradient,
+            input_signature=[
+                tf.TensorSpec([sum(objective.sizes)], tf.float64),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([2], tf.int32),
+            ],
+            autograph=False,
+        )
+
+        def step(results, n, stage_seed):
+            return tfp.optimizer.lbfgs_minimize(
+                lambda theta: self._value_and_gradient(theta, n, stage_seed),
+                None,
+                previous_optimizer_results=results,
+                num_correction_pairs=NUM_CORRECTION_PAIRS,
+                tolerance=tolerance,
+                max_iterations=results.num_iterations + 1,
+            )
+
+        self._step = tf.function(step, autograph=False)
+        t0 = time.perf_counter()
+        theta = tf.constant(objective.position(), tf.float64)
+        n = tf.constant(sample_size, tf.int32)
+        self._step(self.start(theta, n, seed), n, seed)  # traced and run once
+        objective.assign(theta)
+        self.compile_seconds = time.perf_counter() - t0
+
+    def start(self, theta, n, seed):
+        """TFP's results at ``theta`` for the problem ``(n, seed)``, before any iteration."""
+        import tensorflow_probability as tfp
+
+        return tfp.optimizer.lbfgs_minimize(
+            lambda t: self._value_and_gradient(t, n, seed),
+            theta,
+            num_correction_pairs=NUM_CORRECTION_PAIRS,
+            tolerance=self.tolerance,
+            max_iterations=0,
+        )
+
+    def step(self, results, n, seed):
+        """One more L-BFGS iteration from ``results``."""
+        return self._step(results, n, seed)
+
+
+@dataclasses.dataclass
+class _Compiled:
+    """The objective and solver of the last SAA cell fitted in this process, for reuse by
+    cells that differ only in seed (see :func:`harness.fit.compile_key`)."""
+
+    key: str
+    model: object
+    objective: Objective
+    solver: _Solver
+
+
+_LAST_COMPILED: _Compiled | None = None
+
+
+def fit_saa(
+    cell: Cell,
+    model,
+    build,
+    key: str | None,
+    fit_seed,
+    eval_seed,
+    started: float,
+    initial_reason: str,
+    initial_cost: tuple[float, int],
+):
+    """Fit one cell by SAA for VI (see the module docstring) → :class:`harness.fit.FitResult`.
+
+    Args:
+      cell: The cell (``cell.fit.optimizer == "saa"``).
+      model: Its model.
+      build: ``build() -> surrogate``: the family at its initial values (the mode
+        initialisation's whitened parameters, as for Adam).
+      key: :func:`harness.fit.compile_key` of the cell, or None (a model passed in): with the
+        previous SAA cell's key, its traced solver is reused (on its own, equal, model).
+      fit_seed: Stateless seed of the stages' draws.
+      eval_seed: Stateless seed of the final evaluation's fresh draws.
+      started: Unix time at which the cell started.
+      initial_reason, initial_cost: The initialisation's description and ``(seconds, gradient
+        evaluations)`` (:func:`harness.fit._initial_for`).
+    """
+    global _LAST_COMPILED
+    from harness import fit as fit_module
+
+    cached = _LAST_COMPILED if key is not None and _LAST_COMPILED is not None else None
+    if cached is not None and cached.key == key:
+        model, objective, solver = cached.model, cached.objective, cached.solver
+        objective.reset(build())
+        compile_seconds = 0.0
+    else:
+        objective = Objective(model, build(), fit_seed)
+        first = first_sample_size(cell, model.dimension)
+        solver = _Solver(objective, cell.fit.saa_tolerance, first, fit_seed)
+        compile_seconds = solver.compile_seconds
+        if key is not None:
+            _LAST_COMPILED = _Compiled(key, model, objective, solver)
+    stages, losses, calls, verdict = run_schedule(cell, objective, solver, fit_seed)
+    evaluations = sum(s.evaluations * s.sample_size for s in stages)
+    last = stages[-1] if stages else None
+    trace = fit_module._Trace(
+        losses=np.asarray(losses, np.float64),
+        # A first pseudo-call of 0 steps carries the compilation: fit._timings counts it as
+        # such; each iteration's own call dates its loss.
+        calls=[[0, compile_seconds, False]] + calls,
+        verdicts=[verdict],
+        params={"learning_rate_chosen": "none (optimizer saa: L-BFGS line searches)"},
+        metrics={
+            "num_steps_total": float(len(losses)),
+            "num_gradient_evaluations_budget": float(_budget(cell)),
+            "saa_num_stages": float(len(stages)),
+            "saa_sample_size_final": float(last.sample_size if last else 0),
+            "saa_gain_last": last.gain if len(stages) > 1 else float("nan"),
+        },
+    )
+    evaluator = fit_module.Evaluator(model, objective.surrogate_posterior, cell, traced=False)
+    result = fit_module._result(
+        cell,
+        model,
+        lambda: evaluator(eval_seed)[0],
+        trace,
+        types.SimpleNamespace(mode="graph", fallback_reason=""),
+        started,
+        evaluator,
+        initial_reason,
+        initial_cost,
+    )
+    # fit._result counts Adam's sample_size draws per step; an SAA step's cost is its stage's.
+    metrics = dict(result.metrics)
+    metrics["num_gradient_evaluations"] = float(evaluations + initial_cost[1])
+    return dataclasses.replace(result, metrics=metrics)
+
+
+def _budget(cell: Cell) -> int:
+    """Gradient evaluations an SAA fit may spend: an Adam fit's at the same settings."""
+    return cell.fit.num_steps * cell.fit.sample_size
+
+
+def first_sample_size(cell: Cell, dimension: int) -> int:
+    """``N_0``: ``saa_initial_sample_size``, at least ``d + 1`` (see the module docstring)."""
+    return min(max(cell.fit.saa_initial_sample_size, dimension + 1), cell.fit.saa_max_sample_size)
+
+
+def run_schedule(cell: Cell, objective: Objective, solver: _Solver, fit_seed):
+    """The stages of the schedule → ``(stages, losses, calls, verdict)``.
+
+    ``losses`` is ``L_N`` after each L-BFGS iteration, ``calls`` ``[1, seconds, True]`` per
+    iteration (the format of :func:`harness.fit._timings`), ``verdict`` a
+    :class:`harness.convergence.Verdict`.  The surrogate's variables end at the last stage's
+    solution.
+    """
+    import tensorflow as tf
+
+    from harness.convergence import Verdict
+
+    settings = cell.fit
+    tolerance = settings.convergence_tolerance
+    budget = _budget(cell)
+    used = 0
+    stages: list[Stage] = []
+    losses: list[float] = []
+    calls: list = []
+    theta = tf.constant(objective.position(), tf.float64)
+    sample_size = first_sample_size(cell, objective.model.dimension)
+    index = 0
+    verdict = None
+    while verdict is None:
+        seed = tf.random.experimental.stateless_fold_in(tf.constant(fit_seed, tf.int32), index)
+        n = tf.constant(sample_size, tf.int32)
+        t0 = time.perf_counter()
+        results = solver.start(theta, n, seed)
+        start_loss = float(results.objective_value.numpy())
+        seconds = time.perf_counter() - t0
+        evaluations = int(results.num_objective_evaluations.numpy())
+        out_of_budget = False
+        while not bool(results.converged.numpy() | results.failed.numpy()):
+            if int(results.num_iterations.numpy()) >= MAX_ITERATIONS_PER_STAGE:
+                break
+            if used + evaluations * sample_size >= budget:
+                out_of_budget = True
+                break
+            t0 = time.perf_counter()
+            results = solver.step(results, n, seed)
+            loss = float(results.objective_value.numpy())
+            # The first iteration's call also carries the stage's start.
+            calls.append([1, time.perf_counter() - t0 + seconds, True])
+            seconds = 0.0
+            losses.append(loss)
+            evaluations = int(results.num_objective_evaluations.numpy())
+            if not np.isfinite(loss):
+                break
+        used += evaluations * sample_size
+        theta = results.position
+        objective.assign(theta)  # the solution, not the line search's last trial point
+        stage = Stage(
+            sample_size=sample_size,
+            iterations=int(results.num_iterations.numpy()),
+            evaluations=evaluations,
+            converged=bool(results.converged.numpy()),
+            stalled=bool(results.failed.numpy()),
+            start_loss=start_loss,
+            final_loss=float(results.objective_value.numpy()),
+        )
+        stages.append(stage)
+        step = len(losses)
+        if not np.isfinite(stage.final_loss) or not np.isfinite(stage.start_loss):
+            verdict = Verdict(False, f"the objective became non-finite at N = {sample_size}")
+            if not losses or np.isfinite(losses[-1]):
+                losses.append(float("nan"))  # marks the fit diverged
+            break
+        stable = index >= 1 and stage.converged and stage.gain < tolerance
+        described = _describe(stage, index, tolerance)
+        if out_of_budget or used >= budget:
+            verdict = Verdict(
+                False,
+                f"budget of {budget} gradient evaluations reached at N = {sample_size} "
+                f"(stage {index + 1}): {described}",
+            )
+        elif stable and settings.stopping == "converged":
+            verdict = Verdict(True, f"stable at N = {sample_size}: {described}", step)
+        elif 2 * sample_size > settings.saa_max_sample_size:
+            if stable:  # stopping = "budget": the whole schedule ran
+                verdict = Verdict(True, f"stable at N = {sample_size}: {described}", step)
+            else:
+                verdict = Verdict(
+                    False,
+                    f"saa_max_sample_size reached: at N = {sample_size} (stage {index + 1}) "
+                    f"{described}",
+                )
+        sample_size *= 2
+        index += 1
+    return stages, losses, calls, verdict
+
+
+def _describe(stage: Stage, index: int, tolerance: float) -> str:
+    """One clause: the stage's L-BFGS status and its gain against the tolerance."""
+    lbfgs = f"L-BFGS {stage.status} after {stage.iterations} iterations"
+    if index == 0:
+        return f"{lbfgs}; no smaller N to compare with"
+    relation = "<" if stage.gain < tolerance else ">="
+    return (
+        f"{lbfgs}; doubling N gained {stage.gain:.2g} nats ({relation} {tolerance:g}) "
+        "on the new draws"
+    )
