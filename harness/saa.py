@@ -103,7 +103,7 @@ class Stage:
             return "converged"
         if self.stalled:
             return "stalled (its line search could not lower the objective)"
-        return f"stopped at {self.iterations} iterations"
+        return "stopped by its iteration or evaluation limit"
 
 
 class Objective:
@@ -171,19 +171,18 @@ class Objective:
 
 
 class _Solver:
-    """``tfp.optimizer.lbfgs_minimize`` on an :class:`Objective`, one iteration per call (for
-    the loss trace and the budget checks).
+    """L-BFGS (SciPy's L-BFGS-B, float64 iterates, as :mod:`harness.mode`) on an
+    :class:`Objective` evaluated by one graph-mode function.
 
-    One graph-mode function serves every stage and, reused, every seed of a cell's settings
-    (``N`` and the seed are tensors).  A stage starts eagerly (``max_iterations = 0``: one
-    evaluation, no line search) and resumes from TFP's results each iteration.  L-BFGS's graph
-    is large (its Hager–Zhang line search holds the objective several times): tracing it and
-    its first run cost seconds (:attr:`compile_seconds`), paid here once.
+    One trace serves every stage and, reused, every seed of a cell's settings (``N`` and the
+    seed are tensors).  TFP's ``tfp.optimizer.lbfgs_minimize`` does the same iterations inside
+    a graph, but its graph holds the objective once per branch of its Hager–Zhang line search:
+    tracing and first running it cost 40–130 s per cell on the benchmark machine, against about
+    2 s here (docs/saa.md).
     """
 
     def __init__(self, objective: Objective, tolerance: float, sample_size: int, seed):
         import tensorflow as tf
-        import tensorflow_probability as tfp
 
         self.objective = objective
         self.tolerance = tolerance
@@ -196,40 +195,61 @@ class _Solver:
             ],
             autograph=False,
         )
-
-        def step(results, n, stage_seed):
-            return tfp.optimizer.lbfgs_minimize(
-                lambda theta: self._value_and_gradient(theta, n, stage_seed),
-                None,
-                previous_optimizer_results=results,
-                num_correction_pairs=NUM_CORRECTION_PAIRS,
-                tolerance=tolerance,
-                max_iterations=results.num_iterations + 1,
-            )
-
-        self._step = tf.function(step, autograph=False)
         t0 = time.perf_counter()
-        theta = tf.constant(objective.position(), tf.float64)
-        n = tf.constant(sample_size, tf.int32)
-        self._step(self.start(theta, n, seed), n, seed)  # traced and run once
-        objective.assign(theta)
+        theta = objective.position()
+        self._value_and_gradient(theta, sample_size, seed)  # traced and run once
         self.compile_seconds = time.perf_counter() - t0
 
-    def start(self, theta, n, seed):
-        """TFP's results at ``theta`` for the problem ``(n, seed)``, before any iteration."""
-        import tensorflow_probability as tfp
+    def solve(self, theta: np.ndarray, sample_size: int, seed, max_evaluations: int):
+        """Minimise ``L_N`` from ``theta`` → ``(results, iteration losses, iteration seconds)``.
 
-        return tfp.optimizer.lbfgs_minimize(
-            lambda t: self._value_and_gradient(t, n, seed),
-            theta,
-            num_correction_pairs=NUM_CORRECTION_PAIRS,
-            tolerance=self.tolerance,
-            max_iterations=0,
+        ``results`` is SciPy's (``x``, ``fun``, ``status``: 0 converged, 1 out of iterations or
+        evaluations, 2 stalled; ``nfev``, ``nit``) with ``start_loss``, ``L_N(theta)``, added.
+        The surrogate's variables are left at ``x``.
+        """
+        import tensorflow as tf
+        from scipy.optimize import minimize
+
+        n = tf.constant(sample_size, tf.int32)
+        seed = tf.convert_to_tensor(seed, tf.int32)
+        values: list[float] = []
+        losses: list[float] = []
+        seconds: list[float] = []
+        clock = [time.perf_counter()]
+
+        def fun(theta):
+            value, gradient = self._value_and_gradient(theta, n, seed)
+            value, gradient = float(value), np.asarray(gradient, np.float64)
+            values.append(value)
+            if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
+                # L-BFGS-B's line search backs off from an infinite value.
+                return np.inf, np.zeros_like(theta)
+            return value, gradient
+
+        def callback(intermediate_result):
+            now = time.perf_counter()
+            losses.append(float(intermediate_result.fun))
+            seconds.append(now - clock[0])
+            clock[0] = now
+
+        results = minimize(
+            fun,
+            np.asarray(theta, np.float64),
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={
+                "maxcor": NUM_CORRECTION_PAIRS,
+                "gtol": self.tolerance,
+                "maxiter": MAX_ITERATIONS_PER_STAGE,
+                "maxfun": max(1, max_evaluations),
+            },
         )
-
-    def step(self, results, n, seed):
-        """One more L-BFGS iteration from ``results``."""
-        return self._step(results, n, seed)
+        results.start_loss = values[0] if values else float("nan")
+        self.objective.assign(results.x)  # the solution, not the line search's last trial
+        if time.perf_counter() > clock[0] and seconds:
+            seconds[-1] += time.perf_counter() - clock[0]
+        return results, losses, seconds
 
 
 @dataclasses.dataclass
@@ -352,57 +372,49 @@ def run_schedule(cell: Cell, objective: Objective, solver: _Solver, fit_seed):
     stages: list[Stage] = []
     losses: list[float] = []
     calls: list = []
-    theta = tf.constant(objective.position(), tf.float64)
+    theta = objective.position()
     sample_size = first_sample_size(cell, objective.model.dimension)
     index = 0
     verdict = None
     while verdict is None:
+        if used + sample_size > budget:
+            verdict = Verdict(
+                False,
+                f"budget of {budget} gradient evaluations reached before stage {index + 1} "
+                f"(N = {sample_size})"
+                + (
+                    f"; the last stage: {_describe(stages[-1], index - 1, tolerance)}"
+                    if stages
+                    else ""
+                ),
+            )
+            break
         seed = tf.random.experimental.stateless_fold_in(tf.constant(fit_seed, tf.int32), index)
-        n = tf.constant(sample_size, tf.int32)
-        t0 = time.perf_counter()
-        results = solver.start(theta, n, seed)
-        start_loss = float(results.objective_value.numpy())
-        seconds = time.perf_counter() - t0
-        evaluations = int(results.num_objective_evaluations.numpy())
-        out_of_budget = False
-        while not bool(results.converged.numpy() | results.failed.numpy()):
-            if int(results.num_iterations.numpy()) >= MAX_ITERATIONS_PER_STAGE:
-                break
-            if used + evaluations * sample_size >= budget:
-                out_of_budget = True
-                break
-            t0 = time.perf_counter()
-            results = solver.step(results, n, seed)
-            loss = float(results.objective_value.numpy())
-            # The first iteration's call also carries the stage's start.
-            calls.append([1, time.perf_counter() - t0 + seconds, True])
-            seconds = 0.0
-            losses.append(loss)
-            evaluations = int(results.num_objective_evaluations.numpy())
-            if not np.isfinite(loss):
-                break
-        used += evaluations * sample_size
-        theta = results.position
-        objective.assign(theta)  # the solution, not the line search's last trial point
+        results, stage_losses, stage_seconds = solver.solve(
+            theta, sample_size, seed, (budget - used) // sample_size
+        )
+        losses += stage_losses
+        calls += [[1, t, True] for t in stage_seconds]
+        used += int(results.nfev) * sample_size
+        theta = results.x
         stage = Stage(
             sample_size=sample_size,
-            iterations=int(results.num_iterations.numpy()),
-            evaluations=evaluations,
-            converged=bool(results.converged.numpy()),
-            stalled=bool(results.failed.numpy()),
-            start_loss=start_loss,
-            final_loss=float(results.objective_value.numpy()),
+            iterations=int(results.nit),
+            evaluations=int(results.nfev),
+            converged=results.status == 0,
+            stalled=results.status == 2,
+            start_loss=float(results.start_loss),
+            final_loss=float(results.fun),
         )
         stages.append(stage)
         step = len(losses)
         if not np.isfinite(stage.final_loss) or not np.isfinite(stage.start_loss):
             verdict = Verdict(False, f"the objective became non-finite at N = {sample_size}")
-            if not losses or np.isfinite(losses[-1]):
-                losses.append(float("nan"))  # marks the fit diverged
+            losses.append(float("nan"))  # marks the fit diverged
             break
         stable = index >= 1 and stage.converged and stage.gain < tolerance
         described = _describe(stage, index, tolerance)
-        if out_of_budget or used >= budget:
+        if used >= budget and not stable:
             verdict = Verdict(
                 False,
                 f"budget of {budget} gradient evaluations reached at N = {sample_size} "
