@@ -7,7 +7,9 @@ Burroni, Domke and Sheldon, "Sample average approximation for black-box variatio
 
 is a deterministic, smooth function of the variational parameters θ (every family here samples
 by pushing base noise through a bijector, and a stateless seed gives the same noise each time),
-so a quasi-Newton method with a line search minimises it without a learning rate.  Its minimiser
+so a quasi-Newton method with a line search minimises it without a learning rate (here
+SciPy's L-BFGS-B in float64, the objective in the model's dtype; see :class:`_Solver` for why
+not ``tfp.optimizer.lbfgs_minimize``).  Its minimiser
 ``θ_N`` carries a Monte Carlo error of order ``1/√N``; the *schedule* solves a sequence of such
 problems with ``N`` doubled each time, warm-started at the previous solution, until the solution
 no longer moves:
@@ -16,10 +18,10 @@ no longer moves:
   ``k``), ``N_0 = max(saa_initial_sample_size, d + 1)`` (with fewer draws than dimensions a
   full-rank or flow scale has directions that no draw sees, along which ``L_N`` falls without
   bound), up to ``saa_max_sample_size``;
-* each stage runs ``tfp.optimizer.lbfgs_minimize`` from the previous stage's solution until its
-  gradient's largest entry is below ``saa_tolerance`` (the stage *converged*), its line search
-  cannot lower ``L_N`` any further (*stalled*: float32 round-off), or
-  :data:`MAX_ITERATIONS_PER_STAGE` iterations;
+* each stage runs L-BFGS from the previous stage's solution until its gradient's largest entry
+  is below ``saa_tolerance`` or ``L_N``'s relative decrease per iteration is below SciPy's
+  ``ftol`` (2.2·10⁻⁹) (the stage *converged*), its line search cannot lower ``L_N`` any further
+  (*stalled*: float32 round-off), or :data:`MAX_ITERATIONS_PER_STAGE` iterations;
 * the *gain* of stage ``k ≥ 1`` is ``L_{N_k}(θ_{k−1}) − L_{N_k}(θ_k)``: what re-solving on twice
   the draws gained on the new draws, an estimate (biased upwards: ``θ_k`` is fitted to those
   draws) of the previous solution's excess loss over the exact optimum.
@@ -28,7 +30,8 @@ no longer moves:
 stops *converged* after the first stage ``k ≥ 1`` whose L-BFGS converged and whose gain is below
 ``fit.convergence_tolerance``.  It stops *not converged* when the gradient budget (``num_steps
 × sample_size`` gradient evaluations, the budget of an Adam fit at the same settings; checked
-before each L-BFGS iteration, so the last iteration's line search may overshoot it) is spent, or
+as SciPy's ``maxfun`` of each stage, so the last iteration's line search may overshoot it) is
+spent, or
 when the largest stage ends without meeting the rule; the reason names the stage, its ``N``, the
 gain and the L-BFGS status.  With ``stopping = "budget"`` every stage up to
 ``saa_max_sample_size`` runs and the last stage gives the verdict.
@@ -38,7 +41,7 @@ Costs: each evaluation of ``L_N`` and its gradient costs ``N`` gradient evaluati
 iteration (``num_steps_run``, ``steps_per_second``), and the loss trace holds ``L_{N_k}`` after
 each iteration (it jumps between stages: new draws).  The objective runs in graph mode (one
 trace for every stage: ``N`` and the seed are tensors; XLA would compile once per ``N``), and
-its tracing is ``compile_seconds``.  Adam's settings (learning rate and its pilots, schedule,
+its tracing and first run are ``compile_seconds``.  Adam's settings (learning rate and its pilots, schedule,
 gradient estimator, ``importance_sample_size``, vectorized seeds) do not apply; a spec that sets
 them with ``optimizer = "saa"`` is refused, and ``learning_rate_chosen`` is logged as ``none``.
 """
@@ -80,7 +83,7 @@ class Stage:
       iterations: L-BFGS iterations run.
       evaluations: Evaluations of ``L_N`` and its gradient (each ``N`` gradient evaluations).
       converged: L-BFGS's gradient test held.
-      stalled: The line search could not lower ``L_N`` (TFP's ``failed``).
+      stalled: The line search could not lower ``L_N`` (SciPy's status 2).
       start_loss: ``L_N`` at the warm start (the previous stage's solution).
       final_loss: ``L_N`` at this stage's solution.
     """
@@ -443,6 +446,6 @@ def _describe(stage: Stage, index: int, tolerance: float) -> str:
         return f"{lbfgs}; no smaller N to compare with"
     relation = "<" if stage.gain < tolerance else ">="
     return (
-        f"{lbfgs}; doubling N gained {stage.gain:.2g} nats ({relation} {tolerance:g}) "
+        f"{lbfgs}; doubling N gained {stage.gain:.3g} nats ({relation} {tolerance:g}) "
         "on the new draws"
     )
