@@ -352,7 +352,7 @@ CASES = {
     "optimizer_unknown": (
         FIT + 'optimizer = "lbfgs"\n',
         [],
-        ["'fit.optimizer'", "unknown value", "'saa'"],
+        ["'fit.optimizer'", "unknown value", "adam, saa"],
     ),
     "saa_with_learning_rate": (
         FIT + 'optimizer = "saa"\nlearning_rate = 0.1\n',
