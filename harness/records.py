@@ -57,6 +57,15 @@ class FitSettings:
         batch comes from one seed derived from the whole group, so results equal separate
         fits in distribution, not bit for bit, and depend on which seeds share the batch.
         The batch shares one learning rate, lowered on the summed loss.
+      optimizer: ``adam`` (default: stochastic gradients, the settings above) or ``saa``
+        (sample average approximation, Burroni, Domke and Sheldon, 2024: L-BFGS on the ELBO of
+        fixed draws, their number doubled until the solution is stable; no learning rate;
+        :mod:`harness.engines.saa`).  The step budget of an ``saa`` fit is ``num_steps ×
+        sample_size`` gradient evaluations, an Adam fit's at the same settings.
+      saa_initial_sample_size: ``saa``: draws of the first stage (at least the dimension + 1).
+      saa_max_sample_size: ``saa``: the most draws of a stage; the schedule doubles up to it.
+      saa_tolerance: ``saa``: L-BFGS stops a stage when the largest gradient entry (nats per
+        unit of a whitened parameter) is below it.
     """
 
     num_steps: int = 20000
@@ -72,6 +81,10 @@ class FitSettings:
     importance_sample_size: int = 1
     gradient_estimator: str = "reparameterization"
     vectorize_seeds: bool = False
+    optimizer: str = "adam"
+    saa_initial_sample_size: int = 16
+    saa_max_sample_size: int = 4096
+    saa_tolerance: float = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +108,26 @@ IDENTITY_NAMES = {"iw_elbo_k": "importance_sample_size"}
 
 def _frozen_names(settings: dict[str, Any]) -> dict[str, Any]:
     return {IDENTITY_NAMES.get(k, k): v for k, v in settings.items()}
+
+
+# Fit settings added since cells were first identified: at their default they are left out of
+# the identity, so adding a setting changes no existing cell's id (resume keeps its runs); a
+# cell that sets one is another cell.
+LATER_FIT_SETTINGS = (
+    "optimizer",
+    "saa_initial_sample_size",
+    "saa_max_sample_size",
+    "saa_tolerance",
+)
+
+
+def _identity_settings(fit: FitSettings) -> dict[str, Any]:
+    defaults = FitSettings()
+    return {
+        k: v
+        for k, v in dataclasses.asdict(fit).items()
+        if not (k in LATER_FIT_SETTINGS and v == getattr(defaults, k))
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +155,7 @@ class Cell:
             "model_args": dict(self.model_args),
             "family": self.family,
             "hyperparameters": dict(self.hyperparameters),
-            "fit": dataclasses.asdict(self.fit),
+            "fit": _identity_settings(self.fit),
             "metrics": _frozen_names(dataclasses.asdict(self.metrics)),
             "seed": self.seed,
         }

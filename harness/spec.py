@@ -61,6 +61,10 @@ _FIT_BOUNDS: dict[str, tuple[type, float | None]] = {
     "gradient_estimator": (str, None),
     "initialization": (str, None),
     "vectorize_seeds": (bool, None),
+    "optimizer": (str, None),
+    "saa_initial_sample_size": (int, 0),
+    "saa_max_sample_size": (int, 0),
+    "saa_tolerance": (float, 0.0),
 }
 # Upper bounds (inclusive) of fit settings, besides INT32_MAX for every integer; the resource
 # limits of a whole step (harness.limits) are checked once the models are known.
@@ -71,6 +75,7 @@ _FIT_CHOICES: dict[str, tuple[str, ...]] = {
     "initialization": ("mode", "pathfinder", "uniform"),
     "learning_rate_schedule": ("adaptive", "constant", "cosine", "exponential"),
     "gradient_estimator": ("reparameterization", "sticking_the_landing"),
+    "optimizer": ("adam", "saa"),
 }
 # Numeric fit settings that also take a word.
 _FIT_WORDS: dict[str, tuple[str, ...]] = {"learning_rate": ("auto",)}
@@ -335,6 +340,7 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     fit_grid = tuple(_fit_grid(raw.get("fit", {}), where))
     resources = _resources(raw, where)
     metrics = _metric_settings(raw.get("metrics", {}), where)
+    _check_optimizer(families, fit_grid, where)
     _check_resources(models, families, fit_grid, metrics, dimensions, where)
     return Spec(
         path=path,
@@ -523,11 +529,15 @@ def _check_resources(models, families, fit_grid, metrics, dimensions, where) -> 
             per_particle = max(size, family_particle_size(dict(hps), dimension))
             for fit in fit_grid:
                 particles = fit.sample_size * fit.importance_sample_size
+                key = "sample_size"
+                if fit.optimizer == "saa":  # an L-BFGS evaluation of the largest stage
+                    particles, key = fit.saa_max_sample_size, "saa_max_sample_size"
                 if particles * per_particle > limits.MAX_STEP_ELEMENTS:
                     raise SpecError(
-                        f"{where}: key 'fit.sample_size': a step of models[{i}] x {family} "
+                        f"{where}: key 'fit.{key}': a step of models[{i}] x {family} "
                         f"needs {particles * per_particle:.2g} > {limits.MAX_STEP_ELEMENTS:.2g} "
-                        "elements: lower sample_size or importance_sample_size"
+                        "elements: lower sample_size, importance_sample_size or "
+                        "saa_max_sample_size"
                     )
 
 
@@ -619,4 +629,51 @@ def _fit_grid(fit, where):
                 f"'adaptive' or 'constant' (a {settings.learning_rate_schedule} schedule is "
                 "fixed at its initial rate): give a number"
             )
+        _check_saa(settings, where)
         yield settings
+
+
+# Adam-only settings that an ``saa`` fit cannot honour: (key, its default, why).
+_NOT_SAA = (
+    ("learning_rate", "auto", "takes no learning rate (L-BFGS's line search sets the steps)"),
+    ("learning_rate_schedule", "adaptive", "takes no learning-rate schedule"),
+    (
+        "gradient_estimator",
+        "reparameterization",
+        "needs the exact gradient of its fixed-draw objective",
+    ),
+    ("importance_sample_size", 1, "minimises the ELBO (K = 1)"),
+    ("vectorize_seeds", False, "fits one seed at a time"),
+)
+
+
+def _check_saa(settings: FitSettings, where: str) -> None:
+    """One line for a fit setting that contradicts ``optimizer = "saa"``."""
+    if settings.optimizer != "saa":
+        return
+    for key, default, why in _NOT_SAA:
+        if getattr(settings, key) != default:
+            raise SpecError(
+                f"{where}: key 'fit.{key}': optimizer 'saa' {why}: leave it at "
+                f"{show(default)}, got {show(getattr(settings, key))}"
+            )
+    if settings.saa_initial_sample_size > settings.saa_max_sample_size:
+        raise SpecError(
+            f"{where}: key 'fit.saa_initial_sample_size': must be <= fit.saa_max_sample_size "
+            f"({settings.saa_max_sample_size}), got {settings.saa_initial_sample_size}"
+        )
+
+
+def _check_optimizer(families, fit_grid, where) -> None:
+    """Refuse ``optimizer = "saa"`` with a variational family it does not fit."""
+    from harness.families import FAMILIES
+
+    if not any(fit.optimizer == "saa" for fit in fit_grid):
+        return
+    supported = [name for name, family in FAMILIES.items() if family.fixed_draws]
+    for i, (name, _) in enumerate(families):
+        if FAMILIES[name].kind in ("svi", "amortized") and not FAMILIES[name].fixed_draws:
+            raise SpecError(
+                f"{where}: key 'families[{i}]': optimizer 'saa' fits "
+                f"{', '.join(supported)}, not {show(name)}"
+            )

@@ -348,6 +348,43 @@ CASES = {
         ["'fit.learning_rate'", "expected a number"],
     ),
     "stopping_unknown": (FIT + 'stopping = "never"\n', [], ["'fit.stopping'", "unknown value"]),
+    # --- optimizer = "saa" (harness.engines.saa)
+    "optimizer_unknown": (
+        FIT + 'optimizer = "lbfgs"\n',
+        [],
+        ["'fit.optimizer'", "unknown value", "adam, saa"],
+    ),
+    "saa_with_learning_rate": (
+        FIT + 'optimizer = "saa"\nlearning_rate = 0.1\n',
+        [],
+        ["'fit.learning_rate'", "optimizer 'saa'", "no learning rate"],
+    ),
+    "saa_with_sticking_the_landing": (
+        FIT + 'optimizer = "saa"\ngradient_estimator = "sticking_the_landing"\n',
+        [],
+        ["'fit.gradient_estimator'", "optimizer 'saa'"],
+    ),
+    "saa_with_importance_weights": (
+        FIT + 'optimizer = "saa"\nimportance_sample_size = 4\n',
+        [],
+        ["'fit.importance_sample_size'", "optimizer 'saa'"],
+    ),
+    "saa_initial_above_max": (
+        FIT + 'optimizer = "saa"\nsaa_initial_sample_size = 64\nsaa_max_sample_size = 32\n',
+        [],
+        ["'fit.saa_initial_sample_size'", "<= fit.saa_max_sample_size (32)"],
+    ),
+    "saa_tolerance_zero": (FIT + "saa_tolerance = 0.0\n", [], ["'fit.saa_tolerance'", "> 0"]),
+    "saa_max_sample_size_zero": (
+        FIT + "saa_max_sample_size = 0\n",
+        [],
+        ["'fit.saa_max_sample_size'", "> 0"],
+    ),
+    "saa_family_unsupported": (
+        'models = ["banana"]\nfamilies = ["asvi"]\n[fit]\noptimizer = "saa"\n',
+        [],
+        ["'families[0]'", "optimizer 'saa' fits", "not 'asvi'"],
+    ),
     "initialization_unknown": (
         FIT + 'initialization = "random"\n',
         [],

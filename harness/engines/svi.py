@@ -116,6 +116,10 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
     def build():
         return family.build(model, seed=init_seed, **dict(cell.hyperparameters), **extra)
 
+    if cell.fit.optimizer == "saa":  # L-BFGS on fixed draws: no Adam loop (engines.saa)
+        return _run_saa(
+            cell, model, build, key, fit_seed, eval_seed, started, initial_reason, initial_cost
+        )
     if cached is not None:
         loop = cached.loop
         q = build()
@@ -397,6 +401,92 @@ def _optimise(loop: CompiledLoop, cell: Cell, seed, replicates: int | None = Non
     metrics["num_steps_budget"] = float(budget)
     metrics["num_steps_total"] = float(used)
     return _Trace(losses, calls, verdicts, params, metrics)
+
+
+@dataclasses.dataclass
+class _CompiledSAA:
+    """The objective and solver of the last SAA cell fitted in this process, for reuse by
+    cells that differ only in seed."""
+
+    key: str
+    model: object
+    objective: Any
+    solver: Any
+
+
+_LAST_SAA: _CompiledSAA | None = None
+
+
+def _run_saa(
+    cell: Cell,
+    model,
+    build,
+    key: str | None,
+    fit_seed,
+    eval_seed,
+    started: float,
+    initial_reason: str,
+    initial_cost: tuple[float, int],
+) -> FitResult:
+    """Fit one cell by SAA for VI (:mod:`harness.engines.saa`): the same start, evaluation and
+    result as an Adam fit; the schedule's stages replace the chunked loop.
+
+    ``key`` is the cell's compile key, or None (a model passed in): with the previous SAA
+    cell's key, its traced objective and solver are reused."""
+    import types
+
+    from harness.engines import saa
+
+    global _LAST_SAA
+    cached = _LAST_SAA if key is not None and _LAST_SAA is not None else None
+    if cached is not None and cached.key == key and cached.model is model:
+        objective, solver = cached.objective, cached.solver
+        objective.reset(build())
+        compile_seconds = 0.0
+    else:
+        objective = saa.Objective(model, build(), fit_seed)
+        first = saa.first_sample_size(cell, model.dimension)
+        solver = saa._Solver(objective, cell.fit.saa_tolerance, first, fit_seed)
+        compile_seconds = solver.compile_seconds
+        if key is not None:
+            _LAST_SAA = _CompiledSAA(key, model, objective, solver)
+    stages, losses, calls, verdict = saa.run_schedule(cell, objective, solver, fit_seed)
+    evaluations = sum(s.evaluations * s.sample_size for s in stages)
+    last = stages[-1] if stages else None
+    trace = _Trace(
+        losses=np.asarray(losses, np.float64),
+        # A first pseudo-call of 0 steps carries the compilation: timings() counts it as such;
+        # each iteration's own call dates its loss.
+        calls=[[0, compile_seconds, False]] + calls,
+        verdicts=[verdict],
+        params={"learning_rate_chosen": "none (optimizer saa: L-BFGS line searches)"},
+        metrics={
+            "num_steps_total": float(len(losses)),
+            "num_gradient_evaluations_budget": float(saa.gradient_budget(cell)),
+            "saa_num_stages": float(len(stages)),
+            "saa_sample_size_final": float(last.sample_size if last else 0),
+            "saa_gain_last": last.gain if len(stages) > 1 else float("nan"),
+        },
+    )
+    evaluator = Evaluator(model, objective.surrogate_posterior, cell, traced=False)
+    loop = types.SimpleNamespace(
+        mode="graph", fallback_reason="", owner=objective.surrogate_posterior
+    )
+    fitted = _result(
+        cell,
+        lambda: evaluator(eval_seed)[0],
+        model,
+        trace,
+        loop,
+        started,
+        evaluator,
+        initial_reason,
+        initial_cost,
+    )
+    # _result counts Adam's sample_size draws per step; an SAA step's cost is its stage's.
+    metrics = dict(fitted.metrics)
+    metrics["num_gradient_evaluations"] = float(evaluations + initial_cost[1])
+    return dataclasses.replace(fitted, metrics=metrics)
 
 
 def _result(

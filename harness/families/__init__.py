@@ -41,6 +41,7 @@ FAMILIES: dict[str, Family] = {
         {"initial_scale": 0.1},
         "factored normal (diagonal covariance)",
         batchable=True,
+        fixed_draws=True,
     ),
     "full_rank": Family(
         "full_rank",
@@ -49,6 +50,7 @@ FAMILIES: dict[str, Family] = {
         {"initial_scale": 0.1},
         "normal with lower-triangular scale (full covariance)",
         batchable=True,
+        fixed_draws=True,
     ),
     "iaf": Family(
         "iaf",
@@ -56,6 +58,7 @@ FAMILIES: dict[str, Family] = {
         build_iaf,
         {"num_layers": 2, "hidden_units": 32, "num_hidden_layers": 1, "initial_scale": 0.1},
         "inverse autoregressive flow on a mean-field base",
+        fixed_draws=True,
     ),
     "low_rank": Family(
         "low_rank",
@@ -63,6 +66,7 @@ FAMILIES: dict[str, Family] = {
         build_low_rank,
         {"rank": 2, "initial_scale": 0.1},
         "normal with diagonal plus rank-r covariance (factor analysis)",
+        fixed_draws=True,
     ),
     "asvi": Family(
         "asvi",
@@ -79,6 +83,7 @@ FAMILIES: dict[str, Family] = {
         build_maf,
         {"num_layers": 2, "hidden_units": 32, "num_hidden_layers": 1, "initial_scale": 0.1},
         "masked autoregressive flow on a mean-field base (sequential sampling)",
+        fixed_draws=True,
     ),
     "real_nvp": Family(
         "real_nvp",
@@ -88,6 +93,7 @@ FAMILIES: dict[str, Family] = {
         "affine coupling flow on a mean-field base",
         supports=_at_least_2d,
         requirement="dimension >= 2",
+        fixed_draws=True,
     ),
     "neural_spline": Family(
         "neural_spline",
@@ -104,6 +110,7 @@ FAMILIES: dict[str, Family] = {
         "rational-quadratic spline coupling flow on a mean-field base",
         supports=_at_least_2d,
         requirement="dimension >= 2",
+        fixed_draws=True,
     ),
     # Baselines on the same axes (kind != "svi": build runs the method; see harness.baselines).
     "laplace": Family(

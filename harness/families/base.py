@@ -33,6 +33,9 @@ class Family:
       requirement: What ``supports`` asks of a model, for error messages and ``harness list``.
       batchable: ``build`` takes ``batch_shape`` and returns independent replicates with
         variables of shape ``batch_shape + (unbatched shape)`` (for vectorized seeds).
+      fixed_draws: Its draws are a differentiable push-forward of base noise drawn with a
+        stateless seed, so the ELBO of fixed draws is a deterministic function of its parameters
+        (``fit.optimizer = "saa"`` applies, :mod:`harness.engines.saa`).
       ranges: Allowed values of hyperparameters that are this family's own; the shared
         :data:`harness.families.HYPERPARAMETER_RANGES` covers the common names (one name means
         one thing in every family).
@@ -47,6 +50,7 @@ class Family:
     supports: Callable[[Any], bool] = dataclasses.field(default=lambda model: True, compare=False)
     requirement: str = ""
     batchable: bool = False
+    fixed_draws: bool = False
     ranges: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def check(self, model) -> None:
