@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: quickstart test test-chaos ui-check lint format docs bench clean
+.PHONY: quickstart test test-slow test-chaos ui-check lint format docs bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
@@ -25,10 +25,15 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 quickstart: $(STAMP)
 	$(BIN)/harness run experiments/quickstart.toml
 
-# The default suite: contract, smoke and end-to-end tests (slow statistical tests included),
+# The default suite (≤ 10 minutes on 2 cores): contract, smoke, statistical and end-to-end tests,
 # in two processes (one per core of the reference 2-core machine; a file stays in one process).
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not chaos" tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not chaos and not slow" tests
+
+# The slow tier: statistical tests of the flows, longer fits, whole specs end to end, process
+# pools, Ray and tracking servers (about 15 minutes on 2 cores); CI runs it after `make test`.
+test-slow: $(DEV_STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "slow and not chaos" tests
 
 # Chaos tests (several drivers on one store or server, kills during store creation, a worker's
 # memory over 30 fits): minutes each, so apart from the default suite; CI runs them too.

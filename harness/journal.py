@@ -229,7 +229,10 @@ def _decode_cell(identity: dict[str, Any]):
         value = identity[field.name]
         hint = hints.get(field.name)
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            value = hint(**value)
+            # The identity keeps settings' first names (records.IDENTITY_NAMES).
+            renamed = records.IDENTITY_NAMES.get(field.name, {})
+            current = {first: now for now, first in renamed.items()}
+            value = hint(**{current.get(k, k): v for k, v in value.items()})
         elif isinstance(value, dict):  # model_args, hyperparameters: sorted (key, value) pairs
             value = tuple(sorted(value.items()))
         kwargs[field.name] = value

@@ -103,11 +103,12 @@ class MetricSettings:
 
 # Settings renamed since cells were first identified: their identity keeps the first name, so
 # a renamed setting changes no cell id (resume, and comparisons across versions, hold).
-IDENTITY_NAMES = {"iw_elbo_k": "importance_sample_size"}
+IDENTITY_NAMES: dict[str, dict[str, str]] = {"metrics": {"iw_elbo_k": "importance_sample_size"}}
 
 
-def _frozen_names(settings: dict[str, Any]) -> dict[str, Any]:
-    return {IDENTITY_NAMES.get(k, k): v for k, v in settings.items()}
+def _frozen_names(settings: dict[str, Any], table: str = "metrics") -> dict[str, Any]:
+    names = IDENTITY_NAMES.get(table, {})
+    return {names.get(k, k): v for k, v in settings.items()}
 
 
 # Fit settings added since cells were first identified: at their default they are left out of

@@ -112,16 +112,21 @@ class Spec:
     # (model entry, family entry) pairs whose family does not apply to the model
     # (Family.supports): left out of the grid.
     excluded: frozenset = frozenset()
+    # Family entries left out of the grid's ``optimizer = "saa"`` settings when the grid has
+    # another optimizer too: baselines (no optimizer: their other cells stand for them) and
+    # variational families that SAA does not fit (Family.fixed_draws false).
+    no_saa: frozenset = frozenset()
 
     def cells(self) -> list[Cell]:
         """Expand the grid: models × families × fit settings × seeds, in that order, without
-        the (model, family) pairs in ``excluded``."""
+        the (model, family) pairs in ``excluded`` and the ``saa`` settings of ``no_saa``."""
         return [
             Cell(self.name, model, margs, family, hps, fit, seed, metrics=self.metrics)
             for (model, margs), (family, hps), fit, seed in itertools.product(
                 self.models, self.families, self.fit_grid, self.seeds
             )
             if ((model, margs), (family, hps)) not in self.excluded
+            and not (fit.optimizer == "saa" and (family, hps) in self.no_saa)
         ]
 
 
@@ -340,8 +345,8 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
     fit_grid = tuple(_fit_grid(raw.get("fit", {}), where))
     resources = _resources(raw, where)
     metrics = _metric_settings(raw.get("metrics", {}), where)
-    _check_optimizer(families, fit_grid, where)
-    _check_resources(models, families, fit_grid, metrics, dimensions, where)
+    no_saa = _check_optimizer(families, fit_grid, where)
+    _check_resources(models, families, fit_grid, metrics, dimensions, where, no_saa)
     return Spec(
         path=path,
         name=name,
@@ -354,6 +359,7 @@ def validate(raw: Mapping[str, Any], path: Path) -> Spec:
         resources=resources,
         metrics=metrics,
         excluded=_inapplicable(models, families, where),
+        no_saa=no_saa,
     )
 
 
@@ -494,7 +500,9 @@ def _check_argument(value, t: type, allowed, where: str, item: str, arg: str):
     return value
 
 
-def _check_resources(models, families, fit_grid, metrics, dimensions, where) -> None:
+def _check_resources(
+    models, families, fit_grid, metrics, dimensions, where, no_saa=frozenset()
+) -> None:
     """Refuse a spec whose steps or final evaluation would exceed the memory limits of
     :mod:`harness.limits` (checked per model × family × fit setting, before anything runs)."""
     from harness.families import FAMILIES
@@ -528,6 +536,8 @@ def _check_resources(models, families, fit_grid, metrics, dimensions, where) -> 
                 continue  # baselines do not draw sample_size particles per step
             per_particle = max(size, family_particle_size(dict(hps), dimension))
             for fit in fit_grid:
+                if fit.optimizer == "saa" and (family, hps) in no_saa:
+                    continue  # left out of the grid (Spec.no_saa)
                 particles = fit.sample_size * fit.importance_sample_size
                 key = "sample_size"
                 if fit.optimizer == "saa":  # an L-BFGS evaluation of the largest stage
@@ -664,12 +674,20 @@ def _check_saa(settings: FitSettings, where: str) -> None:
         )
 
 
-def _check_optimizer(families, fit_grid, where) -> None:
-    """Refuse ``optimizer = "saa"`` with a variational family it does not fit."""
+def _check_optimizer(families, fit_grid, where) -> frozenset:
+    """The family entries whose ``saa`` cells are left out (see :attr:`Spec.no_saa`) when the
+    grid has another optimizer too; with ``saa`` alone, a variational family it does not fit
+    is refused."""
     from harness.families import FAMILIES
 
     if not any(fit.optimizer == "saa" for fit in fit_grid):
-        return
+        return frozenset()
+    if any(fit.optimizer != "saa" for fit in fit_grid):
+        return frozenset(
+            (name, hps)
+            for name, hps in families
+            if FAMILIES[name].kind not in ("svi", "amortized") or not FAMILIES[name].fixed_draws
+        )
     supported = [name for name, family in FAMILIES.items() if family.fixed_draws]
     for i, (name, _) in enumerate(families):
         if FAMILIES[name].kind in ("svi", "amortized") and not FAMILIES[name].fixed_draws:
@@ -677,3 +695,4 @@ def _check_optimizer(families, fit_grid, where) -> None:
                 f"{where}: key 'families[{i}]': optimizer 'saa' fits "
                 f"{', '.join(supported)}, not {show(name)}"
             )
+    return frozenset()

@@ -48,10 +48,12 @@ def _assert_same(results, serial):
         np.testing.assert_array_equal(result.draws, serial[cell_id].draws)
 
 
+@pytest.mark.slow
 def test_local_pool_matches_serial(serial):
     _assert_same(_by_id(executors.run_local(_cells(), workers=2)), serial)
 
 
+@pytest.mark.slow
 def test_ray_matches_serial(serial):
     import ray
 
@@ -144,6 +146,7 @@ def model():
 '''
 
 
+@pytest.mark.slow
 def test_worker_crash_is_that_cells_failure_and_the_pool_carries_on(
     write_spec, tracking_uri, tmp_path, capsys
 ):

@@ -104,7 +104,8 @@ def test_a_new_model_family_metric_and_figure_flow_through(registered, write_spe
     assert {"example_family", "mean_field"} <= set(frame["family"])
     assert frame["example_worst_z"].notna().all()
     summary = (out / "tables" / "summary.md").read_text()
-    assert "worst |z| (reference sd)" in summary and "Example family" in summary
+    # (Markdown escapes the label's pipes.)
+    assert "worst \\|z\\| (reference sd)" in summary and "Example family" in summary
     # The report walked the figure registry: the new figure was drawn from the table.
     assert (out / "figures" / "example_worst_z.png").is_file()
     assert any(p.name == "example_worst_z.png" for p in files.figures)

@@ -44,8 +44,12 @@ _ONLY_MODEL = {"asvi": "linear_regression_unknown_noise"}
 # Families whose loop XLA cannot compile on their smoke model (TFP's inverse-gamma sampler
 # loop uses TensorList ops XLA lacks): they run in graph mode, with the reason recorded.
 _GRAPH_MODE = {"asvi"}
+# Families whose smoke cell alone compiles for most of a minute: run with the slow tests.
+_SLOW_SMOKE = {"neural_spline"}
 SMOKE_CELLS = [(model, "mean_field") for model in sorted(set(MODELS) - AMORTIZED_MODELS)] + [
-    (model, family)
+    pytest.param(model, family, marks=pytest.mark.slow)
+    if family in _SLOW_SMOKE
+    else (model, family)
     for family in sorted(families.FAMILIES)
     if families.FAMILIES[family].kind == "svi" and family != "mean_field"
     for model in ((_ONLY_MODEL[family],) if family in _ONLY_MODEL else _SMOKE_MODELS)

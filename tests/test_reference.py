@@ -23,6 +23,7 @@ def small_run():
     return reference.run("conjugate_normal_mean", **SMALL)
 
 
+@pytest.mark.slow
 def test_small_run_converges_and_agrees_with_the_closed_form(small_run):
     assert small_run.ok, small_run.failures
     exact = MODELS["conjugate_normal_mean"]().reference
@@ -42,6 +43,7 @@ def test_small_run_converges_and_agrees_with_the_closed_form(small_run):
     assert a["draws"].shape == (1400, 3)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_same_reference_for_the_same_seed(small_run, tmp_path, capsys):
     out = tmp_path / "ref.npz"
     assert cli.main(["reference", "conjugate_normal_mean", *SMALL_ARGS, "--out", str(out)]) == 0

@@ -163,6 +163,7 @@ def _cell_runs(uri: str, experiment: str) -> list:
     return [r for r in runs if "harness.cell_id" in r.data.tags]
 
 
+@pytest.mark.slow
 def test_divergence_is_a_result_and_errors_end_the_sweep_with_exit_1(
     test_models, write_spec, tracking_uri, tmp_path, capsys
 ):

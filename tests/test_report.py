@@ -272,7 +272,7 @@ def test_report_styles_change_figure_size(sweep, tmp_path):
     "args, message",
     [
         (["--experiment", "no_such_experiment"], "no MLflow experiment"),
-        (["--experiment", "../escape"], "not an experiment name"),
+        (["--experiment", "../escape"], "expected a name of letters"),
         (["--model", "no_such_model"], "no runs here"),
         (["--metric", "no_such_metric"], "was not logged"),
         ([], "give a SPEC"),

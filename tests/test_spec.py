@@ -7,6 +7,7 @@ import pytest
 from harness import cli, spec
 from harness.families import FAMILIES
 from harness.models import MODELS
+from tests.conftest import REPO
 
 GOOD = """
 name = "tiny"
@@ -191,3 +192,20 @@ def test_particle_sizes_match_the_built_models():
         factory = MODELS[name]
         args = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
         assert particle_size(name, args) >= factory().dimension, name
+
+
+def test_an_optimizer_axis_applies_to_the_families_that_have_one():
+    """experiments/methods.toml: with optimizer = ["adam", "saa"], SAA's cells are left out for
+    the families it does not fit and for the baselines (their Adam cells stand for them); with
+    saa alone, an unsupported family is refused."""
+    from collections import Counter
+
+    cells = spec.load(REPO / "experiments" / "methods.toml").cells()
+    counts = Counter((c.family, c.fit.optimizer) for c in cells)
+    seeds_models = 2 * 4
+    for family in ("mean_field", "full_rank", "real_nvp"):
+        assert counts[(family, "adam")] == counts[(family, "saa")] == seeds_models
+    for family in ("gaussian_mixture", "laplace", "nuts"):
+        assert counts[(family, "adam")] == seeds_models and counts[(family, "saa")] == 0
+    assert counts[("pathfinder", "adam")] == 2 * seeds_models  # two entries
+    assert len(cells) == sum(counts.values()) == 11 * seeds_models

@@ -188,6 +188,7 @@ def test_list_shows_models_and_families(capsys):
         assert name in out
 
 
+@pytest.mark.slow
 def test_baselines_spec_runs_with_tiny_settings(tmp_path):
     """experiments/baselines.toml, shrunk: variational families, Laplace, CAVI and two NUTS
     budgets share one sweep, one table (a row per NUTS budget) and the figures."""
@@ -223,6 +224,7 @@ def test_baselines_spec_runs_with_tiny_settings(tmp_path):
     assert "num_draws=1000" in summary
 
 
+@pytest.mark.slow
 def test_regressions_spec_runs_with_tiny_settings(tmp_path):
     """experiments/regressions.toml: the whole grid is valid (every model × family pair
     applies), and one of its models runs through every family of the file with tiny settings
@@ -280,6 +282,7 @@ def test_regressions_spec_runs_with_tiny_settings(tmp_path):
     assert table["std_ratio_geomean"].notna().all()
 
 
+@pytest.mark.slow
 def test_multimodal_spec_runs_with_tiny_settings(tmp_path):
     """experiments/multimodal.toml: every model × family pair applies; shrunk to one target, a
     single Gaussian and the mixture, its mode-coverage metrics reach cells.csv, summary.csv and

@@ -111,6 +111,7 @@ def server(tmp_path_factory):
         yield url, tmp
 
 
+@pytest.mark.slow
 def test_sweep_and_report_round_trip_through_a_tracking_server(server):
     url, tmp = server
     spec = tmp / "served.toml"
@@ -220,6 +221,7 @@ def _assert_parent_holds_the_report(client, parent, out: Path, unconverged: int)
     assert "Best per model" in note and "| Model | Family | Seeds |" in note
 
 
+@pytest.mark.slow
 def test_harness_ui_serves_the_local_default_store(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

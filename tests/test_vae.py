@@ -197,6 +197,7 @@ def test_bad_training_settings_are_an_error_result():
     assert result.status == "error" and "encoder family" in result.reason
 
 
+@pytest.mark.slow
 def test_tiny_sweep_runs_into_mlflow_and_the_report(tmp_path, tracking_uri):
     """experiments/vae.toml shrunk, with a posterior model and family added: the spec pairs the
     VAE with the encoders only, and the report draws both kinds of figures."""
