@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 SPEC = """\
@@ -38,6 +40,7 @@ OWN_STDERR = re.compile(
 )
 
 
+@pytest.mark.slow
 def test_a_normal_run_prints_only_the_harness_lines(tmp_path):
     (tmp_path / "console.toml").write_text(SPEC)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "MLFLOW_"))}

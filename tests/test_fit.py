@@ -45,8 +45,20 @@ _ONLY_MODEL = {"asvi": "linear_regression_unknown_noise"}
 # loop uses TensorList ops XLA lacks): they run in graph mode, with the reason recorded.
 _GRAPH_MODE = {"asvi"}
 # Families whose smoke cell alone compiles for most of a minute: run with the slow tests.
-_SLOW_SMOKE = {"neural_spline"}
-SMOKE_CELLS = [(model, "mean_field") for model in sorted(set(MODELS) - AMORTIZED_MODELS)] + [
+_SLOW_SMOKE = {"neural_spline", "maf", "real_nvp", "asvi"}
+# Models whose mean-field smoke cell alone compiles for 10–40 s: run with the slow tests.
+_SLOW_SMOKE_MODELS = {
+    "log_gaussian_cox_process",
+    "stochastic_volatility",
+    "item_response_theory",
+    "brownian_motion_unknown_scales",
+}
+SMOKE_CELLS = [
+    pytest.param(model, "mean_field", marks=pytest.mark.slow)
+    if model in _SLOW_SMOKE_MODELS
+    else (model, "mean_field")
+    for model in sorted(set(MODELS) - AMORTIZED_MODELS)
+] + [
     pytest.param(model, family, marks=pytest.mark.slow)
     if family in _SLOW_SMOKE
     else (model, family)
@@ -195,8 +207,8 @@ def _minimize_both_ways(family: str, jit: bool, *, batch_shape=(), estimator="re
     [
         ("mean_field", True, (), "reparameterization"),
         ("full_rank", False, (), "reparameterization"),
-        ("mean_field", True, (3,), "reparameterization"),
-        ("mean_field", True, (), "sticking_the_landing"),
+        pytest.param("mean_field", True, (3,), "reparameterization", marks=pytest.mark.slow),
+        pytest.param("mean_field", True, (), "sticking_the_landing", marks=pytest.mark.slow),
     ],
 )
 def test_harness_loop_takes_the_same_steps_as_tfp(family, jit, batch_shape, estimator):

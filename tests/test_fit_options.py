@@ -50,6 +50,7 @@ def test_schedule_runs_across_chunks_with_one_iteration_counter():
     assert int(svi._LAST_COMPILED.loop.optimizer.iterations.numpy()) == 40
 
 
+@pytest.mark.slow
 def test_importance_weighted_objective_and_sticking_the_landing_fit():
     plain = _fit()
     for settings in (

@@ -642,6 +642,7 @@ def test_file_stem_never_leaves_its_folder():
     assert report.file_stem("a/b") != report.file_stem("a_b")
 
 
+@pytest.mark.slow
 def test_a_user_model_path_as_model_name_writes_only_inside_results(monkeypatch, tmp_path):
     # A user model's name is a path: absolute, with '..' and separators.
     zoo = tmp_path / "zoo"

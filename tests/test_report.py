@@ -344,6 +344,7 @@ def test_interrupted_sweep_resumes_without_duplicate_finished_runs(
     assert len(table) == 4 and failed not in set(table["run_id"])
 
 
+@pytest.mark.slow
 def test_report_in_a_fresh_process_draws_the_same_figures_in_parallel(sweep, tmp_path):
     """``harness report`` (no TensorFlow loaded) draws in forked processes; the PNGs are the
     same bytes as the in-process (serial) report's."""

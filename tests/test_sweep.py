@@ -37,7 +37,7 @@ def quickstart(tmp_path_factory):
             "--results-dir",
             str(tmp / "results"),
             "--workers",
-            "2",
+            "1",
             "--set",
             "fit.num_steps=30",
             "--set",
@@ -93,6 +93,7 @@ def test_mlflow_has_parent_and_one_finished_nested_run_per_cell(quickstart):
     assert iaf.data.params["family.num_layers"] == "2"
 
 
+@pytest.mark.slow
 def test_loss_history_is_thinned_to_1000_points(tmp_path, write_spec, tracking_uri):
     path = write_spec(
         'name = "long"\nmodels = ["banana"]\nfamilies = ["mean_field"]\n'
