@@ -87,6 +87,7 @@ def test_group_cells_keeps_seeds_together_and_fills_workers():
     assert len(split) == 4 and sum(len(g) for g in split) == len(cells)
 
 
+@pytest.mark.slow
 def test_vectorized_replicates_agree_in_distribution_with_separate_fits():
     """Paired by seed (same initial values), the final loss level of a vectorized replicate and
     of a separate fit differ only by optimisation noise: a paired z-test across seeds."""
@@ -121,6 +122,7 @@ def test_vectorized_replicates_agree_in_distribution_with_separate_fits():
     assert abs(d.mean()) <= 4 * d.std(ddof=1) / np.sqrt(d.size), d
 
 
+@pytest.mark.slow
 def test_vectorize_seeds_falls_back_to_one_by_one_for_families_without_batches():
     import dataclasses
 

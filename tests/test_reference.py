@@ -62,6 +62,7 @@ def test_cli_writes_the_same_reference_for_the_same_seed(small_run, tmp_path, ca
     assert f"reference: {out}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_refuses_to_write_an_unconverged_reference(tmp_path, capsys):
     out = tmp_path / "short.npz"
     code = cli.main(

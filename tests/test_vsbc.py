@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import cli, tracking
@@ -21,6 +22,7 @@ jit_compile = false
 """
 
 
+@pytest.mark.slow
 def test_vsbc_command_logs_pvalues_table_and_figure(write_spec, tracking_uri, tmp_path, capsys):
     spec = write_spec(SPEC)
     code = cli.main(

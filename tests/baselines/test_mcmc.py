@@ -15,6 +15,7 @@ from harness.spec import Cell, FitSettings
 SETTINGS = FitSettings(elbo_sample_size=1000, num_draws_kept=100)
 
 
+@pytest.mark.slow
 def test_nuts_cell_has_draw_metrics_and_no_log_weight_metrics():
     budget = (("num_chains", 2), ("num_draws", 100), ("num_warmup", 100))
     result = fit(Cell("test", "banana", (), "nuts", budget, SETTINGS, 0))

@@ -177,6 +177,7 @@ def _model_seed(cell):
     return [int.from_bytes(digest[i : i + 4], "little") >> 1 for i in (0, 4)]
 
 
+@pytest.mark.slow
 def test_nuts_starts_from_pathfinder_under_the_pathfinder_initialization():
     """fit passes fit.initialization to NUTS, whose chains then start at Pathfinder draws, and
     Pathfinder's evaluations are charged to the cell (one short NUTS run: its compilation is
