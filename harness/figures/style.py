@@ -210,6 +210,10 @@ def log_axis(ax, axis: str = "x") -> None:
                 break
     if len(ticks) >= 2:
         target.set_major_locator(ticker.FixedLocator(ticks))
+    elif decades < 1:
+        # A narrow range (16.1–17.6 s) between the log sequences' values: a few evenly spaced
+        # round values, as LogLocator's linear fallback would crowd its labels.
+        target.set_major_locator(ticker.MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
     else:
         target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
     target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
