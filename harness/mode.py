@@ -685,3 +685,14 @@ def initial_gaussian_of_cell(cell, model, seed=None) -> InitialGaussian | None:
         + (found.num_gradient_evaluations if found else 0),
         seconds=wide.seconds + (found.seconds if found else 0.0),
     )
+
+
+def traced_target(model) -> tuple[Target, float]:
+    """A :class:`Target` with its function traced, and the seconds tracing took: a method that
+    runs on it reports that as ``compile_seconds``, apart from its own time (its evaluation
+    count starts at zero after the trace)."""
+    t0 = time.perf_counter()
+    target = Target(model)
+    target.value_and_gradient(np.zeros(model.dimension))
+    target.evaluations = 0
+    return target, time.perf_counter() - t0

@@ -14,8 +14,6 @@ Newton decrement (the log density still to gain) is below ``tolerance`` nats.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from harness.baselines.base import BaselineFit
@@ -45,17 +43,13 @@ def build_laplace(
     import tensorflow as tf
     import tensorflow_probability as tfp
 
-    from harness.mode import Target, find_mode
+    from harness.mode import find_mode, traced_target
 
     tfd = tfp.distributions
     dtype, bijector = model.dtype, model.default_event_space_bijector
     # Trace the search's function first, so that fit_seconds is the method's own time (as for
     # the variational fits, whose compilation is compile_seconds).
-    t0 = time.perf_counter()
-    target = Target(model)
-    target.value_and_gradient(np.zeros(model.dimension))
-    target.evaluations = 0
-    compile_seconds = time.perf_counter() - t0
+    target, compile_seconds = traced_target(model)
     words = np.asarray(seed).reshape(-1)[:2]
     mode = find_mode(
         model,

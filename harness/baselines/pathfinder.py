@@ -414,16 +414,12 @@ def build_pathfinder(
     import tensorflow as tf
     import tensorflow_probability as tfp
 
-    from harness.mode import Target
+    from harness.mode import traced_target
 
     tfd = tfp.distributions
     dtype, bijector = model.dtype, model.default_event_space_bijector
     # Trace first, so that fit_seconds is the method's own time (as for laplace).
-    t0 = time.perf_counter()
-    target = Target(model)
-    target.value_and_gradient(np.zeros(model.dimension))
-    target.evaluations = 0
-    compile_seconds = time.perf_counter() - t0
+    target, compile_seconds = traced_target(model)
     outcome = run_pathfinder(
         model,
         seed,
