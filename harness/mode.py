@@ -55,8 +55,12 @@ _LBFGS_MAX_ITERATIONS = 1000
 _RESTART_MAX_ITERATIONS = 300
 
 # |u| beyond this on the unconstrained scale means exp/softplus bijectors are at e^±50: the
-# optimiser is running away along a direction with no mode (a funnel's neck).
+# optimiser is running away along a direction with no mode (a funnel's neck) when, there, the
+# bijector's log-Jacobian still changes by more than _RUNAWAY_NATS between u/2 and u (a
+# constrained parameter heading for its boundary).  On an identity coordinate it does not
+# change: a regression coefficient of 156 is a mode, not a runaway.
 _RUNAWAY = 50.0
+_RUNAWAY_NATS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +140,24 @@ class Target:
             return value, tape.gradient(value, u)
 
         self._value_and_gradient = value_and_gradient
+        self._bijector = bijector
         self.evaluations = 0
+
+    def log_det_jacobian(self, u: np.ndarray) -> float:
+        """``log |det J_b(u)|`` at one point ``[d]`` (eager: called once per search)."""
+        import tensorflow as tf
+
+        point = tf.constant(np.asarray(u)[None], self.model.dtype)
+        value = self._bijector.forward_log_det_jacobian(point, event_ndims=1)
+        return float(np.reshape(np.asarray(value), -1)[0])  # Identity's is a scalar 0
+
+    def runs_away(self, u: np.ndarray) -> bool:
+        """Whether ``u`` is a runaway, not a mode (see :data:`_RUNAWAY`)."""
+        u = np.asarray(u, np.float64)
+        if not np.max(np.abs(u)) > _RUNAWAY:
+            return False
+        change = self.log_det_jacobian(u) - self.log_det_jacobian(u / 2)
+        return not abs(change) <= _RUNAWAY_NATS
 
     def value_and_gradient(self, u: np.ndarray) -> tuple[float, np.ndarray]:
         """``(f(u), ∇f(u))`` at one point ``[d]`` (float64 out)."""
@@ -394,7 +415,7 @@ def find_mode(
     if best is None:
         return _failed(target, starts[0], "the log density is not finite at any start", started)
     position = np.asarray(best.position, np.float64)
-    if np.max(np.abs(position)) > _RUNAWAY:
+    if target.runs_away(position):
         return _failed(
             target,
             position,
@@ -664,18 +685,12 @@ def initial_gaussian_of_cell(cell, model, seed=None) -> InitialGaussian | None:
     found = initial_gaussian(model, seed)
     if found is not None and found.reason_mode_found:
         return found
-    if np.dtype(getattr(model.dtype, "as_numpy_dtype", model.dtype)) != np.float32:
-        return found
-    import inspect
+    from harness.models import in_float64
 
-    from harness.models import MODELS, user
-
-    if user.is_user_model(cell.model) or cell.model not in MODELS:
+    precise = in_float64(cell.model, cell.model_args, model)
+    if precise is None or precise is model:
         return found
-    factory = MODELS[cell.model]
-    if "dtype" not in inspect.signature(factory).parameters:
-        return found
-    wide = initial_gaussian(factory(**{**dict(cell.model_args), "dtype": "float64"}), seed)
+    wide = initial_gaussian(precise, seed)
     if wide is None or (found is not None and not wide.elbo > found.elbo):
         return found
     return dataclasses.replace(

@@ -79,3 +79,33 @@ def test_a_funnel_starts_in_its_bulk_not_at_its_mode():
     assert initial.loc[0] > -5, initial.reason
     assert "L-BFGS path" in initial.reason
     assert initial.elbo > -50
+
+
+def test_a_mode_far_out_on_an_identity_coordinate_is_a_mode_not_a_runaway():
+    # A regression coefficient of 156 (the unscaled wine regression's) sits at |u| > 50 on an
+    # identity coordinate: the bijector's log-Jacobian does not change there.
+    mean = np.array([156.0, -420.0, 0.5])
+    covariance = np.diag([4.0, 25.0, 0.01])
+    mode = find_mode(_gaussian(mean, covariance), seed=(1, 2))
+    assert mode.found, mode.reason
+    np.testing.assert_allclose(mode.position, mean, atol=1e-3 * np.sqrt(np.diag(covariance)).max())
+
+
+def test_a_scale_heading_for_zero_is_a_runaway():
+    # p(σ) ∝ σ⁻² on σ > 0 has no mode: on u = log σ the target −log p − log|J| = u decreases
+    # for ever.  The search runs to u ≪ −50, where the Exp bijector's log-Jacobian (= u) still
+    # changes: no mode, and the reason says why.
+    def unnormalized_log_prob(z):
+        return -2.0 * tf.math.log(tf.convert_to_tensor(z, tf.float32)[..., 0])
+
+    model = Model(
+        name="improper_scale",
+        pretty_name="improper scale",
+        dimension=1,
+        dtype=tf.float32,
+        default_event_space_bijector=tfb.Exp(),
+        unnormalized_log_prob=unnormalized_log_prob,
+        reference=None,
+    )
+    mode = find_mode(model, seed=(1, 2))
+    assert not mode.found and "ran away" in mode.reason, mode.reason

@@ -386,12 +386,18 @@ def build_pathfinder(
     num_elbo_draws: int = 25,
     num_draws: int = 1000,
     max_iterations: int = 1000,
+    precise_model=None,
 ) -> BaselineFit:
     """Pathfinder (single- or multi-path) as a baseline on the harness's axes.
 
     Args:
       model: A :class:`harness.models.base.Model`.
       seed: Stateless seed (shape ``[2]`` int32).
+      precise_model: ``model`` in float64 (the engine passes it when the model can be rebuilt
+        so): the paths run on it, as Stan's run in double precision.  In float32 the relative
+        decrease of ``f`` falls to round-off long before the mode of a badly scaled regression
+        (L-BFGS then stops "converged" 7.5 posterior sds from it) and the last correction
+        pairs are round-off.  The approximation is returned in ``model``'s dtype.
       num_paths: Independent L-BFGS paths: 1 is single-path Pathfinder (its chosen normal is
         returned as a density); more is multi-path (importance-resampled draws).
       history_size: ``J``: L-BFGS correction pairs, also those of each local normal's
@@ -419,9 +425,10 @@ def build_pathfinder(
     tfd = tfp.distributions
     dtype, bijector = model.dtype, model.default_event_space_bijector
     # Trace first, so that fit_seconds is the method's own time (as for laplace).
-    target, compile_seconds = traced_target(model)
+    searched = model if precise_model is None else precise_model
+    target, compile_seconds = traced_target(searched)
     outcome = run_pathfinder(
-        model,
+        searched,
         seed,
         num_paths=num_paths,
         history_size=history_size,
@@ -442,7 +449,8 @@ def build_pathfinder(
         num_gradient_evaluations=float(outcome.num_gradient_evaluations),
         mode="graph",
         converged=outcome.converged,
-        convergence_reason=outcome.reason,
+        convergence_reason=outcome.reason
+        + ("" if searched is model else "; paths in float64 (the model is float32)"),
     )
     if outcome.draws is None:
         q = tfd.TransformedDistribution(
@@ -460,7 +468,7 @@ def build_pathfinder(
     return BaselineFit(draws=draws, metrics=metrics, **common)
 
 
-def initial_gaussian(model, seed=None):
+def initial_gaussian(model, seed=None, *, precise_model=None):
     """Single-path Pathfinder's normal as the start of a variational fit
     (``fit.initialization = "pathfinder"``).
 
@@ -473,6 +481,8 @@ def initial_gaussian(model, seed=None):
     Args:
       model: A :class:`harness.models.base.Model`.
       seed: Two integers (None: ``(0, 0)``).
+      precise_model: ``model`` in float64, on which the path runs when given (see
+        :func:`build_pathfinder`).
 
     Returns:
       A :class:`harness.mode.InitialGaussian`, or None when Pathfinder found no normal with a
@@ -482,7 +492,9 @@ def initial_gaussian(model, seed=None):
 
     started = time.perf_counter()
     try:
-        outcome = run_pathfinder(model, [0, 0] if seed is None else seed)
+        outcome = run_pathfinder(
+            model if precise_model is None else precise_model, [0, 0] if seed is None else seed
+        )
     except ValueError:
         return None
     normal = outcome.normal

@@ -28,11 +28,14 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
     family.check(model)
     init_seed, _, eval_seed = tfp.random.split_seed(tf.constant(cell.stateless_seed, tf.int32), n=3)
     # A baseline that can start from an initialisation (NUTS) follows fit.initialization.
-    extra = (
-        {"initialization": cell.fit.initialization}
-        if "initialization" in inspect.signature(family.build).parameters
-        else {}
-    )
+    accepted = inspect.signature(family.build).parameters
+    extra = {"initialization": cell.fit.initialization} if "initialization" in accepted else {}
+    # A baseline whose search reads differences of the log density (Laplace's, Pathfinder's
+    # L-BFGS) gets the model rebuilt in float64 too, when it can be (None otherwise).
+    if "precise_model" in accepted:
+        from harness.models import in_float64
+
+        extra["precise_model"] = in_float64(cell.model, cell.model_args, model)
     outcome = family.build(model, seed=init_seed, **dict(cell.hyperparameters), **extra)
     metrics: dict[str, float] = {
         **outcome.metrics,

@@ -246,8 +246,10 @@ def _initial_for(cell: Cell, model, family) -> tuple[Any, str, tuple[float, int]
         t0 = time.perf_counter()
         if initialization == "pathfinder":
             from harness.baselines.pathfinder import initial_gaussian
+            from harness.models import in_float64
 
-            found = initial_gaussian(model, seed)
+            precise = in_float64(cell.model, cell.model_args, model)
+            found = initial_gaussian(model, seed, precise_model=precise)
         else:
             from harness.mode import initial_gaussian_of_cell
 

@@ -201,6 +201,7 @@ __all__ = [
     "Model",
     "Reference",
     "build_model",
+    "in_float64",
     "particle_size",
 ]
 
@@ -212,3 +213,26 @@ def build_model(name: str, **args) -> Model:
     if user.is_user_model(name):
         return user.load(name, **args)
     return MODELS[name](**args)
+
+
+def in_float64(name: str, args: Mapping[str, Any], model: Model) -> Model | None:
+    """Registered model ``name`` with ``args`` rebuilt in float64, when ``model`` (its float32
+    build) can be: its factory takes ``dtype``.  ``model`` itself when it is float64 already;
+    None otherwise (a user model, or a factory without ``dtype``).
+
+    Searches whose stopping tests read differences of the log density (L-BFGS's relative
+    decrease, Pathfinder's correction pairs) need float64: float32 round-off, about 10⁻⁷ of the
+    log density's size, ends them short of the mode of a badly scaled regression.
+    """
+    import inspect
+
+    import numpy as np
+
+    if np.dtype(getattr(model.dtype, "as_numpy_dtype", model.dtype)) == np.float64:
+        return model
+    if user.is_user_model(name) or name not in MODELS:
+        return None
+    factory = MODELS[name]
+    if "dtype" not in inspect.signature(factory).parameters:
+        return None
+    return factory(**{**dict(args), "dtype": "float64"})
