@@ -299,9 +299,12 @@ def _run_spec(args, pool) -> int:
             f"experiment {spec.name}: {len(spec.models)} models × {len(spec.families)} families"
             f" × {len(spec.fit_grid)} fit settings × {len(spec.seeds)} seeds = {len(cells)} cells"
         )
+        from harness.spec import cell_labels
+
+        labels = cell_labels(cells)
         for cell in cells:
             fit = ", ".join(f"{k}={v}" for k, v in vars(cell.fit).items())
-            print(f"  {cell.cell_id}  {cell.run_name:<40} {fit}")
+            print(f"  {cell.cell_id}  {labels[cell.cell_id]:<40} {fit}")
         return EXIT_OK
     problem = _check_destinations(args.tracking_uri, args.results_dir, spec.name)
     if problem:
@@ -327,7 +330,10 @@ def _run_sweep(args, spec, cells, pool) -> int:
     from harness.tracking import TrackingUnavailable
 
     print(f"experiment {spec.name}: {len(cells)} cells", file=sys.stderr, flush=True)
-    progress = _LiveProgress() if sys.stderr.isatty() else _LineProgress()
+    from harness.spec import cell_labels
+
+    labels = cell_labels(cells)
+    progress = _LiveProgress(labels) if sys.stderr.isatty() else _LineProgress(labels)
     try:
         with progress:
             outcome = sweep.run(
@@ -364,17 +370,17 @@ def _run_sweep(args, spec, cells, pool) -> int:
             f"{outcome.taken} cells were fitted by another driver of this experiment",
             file=sys.stderr,
         )
-    _print_convergence(outcome.results)
+    _print_convergence(outcome.results, labels)
     diverged = [r for r in outcome.results if r.status == "diverged"]
     if diverged:
         print(f"\n{len(diverged)} cells diverged (a result, not a failure):", file=sys.stderr)
         for r in diverged:
-            print(f"  {r.cell.run_name}: {r.reason}", file=sys.stderr)
+            print(f"  {labels.get(r.cell.cell_id, r.cell.run_name)}: {r.reason}", file=sys.stderr)
     code = EXIT_OK
     if outcome.failed:
         print(f"\n{len(outcome.failed)} cells failed:", file=sys.stderr)
         for r in outcome.failed:
-            print(f"  {r.cell.run_name}: {r.reason}", file=sys.stderr)
+            print(f"  {labels.get(r.cell.cell_id, r.cell.run_name)}: {r.reason}", file=sys.stderr)
         code = EXIT_FAILED_CELLS
     if outcome.journaled or outcome.report is None:
         print(
@@ -388,7 +394,7 @@ def _run_sweep(args, spec, cells, pool) -> int:
     return code
 
 
-def _print_convergence(results) -> None:
+def _print_convergence(results, labels) -> None:
     """How many ok cells converged, and which did not (hit the budget, or why else)."""
     judged = [r for r in results if r.status == "ok" and r.converged is not None]
     if not judged:
@@ -401,11 +407,14 @@ def _print_convergence(results) -> None:
         file=sys.stderr,
     )
     for r in unconverged:
-        print(f"  NOT converged {r.cell.run_name}: {r.convergence_reason}", file=sys.stderr)
+        label = labels.get(r.cell.cell_id, r.cell.run_name)
+        print(f"  NOT converged {label}: {r.convergence_reason}", file=sys.stderr)
 
 
-def _cell_line(p) -> str:
-    """One finished cell: status, its quality metric (or why it is not ok), fit time, ETA."""
+def _cell_line(p, labels=None) -> str:
+    """One finished cell: status, its quality metric (or why it is not ok), fit time, ETA;
+    ``labels`` (cell id → label, :func:`harness.spec.cell_labels`) tells apart cells of one
+    ``model/family/seed``."""
     from harness.verdicts import VERDICT_METRICS
 
     r = p.result
@@ -420,13 +429,17 @@ def _cell_line(p) -> str:
             extra += "  converged" if converged else "  NOT converged"
     eta = int(p.eta_seconds)
     return (
-        f"[{p.done}/{p.total}] {r.cell.run_name:<36} {r.status:<8} {extra}  "
+        f"[{p.done}/{p.total}] {(labels or {}).get(r.cell.cell_id, r.cell.run_name):<36} "
+        f"{r.status:<8} {extra}  "
         f"(ETA {eta // 60}:{eta % 60:02d})"
     )
 
 
 class _LineProgress:
     """One line per finished cell on stderr (logs, CI: output that is not a terminal)."""
+
+    def __init__(self, labels=None):
+        self._labels = labels
 
     def __enter__(self):
         return self
@@ -435,14 +448,14 @@ class _LineProgress:
         return False
 
     def __call__(self, p) -> None:
-        print(_cell_line(p), file=sys.stderr, flush=True)
+        print(_cell_line(p, self._labels), file=sys.stderr, flush=True)
 
 
 class _LiveProgress:
     """A live bar on a terminal: cells done, elapsed and remaining time, failures so far
     (diverged, not converged, error); such a cell also gets its line above the bar."""
 
-    def __init__(self):
+    def __init__(self, labels=None):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -464,6 +477,7 @@ class _LiveProgress:
             console=Console(file=sys.stderr),
             transient=False,
         )
+        self._labels = labels
         self._task = None
         self._failures = {"diverged": 0, "not converged": 0, "error": 0}
 
@@ -482,7 +496,7 @@ class _LiveProgress:
             status = "not converged"
         if status in self._failures:
             self._failures[status] += 1
-            self._progress.console.print(_cell_line(p), markup=False, highlight=False)
+            self._progress.console.print(_cell_line(p, self._labels), markup=False, highlight=False)
         failures = ", ".join(f"{n} {k}" for k, n in self._failures.items() if n)
         self._progress.update(self._task, completed=p.done, failures=failures or "no failures")
 

@@ -144,6 +144,37 @@ class Resources:
     gpus_per_task: float = 0.0
 
 
+def cell_labels(cells: Sequence[Cell]) -> dict[str, str]:
+    """A console label per cell id: ``model/family/seed``, followed, where several cells of the
+    grid share that name, by what differs between them (model arguments, hyperparameters, fit
+    settings), e.g. ``wine/pathfinder/0 (num_paths=4)`` beside ``wine/pathfinder/0
+    (num_paths=1)``, or ``(optimizer=saa)``: no two lines of a run read the same."""
+
+    def settings(cell: Cell) -> dict[str, Any]:
+        return {
+            **dict(cell.model_args),
+            **dict(cell.hyperparameters),
+            **dataclasses.asdict(cell.fit),
+            **({"metrics": cell.metrics} if cell.metrics != MetricSettings() else {}),
+        }
+
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.run_name, []).append(cell)
+    labels = {}
+    for name, group in groups.items():
+        values = [settings(c) for c in group]
+        varying = [
+            k
+            for k in dict.fromkeys(k for v in values for k in v)
+            if len({repr(v.get(k)) for v in values}) > 1
+        ]
+        for cell, value in zip(group, values, strict=True):
+            detail = ", ".join(f"{k}={value.get(k)}" for k in varying)
+            labels[cell.cell_id] = f"{name} ({detail})" if detail else name
+    return labels
+
+
 def _resources(raw, where) -> Resources:
     table = raw.get("resources", {})
     if not isinstance(table, dict):

@@ -77,7 +77,7 @@ def test_a_normal_run_prints_only_the_harness_lines(tmp_path):
 def _progress(done: int, total: int, status: str, reason: str = ""):
     from types import SimpleNamespace
 
-    cell = SimpleNamespace(run_name=f"model/family/{done}")
+    cell = SimpleNamespace(run_name=f"model/family/{done}", cell_id=f"id{done}")
     result = SimpleNamespace(
         cell=cell,
         status=status,

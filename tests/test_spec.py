@@ -209,3 +209,37 @@ def test_an_optimizer_axis_applies_to_the_families_that_have_one():
         assert counts[(family, "adam")] == seeds_models and counts[(family, "saa")] == 0
     assert counts[("pathfinder", "adam")] == 2 * seeds_models  # two entries
     assert len(cells) == sum(counts.values()) == 11 * seeds_models
+
+
+def test_cell_labels_tell_apart_cells_of_one_model_family_and_seed(write_spec):
+    # Two Pathfinder configurations and two optimizers: model/family/seed alone would print
+    # the same name twice in the console; the label adds what differs, and only that.
+    s = spec.load(
+        write_spec(
+            """
+name = "labels"
+seeds = [0]
+models = ["correlated_gaussian"]
+families = ["full_rank", "pathfinder", { name = "pathfinder", num_paths = 4 }]
+[fit]
+optimizer = ["adam", "saa"]
+"""
+        )
+    )
+    cells = s.cells()
+    labels = spec.cell_labels(cells)
+    assert len(set(labels.values())) == len(cells) == 4, labels
+    by_family = {}
+    for cell in cells:
+        by_family.setdefault(cell.family, []).append(labels[cell.cell_id])
+    assert sorted(by_family["full_rank"]) == [
+        "correlated_gaussian/full_rank/0 (optimizer=adam)",
+        "correlated_gaussian/full_rank/0 (optimizer=saa)",
+    ]
+    assert sorted(by_family["pathfinder"]) == [
+        "correlated_gaussian/pathfinder/0 (num_paths=1)",
+        "correlated_gaussian/pathfinder/0 (num_paths=4)",
+    ]
+    # A grid with one cell per name keeps the plain name.
+    single = spec.cell_labels(cells[:1])
+    assert single == {cells[0].cell_id: cells[0].run_name}
