@@ -385,6 +385,11 @@ CASES = {
         [],
         ["'families[0]'", "optimizer 'saa' fits", "not 'asvi'"],
     ),
+    "saa_flow_unsupported": (
+        'models = ["banana"]\nfamilies = ["real_nvp"]\n[fit]\noptimizer = "saa"\n',
+        [],
+        ["'families[0]'", "optimizer 'saa' fits mean_field, full_rank, low_rank", "not 'real_nvp'"],
+    ),
     "initialization_unknown": (
         FIT + 'initialization = "random"\n',
         [],

@@ -90,6 +90,12 @@ def result(
     Adds ``peak_memory_mb``; drops undefined (non-finite) metrics; the cell is converged only
     when its status is ``ok`` (a diverged fit's reason is its divergence).
     """
+    if np.shape(losses)[:1] != np.shape(loss_seconds)[:1]:
+        # Each kept step has its time: the loss curve and its MLflow steps are built from both.
+        raise ValueError(
+            f"{cell.run_name}: {np.shape(losses)[0]} losses but "
+            f"{np.shape(loss_seconds)[0]} loss times"
+        )
     metrics = {**metrics, "peak_memory_mb": runtime.peak_memory_mb()}
     return FitResult(
         cell=cell,

@@ -320,7 +320,8 @@ def run_schedule(cell: Cell, objective: Objective, solver: _Solver, fit_seed):
         step = len(losses)
         if not np.isfinite(stage.final_loss) or not np.isfinite(stage.start_loss):
             verdict = Verdict(False, f"the objective became non-finite at N = {sample_size}")
-            losses.append(float("nan"))  # marks the fit diverged
+            losses.append(float("nan"))  # marks the fit diverged: a step of no time
+            calls.append([1, 0.0, True])
             break
         stable = index >= 1 and stage.converged and stage.gain < tolerance
         described = _describe(stage, index, tolerance)

@@ -58,7 +58,6 @@ FAMILIES: dict[str, Family] = {
         build_iaf,
         {"num_layers": 2, "hidden_units": 32, "num_hidden_layers": 1, "initial_scale": 0.1},
         "inverse autoregressive flow on a mean-field base",
-        fixed_draws=True,
     ),
     "low_rank": Family(
         "low_rank",
@@ -83,7 +82,6 @@ FAMILIES: dict[str, Family] = {
         build_maf,
         {"num_layers": 2, "hidden_units": 32, "num_hidden_layers": 1, "initial_scale": 0.1},
         "masked autoregressive flow on a mean-field base (sequential sampling)",
-        fixed_draws=True,
     ),
     "real_nvp": Family(
         "real_nvp",
@@ -93,7 +91,6 @@ FAMILIES: dict[str, Family] = {
         "affine coupling flow on a mean-field base",
         supports=_at_least_2d,
         requirement="dimension >= 2",
-        fixed_draws=True,
     ),
     "neural_spline": Family(
         "neural_spline",
@@ -110,7 +107,6 @@ FAMILIES: dict[str, Family] = {
         "rational-quadratic spline coupling flow on a mean-field base",
         supports=_at_least_2d,
         requirement="dimension >= 2",
-        fixed_draws=True,
     ),
     # Baselines on the same axes (kind != "svi": build runs the method; see harness.baselines).
     "laplace": Family(

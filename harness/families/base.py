@@ -33,9 +33,12 @@ class Family:
       requirement: What ``supports`` asks of a model, for error messages and ``harness list``.
       batchable: ``build`` takes ``batch_shape`` and returns independent replicates with
         variables of shape ``batch_shape + (unbatched shape)`` (for vectorized seeds).
-      fixed_draws: Its draws are a differentiable push-forward of base noise drawn with a
-        stateless seed, so the ELBO of fixed draws is a deterministic function of its parameters
-        (``fit.optimizer = "saa"`` applies, :mod:`harness.engines.saa`).
+      fixed_draws: ``fit.optimizer = "saa"`` applies (:mod:`harness.engines.saa`): its draws
+        are a differentiable push-forward of base noise drawn with a stateless seed, so the
+        ELBO of fixed draws is a deterministic function of its parameters, and that function
+        is a sound stand-in for the ELBO: an affine map of the draws (the Gaussian families).
+        The flows are push-forwards too but are not marked: their ~10³ parameters bend the
+        map around a few hundred fixed draws (measured in docs/saa.md).
       ranges: Allowed values of hyperparameters that are this family's own; the shared
         :data:`harness.families.HYPERPARAMETER_RANGES` covers the common names (one name means
         one thing in every family).
