@@ -203,12 +203,14 @@ def test_an_optimizer_axis_applies_to_the_families_that_have_one():
     cells = spec.load(REPO / "experiments" / "methods.toml").cells()
     counts = Counter((c.family, c.fit.optimizer) for c in cells)
     seeds_models = 2 * 4
-    for family in ("mean_field", "full_rank", "real_nvp"):
+    for family in ("mean_field", "full_rank"):
         assert counts[(family, "adam")] == counts[(family, "saa")] == seeds_models
-    for family in ("gaussian_mixture", "laplace", "nuts"):
+    # The flow is left out of SAA (it overfits fixed draws, docs/saa.md), as are the mixture
+    # and the baselines.
+    for family in ("real_nvp", "gaussian_mixture", "laplace", "nuts"):
         assert counts[(family, "adam")] == seeds_models and counts[(family, "saa")] == 0
     assert counts[("pathfinder", "adam")] == 2 * seeds_models  # two entries
-    assert len(cells) == sum(counts.values()) == 11 * seeds_models
+    assert len(cells) == sum(counts.values()) == 10 * seeds_models
 
 
 def test_cell_labels_tell_apart_cells_of_one_model_family_and_seed(write_spec):

@@ -16,7 +16,7 @@ no longer moves:
 
 * stage ``k`` draws ``N_k = N_0 · 2^k`` fresh base draws (stage seed: the fit seed folded with
   ``k``), ``N_0 = max(saa_initial_sample_size, d + 1)`` (with fewer draws than dimensions a
-  full-rank or flow scale has directions that no draw sees, along which ``L_N`` falls without
+  full-rank scale has directions that no draw sees, along which ``L_N`` falls without
   bound), up to ``saa_max_sample_size``;
 * each stage runs L-BFGS from the previous stage's solution until its gradient's largest entry
   is below ``saa_tolerance`` or ``L_N``'s relative decrease per iteration is below SciPy's

@@ -72,8 +72,19 @@ def draw(data: StdRatioData, stem: Path, *, style: str = "paper") -> list[Path]:
     styles, shown, n_models = data.styles, data.shown, len(data.model_labels)
     column, page, row_height, _ = look.STYLES[style]
     width = min(page, max(column, 1.0 + 0.8 * n_models))
+    # Long labels (a family's configurations) get one column on a narrow figure.
+    ncols = (
+        4
+        if width >= page
+        else 1
+        if max((len(styles[f]["label"]) for f in shown), default=0) > 20
+        else 2
+    )
+    # The legend sits below the axes: the figure grows by its rows (0.17 in each), so that a
+    # grid of a dozen configurations does not squeeze the axes and cut off the y label.
+    legend_rows = math.ceil((len(shown) + 1) / ncols)
     with plt.rc_context(look.rc(style)):
-        fig, ax = plt.subplots(figsize=(width, row_height + 1.2))
+        fig, ax = plt.subplots(figsize=(width, row_height + 0.6 + 0.17 * legend_rows))
         ax.axhline(1.0, color="0.3", linewidth=0.8, linestyle="--")
         for p in data.points:
             st = styles[p.series]
@@ -115,14 +126,7 @@ def draw(data: StdRatioData, stem: Path, *, style: str = "paper") -> list[Path]:
             styles,
             shown,
             [(ref, "calibrated (ratio 1)")],
-            # Long labels (a family's configurations) get one column on a narrow figure.
-            ncols=(
-                4
-                if width >= look.STYLES[style][1]
-                else 1
-                if max((len(styles[f]["label"]) for f in shown), default=0) > 20
-                else 2
-            ),
+            ncols=ncols,
         )
         return look.save(fig, stem)
 

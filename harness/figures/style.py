@@ -216,8 +216,28 @@ def log_axis(ax, axis: str = "x") -> None:
         target.set_major_locator(ticker.MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]))
     else:
         target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
-    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    # Plain numbers (0.5, 20, 1000) unless the axis reaches 10⁵ or below 10⁻³: then every label
+    # is a power of ten (10⁵, 2×10⁴), never "1e+06" beside "100000".
+    shown = ticks if len(ticks) >= 2 else [low, high]
+    powers = bool(shown) and (max(shown) >= 1e5 or 0 < min(shown) < 1e-3)
+    target.set_major_formatter(ticker.FuncFormatter(_power_label if powers else _plain_label))
     target.set_minor_formatter(ticker.NullFormatter())
+
+
+def _plain_label(value: float, _position=None) -> str:
+    return f"{value:g}"
+
+
+def _power_label(value: float, _position=None) -> str:
+    """``10⁵``, ``2×10⁴`` (mathtext) for a positive tick value."""
+    if not value > 0:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = round(value / 10.0**exponent, 6)
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    power = rf"10^{{{exponent}}}"
+    return rf"${power}$" if mantissa == 1 else rf"${mantissa:g}\times{power}$"
 
 
 def model_titles(table: pd.DataFrame) -> dict[str, str]:
@@ -316,7 +336,11 @@ def axis_label(name: str, *, log: bool = False) -> str:
     text = catalog.label(name)
     if not log:
         return text
-    return text[:-1] + ", log scale)" if text.endswith(")") else text + " (log scale)"
+    if text.endswith(")"):
+        return text[:-1] + ", log scale)"
+    # A long label on its own line: side by side, panels about 3 in wide would overlap their
+    # neighbours' ("gradient evaluations of log p (log scale)" did).
+    return text + ("\n(log scale)" if len(text) > 22 else " (log scale)")
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
