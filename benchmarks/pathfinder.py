@@ -54,6 +54,32 @@ def _accurate(m: dict) -> bool:
     return m.get("mean_z_error_max", np.inf) < 0.5 and 0.8 <= m.get("std_ratio_geomean", 0) <= 1.25
 
 
+def _rows(results, method) -> list[dict]:
+    """One row per finished cell (printed as it comes); ``method(cell)`` is its label."""
+    rows = []
+    for result in results:
+        m = result.metrics
+        rows.append(
+            {
+                "model": result.cell.model,
+                "method": method(result.cell),
+                "seed": result.cell.seed,
+                "status": result.status,
+                "converged": bool(result.converged),
+                "accurate": result.status == "ok" and _accurate(m),
+                "khat": m.get("khat", np.nan),
+                "std_ratio": m.get("std_ratio_geomean", np.nan),
+                "max_abs_z": m.get("mean_z_error_max", np.nan),
+                "gradient_evaluations": m.get("num_gradient_evaluations", np.nan),
+                "seconds": result.fit_seconds,
+                # Why it is not ok, else its verdict.
+                "reason": (result.reason or result.convergence_reason or "")[:120],
+            }
+        )
+        print({k: v for k, v in rows[-1].items() if k != "reason"}, flush=True)
+    return rows
+
+
 def main(argv=None) -> None:
     import pandas as pd
 
@@ -77,27 +103,11 @@ def main(argv=None) -> None:
         for family, hps in METHODS.values()
         for seed in range(args.seeds)
     ]
-    rows = []
     t0 = time.perf_counter()
-    for result in run_local(cells, args.workers):
-        m = result.metrics
-        rows.append(
-            {
-                "model": result.cell.model,
-                "method": labels[(result.cell.family, result.cell.hyperparameters)],
-                "seed": result.cell.seed,
-                "status": result.status,
-                "converged": bool(result.converged),
-                "accurate": result.status == "ok" and _accurate(m),
-                "khat": m.get("khat", np.nan),
-                "std_ratio": m.get("std_ratio_geomean", np.nan),
-                "max_abs_z": m.get("mean_z_error_max", np.nan),
-                "gradient_evaluations": m.get("num_gradient_evaluations", np.nan),
-                "seconds": result.fit_seconds,
-                "reason": (result.convergence_reason or result.reason)[:120],
-            }
-        )
-        print({k: v for k, v in rows[-1].items() if k != "reason"}, flush=True)
+    rows = _rows(
+        run_local(cells, args.workers),
+        lambda cell: labels[(cell.family, cell.hyperparameters)],
+    )
     wall = time.perf_counter() - t0
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,26 +171,8 @@ def _zoo(args) -> None:
         for model in models
         for family in methods.values()
     ]
-    rows = []
     t0 = time.perf_counter()
-    for result in run_local(cells, args.workers):
-        m = result.metrics
-        rows.append(
-            {
-                "model": result.cell.model,
-                "method": label[result.cell.family],
-                "status": result.status,
-                "converged": bool(result.converged),
-                "accurate": result.status == "ok" and _accurate(m),
-                "khat": m.get("khat", np.nan),
-                "std_ratio": m.get("std_ratio_geomean", np.nan),
-                "max_abs_z": m.get("mean_z_error_max", np.nan),
-                "gradient_evaluations": m.get("num_gradient_evaluations", np.nan),
-                "seconds": result.fit_seconds,
-                "reason": (result.reason or result.convergence_reason or "")[:90],
-            }
-        )
-        print({k: v for k, v in rows[-1].items() if k != "reason"}, flush=True)
+    rows = _rows(run_local(cells, args.workers), lambda cell: label[cell.family])
     wall = time.perf_counter() - t0
     table = pd.DataFrame(rows)
     args.out.with_name("pathfinder_zoo.csv").parent.mkdir(parents=True, exist_ok=True)
