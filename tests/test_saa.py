@@ -96,42 +96,15 @@ def test_tiny_budget_is_not_converged_and_says_why():
     assert len(result.convergence_reason.splitlines()) == 1
 
 
-_HOLED = '''
-import numpy as np
-import tensorflow as tf
-import tensorflow_probability as tfp
-
-from harness.models.base import Model, exact_reference
-
-
-def holed():
-    """N(0, 1) in 2-d whose log density is NaN beyond |z| = 2.5 in either coordinate."""
-
-    def unnormalized_log_prob(z):
-        z = tf.convert_to_tensor(z, tf.float32)
-        inside = tf.reduce_all(tf.abs(z) < 2.5, axis=-1)
-        return tf.where(inside, -0.5 * tf.reduce_sum(z**2, axis=-1), float("nan"))
-
-    return Model(
-        name="holed",
-        pretty_name="Holed Gaussian",
-        dimension=2,
-        dtype=tf.float32,
-        default_event_space_bijector=tfp.bijectors.Identity(),
-        unnormalized_log_prob=unnormalized_log_prob,
-        reference=exact_reference(np.zeros(2), np.eye(2), provenance="closed form"),
-    )
-'''
-
-
-def test_a_non_finite_objective_is_diverged_and_its_trace_is_whole(tmp_path):
+def test_a_non_finite_objective_is_diverged_and_its_trace_is_whole():
     # The draws of a larger stage reach where the log density is NaN: the fit is diverged at
     # that step, and its trace has a time for every loss (the MLflow loss curve is built from
-    # both; a missing time once made the store refuse the result).
-    (tmp_path / "holed.py").write_text(_HOLED)
-    name = f"{tmp_path / 'holed.py'}:holed"
-    args = tuple(sorted(user.resolve(name, tmp_path).items()))
-    cell = Cell("test", name, args, "mean_field", (), SAA, 0)
+    # both; a missing time once made the store refuse the result).  The model is imported by
+    # module name: a file path would enter the cell's identity, and so its seed.
+    name = "tests.holed_model:holed"
+    cell = Cell(
+        "test", name, tuple(sorted(user.resolve(name, ".").items())), "mean_field", (), SAA, 0
+    )
     result = fit(cell)
     assert result.status == "diverged", (result.status, result.reason, result.traceback)
     assert len(result.losses) == len(result.loss_seconds) > 0
