@@ -37,7 +37,10 @@ evaluation (the traced target computes both at once): L-BFGS's, the ELBO draws' 
 multi-path draws'.  The verdict ``converged`` is L-BFGS's own (a convergence test ended every
 path, not the iteration limit or a failed line search), as for ``laplace``.
 
-Where this differs from the reference implementations is in ``docs/pathfinder.md``.
+The paths run in float64, as Stan's do (``precise_model``: the model rebuilt in float64 when
+its factory takes ``dtype``); in float32, L-BFGS's relative-decrease test fires on round-off
+short of a badly scaled regression's mode.  Where this differs from the reference
+implementations is in ``docs/pathfinder.md``.
 """
 
 from __future__ import annotations
