@@ -42,7 +42,7 @@ class RunContent:
     """Everything one cell's run holds, ready to write.
 
     Attributes:
-      run_name: ``model/family/seed``.
+      run_name: ``model/family/seed``, or the cell's label in its grid.
       started_ms: The cell's start (Unix ms), or None.
       tags: Run tags (the parent-run tag is the writer's).
       params: Param name → string value.
@@ -68,12 +68,18 @@ class RunContent:
     loss_curve: dict[str, list[float]] | None
 
 
-def prepare(result: FitResult, *, extra_tags: dict[str, str] | None = None) -> RunContent:
+def prepare(
+    result: FitResult, *, extra_tags: dict[str, str] | None = None, run_name: str | None = None
+) -> RunContent:
     """The run of ``result``'s cell.  ``extra_tags`` are added (a journal replay adds
-    ``harness.journal_entry``)."""
+    ``harness.journal_entry``); ``run_name`` replaces ``model/family/seed`` (a sweep passes
+    :func:`harness.spec.cell_labels`'s label, so that two configurations of one family never
+    share a name on the dashboard)."""
     cell = result.cell
     tags = run_tags(result)
     tags.update(extra_tags or {})
+    if run_name:
+        tags["mlflow.runName"] = run_name
     texts = {}
     if result.losses.size:
         texts["loss_trace.csv"] = loss_trace_csv(result)
@@ -83,7 +89,7 @@ def prepare(result: FitResult, *, extra_tags: dict[str, str] | None = None) -> R
     params = {k: str(v) for k, v in cell_params(cell).items()}
     params.update({k: str(v)[:500] for k, v in result.fit_params.items()})
     return RunContent(
-        run_name=cell.run_name,
+        run_name=run_name or cell.run_name,
         started_ms=int(result.started_at * 1000) or None,
         tags=tags,
         params=params,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness import executors, journal, report, run_content, tracking
 from harness.records import FitResult
-from harness.spec import Spec
+from harness.spec import Spec, cell_labels
 
 EXECUTORS = ("local", "serial", "ray")
 
@@ -105,6 +105,7 @@ def run(
     it); started early, its workers import TensorFlow while this sets up the store.
     """
     cells = spec.cells()
+    labels = cell_labels(cells)
     journal_file = journal.journal_path(results_dir, spec.name)
     client = tracking.client_for(tracking_uri)
     experiment_id = tracking.get_or_create_experiment(client, spec.name)
@@ -173,7 +174,9 @@ def run(
             except tracking.TrackingUnavailable:
                 store_down = True
             try:
-                tracking.log_cell(sweep, run_content.prepare(result))
+                tracking.log_cell(
+                    sweep, run_content.prepare(result, run_name=labels.get(result.cell.cell_id))
+                )
                 store_down = False
             except Exception as e:  # noqa: BLE001 - the store failed: keep the result locally
                 store_down = True

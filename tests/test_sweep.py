@@ -223,6 +223,18 @@ def test_baselines_spec_runs_with_tiny_settings(tmp_path):
     summary = (tmp_path / "results" / "baselines" / "tables" / "summary.md").read_text()
     assert "num_draws=100," in summary or "num_draws=100)" in summary
     assert "num_draws=1000" in summary
+    # On the dashboard the two NUTS budgets of one model and seed are two names, not one.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("baselines")
+    names = [
+        run.data.tags["mlflow.runName"]
+        for run in client.search_runs([experiment.experiment_id], max_results=1000)
+        if "harness.cell_id" in run.data.tags
+    ]
+    assert len(names) == len(table) and len(set(names)) == len(names), names
+    assert any("(num_draws=100, num_warmup=200)" in name for name in names), names
 
 
 @pytest.mark.slow
