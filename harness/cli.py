@@ -375,12 +375,12 @@ def _run_sweep(args, spec, cells, pool) -> int:
     if diverged:
         print(f"\n{len(diverged)} cells diverged (a result, not a failure):", file=sys.stderr)
         for r in diverged:
-            print(f"  {labels.get(r.cell.cell_id, r.cell.run_name)}: {r.reason}", file=sys.stderr)
+            print(f"  {_label(r.cell, labels)}: {r.reason}", file=sys.stderr)
     code = EXIT_OK
     if outcome.failed:
         print(f"\n{len(outcome.failed)} cells failed:", file=sys.stderr)
         for r in outcome.failed:
-            print(f"  {labels.get(r.cell.cell_id, r.cell.run_name)}: {r.reason}", file=sys.stderr)
+            print(f"  {_label(r.cell, labels)}: {r.reason}", file=sys.stderr)
         code = EXIT_FAILED_CELLS
     if outcome.journaled or outcome.report is None:
         print(
@@ -407,8 +407,13 @@ def _print_convergence(results, labels) -> None:
         file=sys.stderr,
     )
     for r in unconverged:
-        label = labels.get(r.cell.cell_id, r.cell.run_name)
-        print(f"  NOT converged {label}: {r.convergence_reason}", file=sys.stderr)
+        print(f"  NOT converged {_label(r.cell, labels)}: {r.convergence_reason}", file=sys.stderr)
+
+
+def _label(cell, labels) -> str:
+    """``cell``'s label in its grid (``labels``: :func:`harness.spec.cell_labels`), else its
+    run name."""
+    return (labels or {}).get(cell.cell_id, cell.run_name)
 
 
 def _cell_line(p, labels=None) -> str:
@@ -429,8 +434,7 @@ def _cell_line(p, labels=None) -> str:
             extra += "  converged" if converged else "  NOT converged"
     eta = int(p.eta_seconds)
     return (
-        f"[{p.done}/{p.total}] {(labels or {}).get(r.cell.cell_id, r.cell.run_name):<36} "
-        f"{r.status:<8} {extra}  "
+        f"[{p.done}/{p.total}] {_label(r.cell, labels):<36} {r.status:<8} {extra}  "
         f"(ETA {eta // 60}:{eta % 60:02d})"
     )
 

@@ -140,7 +140,6 @@ class Target:
             return value, tape.gradient(value, u)
 
         self._value_and_gradient = value_and_gradient
-        self._bijector = bijector
         self.evaluations = 0
 
     def log_det_jacobian(self, u: np.ndarray) -> float:
@@ -148,7 +147,8 @@ class Target:
         import tensorflow as tf
 
         point = tf.constant(np.asarray(u)[None], self.model.dtype)
-        value = self._bijector.forward_log_det_jacobian(point, event_ndims=1)
+        bijector = self.model.default_event_space_bijector
+        value = bijector.forward_log_det_jacobian(point, event_ndims=1)
         return float(np.reshape(np.asarray(value), -1)[0])  # Identity's is a scalar 0
 
     def runs_away(self, u: np.ndarray) -> bool:

@@ -100,7 +100,6 @@ class MixtureSurrogate(tfd.TransformedDistribution):
           seed: Stateless seed.
         """
         mixture = self.distribution
-        components = mixture.components_distribution
         log_weights = tf.math.log_softmax(mixture.mixture_distribution.logits)  # [K]
         u, log_q = self._draws_and_log_q(
             [sample_size, importance_sample_size], log_weights, seed
@@ -117,7 +116,6 @@ class MixtureSurrogate(tfd.TransformedDistribution):
             # Same value; the parameters' direct (score) part of the gradient removed.
             held = mixture.log_prob(tf.stop_gradient(u))
             log_q = log_q - held + tf.stop_gradient(held)
-        del components
         log_ratio = log_p + log_det - log_q  # [S, T, K]
         if importance_sample_size == 1:
             elbo = tf.reduce_sum(tf.exp(log_weights) * log_ratio[:, 0, :], axis=-1)
