@@ -1,7 +1,7 @@
 """The zoo at the default fit settings against the former fixed 1,000 steps.
 
 For each (model, family, seed) cell, two fits: the defaults (mode initialisation, learning-rate
-pilots, adaptive schedule, run until the convergence rule holds within a 20,000-step budget)
+pilots, adaptive schedule, run until the convergence rule holds within a 50,000-step budget)
 and the former defaults (uniform initialisation, Adam 0.01, exactly 1,000 steps).  Reports per
 setting: the fraction of cells *accurate* (max standardized mean error < 0.5 and std ratio
 in [0.8, 1.25] against the model's reference), the fraction *converged*, how many hit the

@@ -68,7 +68,7 @@ class FitSettings:
         unit of a whitened parameter) is below it.
     """
 
-    num_steps: int = 20000
+    num_steps: int = 50000
     stopping: str = "converged"
     convergence_tolerance: float = 0.25
     sample_size: int = 8

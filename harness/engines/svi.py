@@ -131,7 +131,7 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
         evaluator = Evaluator(model, loop.owner, cell, traced=key is not None)
         if key is not None:
             _LAST_COMPILED = _Compiled(key, model, loop, evaluator)
-    trace = _optimise(loop, cell, fit_seed)
+    trace = _optimise(loop, cell, fit_seed, check_horizon=family.check_horizon)
     return _result(
         cell,
         lambda: evaluator(eval_seed)[0],
@@ -183,7 +183,9 @@ def run_replicates(cells: list[Cell], model, family, started: float) -> list[Fit
         return batched
 
     loop = _loop(build_batched, model, first_cell)
-    trace = _optimise(loop, first_cell, fit_seed, replicates=len(cells))
+    trace = _optimise(
+        loop, first_cell, fit_seed, replicates=len(cells), check_horizon=family.check_horizon
+    )
 
     # One evaluation of the whole batch (eager: a batch is fitted once), shared by the
     # replicates; run on first use, i.e. only when some replicate finished finite.
@@ -293,7 +295,13 @@ class _Trace:
         return _Trace(own, self.calls, [self.verdicts[i]], self.params, self.metrics)
 
 
-def _optimise(loop: CompiledLoop, cell: Cell, seed, replicates: int | None = None) -> _Trace:
+def _optimise(
+    loop: CompiledLoop,
+    cell: Cell,
+    seed,
+    replicates: int | None = None,
+    check_horizon: int = 0,
+) -> _Trace:
     """Pilots (``learning_rate = "auto"``), then chunks until the convergence rule stops the
     fit, the budget is spent or the loss diverges (see the module docstring).
 
@@ -372,9 +380,43 @@ def _optimise(loop: CompiledLoop, cell: Cell, seed, replicates: int | None = Non
             loop.set_learning_rate(loop.learning_rate * convergence.DECREASE_FACTOR)
         elif action == "stop" and settings.stopping == "converged" and not decaying:
             break
+    confirmed = None
+    if (
+        adaptive
+        and settings.stopping == "converged"
+        and controller.verdict is not None
+        and controller.verdict.converged
+        and loop.learning_rate is not None
+    ):
+        # The rule held: before "converged", a tuned continuation (convergence.py).
+        if settings.learning_rate == "auto":
+            chosen = float(params["learning_rate_chosen"])
+            peak = max(chosen, convergence.CHECK_MIN_LEARNING_RATE)
+        else:
+            peak = float(settings.learning_rate)
+        reference = convergence.trend(controller.window(total(np.concatenate(kept))))
+        confirmed, index, checks = _confirm(
+            loop,
+            call,
+            total,
+            kept,
+            calls,
+            remaining=lambda: budget - used,
+            reference=reference,
+            peak=peak,
+            length=max(used, check_horizon),
+            tolerance=settings.convergence_tolerance,
+            index=index,
+            base=controller.verdict.reason,
+        )
+        metrics["num_continuations"] = float(checks)
     losses = np.concatenate(kept)
     budget_reached = used >= budget
-    shared = controller.final(total(losses), budget, budget_reached)
+    shared = (
+        confirmed
+        if confirmed is not None
+        else controller.final(total(losses), budget, budget_reached)
+    )
     verdicts = [shared]
     if replicates is not None:
         verdicts = []
@@ -403,6 +445,111 @@ def _optimise(loop: CompiledLoop, cell: Cell, seed, replicates: int | None = Non
     metrics["num_steps_budget"] = float(budget)
     metrics["num_steps_total"] = float(used)
     return _Trace(losses, calls, verdicts, params, metrics)
+
+
+def _confirm(
+    loop: CompiledLoop,
+    call,
+    total,
+    kept: list,
+    calls: list,
+    *,
+    remaining,
+    reference,
+    peak: float,
+    length: int,
+    tolerance: float,
+    index: int,
+    base: str,
+) -> tuple[convergence.Verdict, int, int]:
+    """Continue a fit the rule called converged, until a continuation gains less than
+    ``tolerance`` (see "The confirmation" in :mod:`harness.convergence`).
+
+    Each continuation is a cosine cycle from ``peak`` over ``length`` steps (pieces of one
+    compiled call at the rate of their midpoint), judged by the mean loss of its end against
+    ``reference`` (the trend of the state it started from).  A continuation that gained is kept
+    and the next one is twice as long; one that ended worse or non-finite is undone (its calls
+    not kept) and retried at :data:`~harness.convergence.CHECK_BACKOFF` times the rate.  The
+    budget (``remaining()`` steps) ends the checks: a fit whose last continuation still gained,
+    or could not be run in full, is not converged.  Returns ``(verdict, next seed index,
+    continuations run)``.
+    """
+    failed: list[str] = []
+    gains: list[str] = []
+    runs = 0
+    while True:
+        left = remaining()
+        steps = min(length, left)
+        if steps < 2 * convergence.MIN_WINDOW:
+            done = "; ".join(gains)
+            return (
+                convergence.Verdict(
+                    False,
+                    f"{base}; then {done}, and the budget ended before a continuation of "
+                    f"{length} steps could check it",
+                ),
+                index,
+                runs,
+            )
+        start, first = loop.snapshot(), len(calls)
+        pieces = max(2, -(-steps // loop.size))
+        sizes = [steps // pieces + (k < steps % pieces) for k in range(pieces)]
+        cycle = []
+        for rate, size in zip(convergence.cycle_rates(peak, pieces), sizes, strict=True):
+            loop.set_learning_rate(rate)
+            cycle.append(call(index, size))
+            index += 1
+            if not np.all(np.isfinite(total(cycle[-1]))):
+                break
+        runs += 1
+        losses = total(np.concatenate(cycle))
+        end = (
+            convergence.end_of_cycle(losses)
+            if np.all(np.isfinite(losses)) and len(cycle) == pieces
+            else convergence.Trend(float("inf"), float("inf"), float("nan"), float("inf"), 0)
+        )
+        found = convergence.continuation(reference, end, steps, peak)
+        if found.worse(tolerance):
+            loop.restore(start)
+            for undone in calls[first:]:
+                undone[2] = False
+            failed.append(f"{found.describe()} and was undone")
+            peak *= convergence.CHECK_BACKOFF
+            if len(failed) >= convergence.MAX_FAILED_CHECKS:
+                return (
+                    convergence.Verdict(
+                        True, f"{base}; checked: {'; '.join(failed)}", len(np.concatenate(kept))
+                    ),
+                    index,
+                    runs,
+                )
+            continue
+        kept.extend(cycle)
+        step = len(np.concatenate(kept))
+        if not found.gained(tolerance):
+            if steps < length:
+                return (
+                    convergence.Verdict(
+                        False,
+                        f"{base}; then {'; '.join(gains + [found.describe()])}, but the budget "
+                        f"cut the last continuation to {steps} of {length} steps",
+                    ),
+                    index,
+                    runs,
+                )
+            done = f"continued {len(gains)}× (" + "; ".join(gains) + "), then " if gains else ""
+            return (
+                convergence.Verdict(
+                    True,
+                    f"{base}; {done}confirmed: {found.describe()} (< {tolerance:g})",
+                    step,
+                ),
+                index,
+                runs,
+            )
+        gains.append(found.describe())
+        reference = end
+        peak *= convergence.CHECK_DECAY
 
 
 @dataclasses.dataclass

@@ -39,6 +39,10 @@ class Family:
         is a sound stand-in for the ELBO: an affine map of the draws (the Gaussian families).
         The flows are push-forwards too but are not marked: their ~10³ parameters bend the
         map around a few hundred fixed draws (measured in docs/saa.md).
+      check_horizon: The fewest steps of the continuation that confirms a fit the convergence
+        rule called converged (:func:`harness.engines.svi._confirm`): a flow started at the
+        Gaussian optimum sits on a plateau for thousands of steps, which a shorter check would
+        take for the optimum.  0: as many steps as the fit has taken.
       ranges: Allowed values of hyperparameters that are this family's own; the shared
         :data:`harness.families.HYPERPARAMETER_RANGES` covers the common names (one name means
         one thing in every family).
@@ -54,6 +58,7 @@ class Family:
     requirement: str = ""
     batchable: bool = False
     fixed_draws: bool = False
+    check_horizon: int = 0
     ranges: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def check(self, model) -> None:
