@@ -103,3 +103,21 @@ def test_no_fit_is_called_converged_that_a_tuned_run_improves_by_more_than_a_nat
     assert tuned.metrics["elbo"] > -0.2  # the tuned run did reach the flow's optimum
     assert not (result.converged and gap > 1.0 + 2 * error), (gap, result.convergence_reason)
     assert result.converged, result.convergence_reason
+
+
+def test_a_continuation_that_gained_the_tolerance_is_rarely_taken_for_no_gain():
+    # Reference window and cycle end as independent noise (sd 0.5 per step, 400 steps each),
+    # the end lower by exactly the tolerance: the check may call that "no gain" only at about
+    # the level of its one-sided test (gain − tol over its error, a Welch t statistic with
+    # ≈ 14 degrees of freedom: P(t < −2) ≈ 3.3 %), within 4 Monte Carlo standard errors.
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    n, tolerance = 3000, 0.25
+    misses = 0
+    for _ in range(n):
+        before = convergence.trend(rng.normal(10.0, 0.5, 400))
+        end = convergence.end_of_cycle(rng.normal(10.0 - tolerance, 0.5, 400))
+        misses += not convergence.continuation(before, end, 400, 0.01).gained(tolerance)
+    level = stats.t.cdf(-2.0, 2 * convergence.NUM_BATCHES - 2)
+    assert misses / n <= level + 4 * np.sqrt(level * (1 - level) / n)
