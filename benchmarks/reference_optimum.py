@@ -26,8 +26,9 @@ budget, the wall time of the run) and the per-cell rows to
     python -m benchmarks.reference_optimum defaults [--models a,b] [--families a,b]
         [--seeds 2] [--workers 2] [--section "..."]
 
-Both parts add to what is stored: a (model, family) already in the file is run again only
-with ``--again``.
+``reference`` is resumable: each run is appended to ``results/benchmarks/reference_runs.csv``
+as it finishes and a run already there is not repeated (``--again`` repeats it); the optima
+are recomputed from every stored run.
 """
 
 from __future__ import annotations
@@ -97,14 +98,19 @@ def _read(path: Path):
 
 
 def reference(args) -> None:
+    """Run the tuned fits not yet in ``RUNS`` (resumable: each run's row is appended as it
+    finishes), then recompute every optimum from all the stored runs."""
     import pandas as pd
 
     from harness.executors import run_local
     from harness.spec import Cell, FitSettings
 
-    optima = _read(OPTIMA)
-    done = set() if optima.empty else set(zip(optima.model, optima.family, strict=True))
-    pairs = [p for p in _supported(args.models, args.families) if args.again or p not in done]
+    stored = _read(RUNS)
+    done = (
+        set()
+        if stored.empty
+        else set(zip(stored.model, stored.family, stored.learning_rate, stored.seed, strict=True))
+    )
     cells = []
     for rate in args.rates:
         settings = FitSettings(
@@ -115,33 +121,29 @@ def reference(args) -> None:
         )
         cells += [
             Cell("benchmark_reference_optimum", model, (), family, (), settings, seed)
-            for model, family in pairs
+            for model, family in _supported(args.models, args.families)
             for seed in range(args.seeds)
+            if args.again or (model, family, rate, seed) not in done
         ]
-    rows = []
     t0 = time.perf_counter()
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
     for result in run_local(cells, args.workers):
-        rows.append(_row(result, learning_rate=float(result.cell.fit.learning_rate)))
-        r = rows[-1]
+        row = _row(result, learning_rate=float(result.cell.fit.learning_rate), steps=args.steps)
+        pd.DataFrame([row]).to_csv(RUNS, mode="a", header=not RUNS.exists(), index=False)
         print(
-            f"{result.cell.run_name:55s} lr={r['learning_rate']:<6g} {r['status']:8s} "
-            f"elbo={r['elbo']:.3f} ± {r['elbo_standard_error']:.3f} w1={r['wasserstein_1']:.3f}",
+            f"{result.cell.run_name:55s} lr={row['learning_rate']:<6g} {row['status']:8s} "
+            f"elbo={row['elbo']:.3f} ± {row['elbo_standard_error']:.3f} "
+            f"w1={row['wasserstein_1']:.3f}",
             flush=True,
         )
-    runs = pd.DataFrame(rows)
-    RUNS.parent.mkdir(parents=True, exist_ok=True)
-    old_runs = _read(RUNS)
-    pd.concat([old_runs, runs]).to_csv(RUNS, index=False)
+    runs = _read(RUNS)
     ok = runs[(runs.status == "ok") & np.isfinite(runs.elbo)]
-    best = ok.loc[ok.groupby(["model", "family"]).elbo.idxmax()]
-    found = best[
-        ["model", "family", "elbo", "elbo_standard_error", "learning_rate", "seed", "wasserstein_1"]
-    ].assign(num_steps=args.steps, runs=ok.groupby(["model", "family"]).size().values)
-    if not optima.empty:
-        keep = ~optima.set_index(["model", "family"]).index.isin(
-            found.set_index(["model", "family"]).index
-        )
-        found = pd.concat([optima[keep], found])
+    groups = ok.groupby(["model", "family"])
+    best = ok.loc[groups.elbo.idxmax()]
+    columns = ["model", "family", "elbo", "elbo_standard_error", "learning_rate", "seed"]
+    found = best[columns + ["wasserstein_1", "steps"]].merge(
+        groups.size().rename("runs").reset_index(), on=["model", "family"]
+    )
     found.sort_values(["model", "family"]).to_csv(OPTIMA, index=False, float_format="%.6g")
     print(f"{len(cells)} runs in {time.perf_counter() - t0:.0f} s; optima in {OPTIMA}")
 
@@ -234,7 +236,7 @@ def main(argv=None) -> None:
     parser.add_argument("part", choices=("reference", "defaults"))
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--families", default=",".join(DEFAULT_FAMILIES))
-    parser.add_argument("--rates", default="0.003,0.01,0.03")
+    parser.add_argument("--rates", default="0.01,0.003,0.03")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
