@@ -15,8 +15,9 @@ Output of :func:`write_report` in ``out_dir`` (``results/<experiment>/`` by defa
                                    cells left out, best per model in bold (within 2 s.e.)
     figures/                       one file per figure of harness.figures.FIGURES that
                                    applies: quality_vs_speed, quality_vs_gradients,
-                                   elbo_vs_time, khat, std_ratio, marginals_<model>; for VAE
-                                   cells vae_likelihood_vs_time, vae_amortization_gap,
+                                   elbo_vs_time, time_breakdown, khat, std_ratio,
+                                   marginals_<model>; for VAE cells
+                                   vae_likelihood_vs_time, vae_amortization_gap,
                                    vae_images_<model>
     (each figure as .pdf and .png)
 """
