@@ -9,9 +9,9 @@ Two sets of cells, each fitted for one seed, serially in this process:
   draws, K = 64);
 * **quickstart** (``--spec``): the spec's model × family cells with its own fit settings.
 
-Per cell it reports ``metrics_seconds`` — everything after the last optimisation step: fresh
+Per cell it reports ``evaluation_seconds`` — everything after the last optimisation step: fresh
 draws from q, their log densities, every quality and calibration metric (the cell's own
-``metrics_seconds``; the evaluation's one-off tracing counts as compilation, as the fit's does)
+``evaluation_seconds``; the evaluation's one-off tracing counts as compilation, as the fit's does)
 — of which ``numpy`` is the pure metric functions alone (:func:`posterior_metrics` re-run on
 draws of the same size), and its ratio to ``fit_seconds`` (the optimisation steps, compilation
 excluded) and to the whole fit (compilation included).  Target: metrics ≤ 10 % of the fit.
@@ -105,10 +105,10 @@ def measure(cells, label: str) -> list[dict]:
                 "steps × particles": f"{cell.fit.num_steps} × {cell.fit.sample_size}",
                 "fit (s)": m["fit_seconds"],
                 "compile (s)": m.get("compile_seconds", float("nan")),
-                "metrics (s)": m["metrics_seconds"],
+                "metrics (s)": m["evaluation_seconds"],
                 "of which numpy (s)": _numpy_seconds(model, cell),
-                "metrics / fit": m["metrics_seconds"] / m["fit_seconds"],
-                "metrics / (fit + compile)": m["metrics_seconds"] / whole_fit,
+                "metrics / fit": m["evaluation_seconds"] / m["fit_seconds"],
+                "metrics / (fit + compile)": m["evaluation_seconds"] / whole_fit,
             }
         )
         print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         "cells in turn; *library* = every posterior model × mean_field, full_rank, IAF at the "
         "default settings (1,000 steps × 8 particles; 4,096 evaluation draws, K = 64), "
         f"*quickstart* = {args.spec.name}'s cells with its settings.  `metrics` is the cell's "
-        "`metrics_seconds` (fresh draws, log densities, every metric); the evaluation's one-off "
+        "`evaluation_seconds` (fresh draws, log densities, every metric); the evaluation's one-off "
         "tracing is in `compile`.\n\n"
         f"{markdown_table(rows)}\n\n" + "\n".join(lines) + "\n\n" + FLOOR
     )

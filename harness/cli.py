@@ -428,7 +428,12 @@ def _cell_line(p, labels=None) -> str:
     else:
         name = next((m for m in VERDICT_METRICS if m in r.metrics), None)
         quality = f"{name} {r.metrics[name]:.4g}  " if name else ""
-        extra = f"{quality}fit {r.metrics.get('fit_seconds', float('nan')):.2f}s  {r.fit_mode}"
+        # The time to result: what the cell cost, compilation included.
+        if "time_to_result_seconds" in r.metrics:
+            cost = f"{r.metrics['time_to_result_seconds']:.2f}s to result"
+        else:
+            cost = f"fit {r.metrics.get('fit_seconds', float('nan')):.2f}s"
+        extra = f"{quality}{cost}  {r.fit_mode}"
         converged = getattr(r, "converged", None)
         if converged is not None:
             extra += "  converged" if converged else "  NOT converged"

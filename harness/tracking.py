@@ -879,7 +879,7 @@ def load_loss_curves(parent_run_ids: Iterable[str], uri: str | None = None) -> d
 
 
 def loss_histories(runs: pd.DataFrame, uri: str | None = None, *, threads: int = 8) -> pd.DataFrame:
-    """Smoothed loss curves of runs against fit time (see :func:`harness.run_content.loss_curve`).
+    """Smoothed loss curves of runs against optimisation time (see :func:`harness.run_content.loss_curve`).
 
     Args:
       runs: Columns ``run_id``, ``start_time`` (as ``search_runs`` gives it) and optionally

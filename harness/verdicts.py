@@ -46,7 +46,11 @@ def cell_verdict(result, khat_band: str | None = None) -> str:
         if name in result.metrics:
             parts.append(f"{catalog.label(name)}: {number(result.metrics[name])}")
             break
-    if "fit_seconds" in result.metrics:
+    # What the cell costs: its time to result (compilation included), else, in runs logged
+    # before it existed, the fit time.
+    if "time_to_result_seconds" in result.metrics:
+        parts.append(f"time to result {result.metrics['time_to_result_seconds']:.3g} s")
+    elif "fit_seconds" in result.metrics:
         parts.append(f"fit {result.metrics['fit_seconds']:.3g} s")
     return " · ".join(parts)
 

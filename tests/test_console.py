@@ -113,3 +113,9 @@ def test_line_progress_shows_each_cells_quality_metric(capsys):
         "[1/2] model/family/1                       ok       wasserstein_1 0.25  fit 1.50s  graph"
         "  (ETA 0:10)"
     ]
+    # A cell that logged its time to result (compilation included) shows that instead.
+    progress = _progress(2, 2, "ok")
+    progress.result.metrics["time_to_result_seconds"] = 4.5
+    with cli._LineProgress() as lines:
+        lines(progress)
+    assert "wasserstein_1 0.25  4.50s to result  graph" in capsys.readouterr().err

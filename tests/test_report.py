@@ -21,7 +21,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import cli, report
-from harness.figures import elbo_vs_time, khat_heatmap, marginals, quality_vs_speed, std_ratio
+from harness.figures import (
+    elbo_vs_time,
+    khat_heatmap,
+    marginals,
+    quality_vs_speed,
+    std_ratio,
+    time_breakdown,
+)
 from harness.figures import style as look
 from harness.metrics import catalog
 from tests.conftest import REPO
@@ -43,6 +50,7 @@ FIGURES = (
     "quality_vs_speed",
     "quality_vs_gradients",
     "elbo_vs_time",
+    "time_breakdown",
     "khat",
     "std_ratio",
     "marginals_correlated_gaussian",
@@ -135,7 +143,7 @@ def test_summary_matches_mean_and_standard_error_from_mlflow(sweep):
         for m in ("correlated_gaussian", "eight_schools")
         for f in ("mean_field", "full_rank")
     }
-    for metric in ("elbo", "khat", "std_ratio_geomean", "fit_seconds"):
+    for metric in ("elbo", "khat", "std_ratio_geomean", "time_to_result_seconds"):
         for (model, family), row in summary.set_index(["model", "family"]).iterrows():
             values = np.array(
                 [
@@ -221,6 +229,41 @@ def _search(sweep):
     from harness import tracking
 
     return tracking.search_cells("tiny_report", sweep["uri"])
+
+
+def test_time_breakdown_has_one_bar_per_model_and_family_with_the_four_parts(sweep):
+    """The "where the time goes" figure, from the report's tidy table: per model × family,
+    the four parts (mean over seeds) that add up to the mean time to result in MLflow."""
+    table = pd.read_csv(sweep["out"] / "cells.csv")
+    data = time_breakdown.prepare(time_breakdown.applies_to(table))
+    assert [p.title for p in data.panels] == [
+        "Correlated Gaussian (d=5)",
+        "Eight schools (centered)",
+    ]
+    for panel in data.panels:
+        assert panel.labels == ["Mean-field", "Full-rank"]
+        assert panel.seconds.shape == (2, len(time_breakdown.PARTS)) == (2, 4)
+        assert list(panel.num_seeds) == [2, 2]
+        np.testing.assert_allclose(panel.seconds.sum(axis=1), panel.totals, rtol=1e-9)
+    model = {"Correlated Gaussian (d=5)": "correlated_gaussian"}
+    panel = data.panels[0]
+    for i, family in enumerate(("mean_field", "full_rank")):
+        runs = [
+            r.data.metrics
+            for r in sweep["cells"]
+            if r.data.tags["harness.model"] == model[panel.title]
+            and r.data.tags["harness.family"] == family
+        ]
+        expected = np.mean([m["time_to_result_seconds"] for m in runs])
+        assert panel.totals[i] == pytest.approx(expected, rel=1e-12)
+        for j, part in enumerate(time_breakdown.PARTS):
+            assert panel.seconds[i, j] == pytest.approx(np.mean([m[part] for m in runs]))
+        # Graph mode still traces (compile > 0); this spec has no mode search (init = 0).
+        assert panel.seconds[i, 0] > 0 and panel.seconds[i, 1] == 0
+        assert panel.seconds[i, 2] > 0 and panel.seconds[i, 3] > 0
+    # The quality-vs-speed figure is against the time to result by default, and says so.
+    assert quality_vs_speed.prepare(table, "wasserstein_1").cost == "time_to_result_seconds"
+    assert look.axis_label("time_to_result_seconds", log=True) == "time to result (s, log scale)"
 
 
 def test_parent_run_records_spec_config_commit_versions_and_hardware(sweep):
@@ -512,6 +555,8 @@ def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path)
             "family_order": order,
             "family_kind": kind,
             "fit_seconds": 10 ** rng.uniform(-1, 2),
+            "time_to_result_seconds": 10 ** rng.uniform(0, 2),
+            "optimization_seconds": 10 ** rng.uniform(-1, 1),
             "wasserstein_1": rng.uniform(0.05, 1),
             "khat": rng.uniform(0, 1.2),
             "std_ratio_geomean": rng.uniform(0.3, 1.2),
@@ -539,6 +584,7 @@ def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path)
         *elbo_vs_time.plot(histories, table, tmp_path / "e"),
         *khat_heatmap.plot(table, tmp_path / "k"),
         *std_ratio.plot(table, tmp_path / "s"),
+        *time_breakdown.plot(table, tmp_path / "t"),
         *marginals.plot(
             {"mean_field": rng.normal(size=(200, 3))},
             None,
@@ -547,7 +593,7 @@ def test_figures_handle_baselines_and_families_unknown_to_the_registry(tmp_path)
             title="Alpha",
         ),
     ]
-    assert len(paths) == 10 and all(p.stat().st_size > 3000 for p in paths)
+    assert len(paths) == 12 and all(p.stat().st_size > 3000 for p in paths)
 
 
 def test_configurations_of_one_family_are_separate_summary_rows():

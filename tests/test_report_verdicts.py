@@ -258,6 +258,9 @@ def test_cell_verdict_is_one_line_per_status():
         "**ok** · not converged (hit the budget of 200 steps) · k̂ 0.42 (good, < 0.5) · "
         "W₁ to reference (reference sd): 0.125 · fit 2 s"
     )
+    # The time to result (compilation included) replaces the fit time where it was logged.
+    ok.metrics["time_to_result_seconds"] = 7.25
+    assert verdicts.cell_verdict(ok, "good").endswith("0.125 · time to result 7.25 s")
     error = SimpleNamespace(status="error", reason="ValueError: x\nTraceback ...", metrics={})
     assert verdicts.cell_verdict(error) == "**error**: ValueError: x"
     diverged = SimpleNamespace(status="diverged", reason="loss not finite at step 3", metrics={})

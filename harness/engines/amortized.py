@@ -51,6 +51,7 @@ from harness import convergence
 from harness.engines.common import (
     CompiledLoop,
     Trainable,
+    cost_metrics,
     divergence,
     learning_rate,
     minimize,
@@ -146,6 +147,7 @@ def run(cell, model, family, started: float, *, reuse: bool = True):
         "compile_seconds": compile_seconds,
     }
     status, reason, diverged_step, draws = "ok", "", None, None
+    evaluation_seconds = None
     diverged = divergence(all_losses)
     if diverged is not None:
         status, (diverged_step, reason) = "diverged", diverged
@@ -161,7 +163,16 @@ def run(cell, model, family, started: float, *, reuse: bool = True):
             )
             draws = None
         metrics.update(evaluation)
-        metrics["metrics_seconds"] = time.perf_counter() - t0
+        evaluation_seconds = time.perf_counter() - t0
+    # No initialisation search; the evaluation includes the per-image optimisation.
+    metrics.update(
+        cost_metrics(
+            compile_seconds=compile_seconds,
+            initialization_seconds=0.0,
+            optimization_seconds=fit_seconds,
+            evaluation_seconds=evaluation_seconds,
+        )
+    )
     # The training runs its whole budget (no pilots, no rate decreases): the verdict is the
     # stationarity of its last half (harness.convergence.stationary_verdict).
     verdict = convergence.stationary_verdict(all_losses, cell.fit.convergence_tolerance)

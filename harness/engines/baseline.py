@@ -4,6 +4,12 @@ same metrics as a variational fit's.
 
 A baseline with a density is evaluated exactly like a variational q (fresh draws, log weights,
 every metric); NUTS's draws have no density, so its log-weight metrics are absent.
+
+Its cost has the parts of every cell (:func:`harness.engines.common.cost_metrics`): the
+method's tracing (``compile_seconds``, where it is measured apart: Laplace, Pathfinder), the
+method itself as ``optimization_seconds`` (``fit_seconds``; NUTS's includes its compilation
+and, under ``initialization = "pathfinder"``, its Pathfinder start), no separate
+initialisation, and the evaluation.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 import numpy as np
 
 from harness.convergence import Verdict
-from harness.engines.common import result
+from harness.engines.common import cost_metrics, result
 from harness.engines.evaluation import Evaluator, score
 from harness.records import Cell, FitResult
 
@@ -55,7 +61,14 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
         cell, model, evaluation, f"{family.name} produced non-finite draws"
     )
     metrics.update(quality)
-    metrics["metrics_seconds"] = time.perf_counter() - t0
+    metrics.update(
+        cost_metrics(
+            compile_seconds=outcome.compile_seconds,
+            initialization_seconds=0.0,
+            optimization_seconds=outcome.fit_seconds,
+            evaluation_seconds=time.perf_counter() - t0,
+        )
+    )
     losses = np.asarray(outcome.losses, np.float64)
     return result(
         cell,

@@ -119,6 +119,42 @@ def result(
     )
 
 
+# The parts of a cell's cost, in the order a standalone fit pays them; their sum is
+# ``time_to_result_seconds`` (docs/metrics.md#cost-of-a-cell).
+COST_PARTS = (
+    "compile_seconds_standalone",
+    "initialization_seconds",
+    "optimization_seconds",
+    "evaluation_seconds",
+)
+
+
+def cost_metrics(
+    *,
+    compile_seconds: float,
+    initialization_seconds: float,
+    optimization_seconds: float,
+    evaluation_seconds: float | None,
+) -> dict[str, float]:
+    """The four parts of what a standalone fit of a cell costs, and their sum.
+
+    ``compile_seconds`` is the compilation such a fit pays (a cell that reused a compiled loop
+    is charged that loop's, as every cell is charged the whole mode search); a part not
+    measured apart (NaN: a single-call fit's compilation, NUTS's) counts 0, its time being in
+    another part.  ``evaluation_seconds`` is None when the fitted q was not evaluated (a
+    diverged fit): the metric is then absent and counts 0 in ``time_to_result_seconds``.
+    """
+    values = (compile_seconds, initialization_seconds, optimization_seconds, evaluation_seconds)
+    parts = {
+        name: float(value) if value is not None and math.isfinite(value) else 0.0
+        for name, value in zip(COST_PARTS, values, strict=True)
+    }
+    parts["time_to_result_seconds"] = sum(parts.values())
+    if evaluation_seconds is None:
+        del parts["evaluation_seconds"]
+    return parts
+
+
 def divergence(losses: np.ndarray) -> tuple[int, str] | None:
     """``(first non-finite step, reason)``, or None when every loss is finite."""
     losses = np.asarray(losses).reshape(-1)

@@ -15,7 +15,10 @@ between chunks, on NumPy arrays:
   ``num_steps`` is spent (``FitResult.converged`` and its reason either way);
 * a loss that becomes NaN/Inf stops the fit (``status = diverged``);
 * timings: the first call's excess over the steady-state speed is the compilation
-  (``compile_seconds``); the rest gives ``fit_seconds`` and the loss trace's wall-clock times.
+  (``compile_seconds``); the rest is ``optimization_seconds`` and dates the loss trace, from
+  0 at the start of the optimisation (the mode search before it is ``initialization_seconds``);
+  with the evaluation they make up ``time_to_result_seconds``
+  (:func:`harness.engines.common.cost_metrics`).
 
 The learning rate is a variable of the optimizer, so changing it recompiles nothing.
 """
@@ -38,6 +41,7 @@ from harness.engines.common import (
     CHUNK_STEPS,
     CompiledLoop,
     Trainable,
+    cost_metrics,
     divergence,
     learning_rate,
     result,
@@ -58,12 +62,19 @@ FALLBACK_LEARNING_RATE = 0.01
 
 @dataclasses.dataclass
 class _Compiled:
-    """The compiled fitting loop of the last cell fitted in this process, for reuse."""
+    """The compiled fitting loop of the last cell fitted in this process, for reuse.
+
+    ``loop_compile_seconds`` and ``evaluation_compile_seconds`` are what compiling the loop and
+    tracing the evaluation cost when they were paid (NaN until then): a cell that reuses them
+    is charged them in ``compile_seconds_standalone``, as a standalone fit would pay them.
+    """
 
     key: str
     model: Any
     loop: CompiledLoop
     evaluator: Evaluator
+    loop_compile_seconds: float = float("nan")
+    evaluation_compile_seconds: float = float("nan")
 
 
 # One per process: the last compiled loop (cells that differ only in seed share it).
@@ -120,6 +131,7 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
         return _run_saa(
             cell, model, build, key, fit_seed, eval_seed, started, initial_reason, initial_cost
         )
+    record = cached
     if cached is not None:
         loop = cached.loop
         q = build()
@@ -130,9 +142,9 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
         # Traced once and kept with the loop when other seeds will reuse it; else eager.
         evaluator = Evaluator(model, loop.owner, cell, traced=key is not None)
         if key is not None:
-            _LAST_COMPILED = _Compiled(key, model, loop, evaluator)
+            record = _LAST_COMPILED = _Compiled(key, model, loop, evaluator)
     trace = _optimise(loop, cell, fit_seed, check_horizon=family.check_horizon)
-    return _result(
+    fitted = _result(
         cell,
         lambda: evaluator(eval_seed)[0],
         model,
@@ -142,7 +154,22 @@ def run(cell: Cell, model, family, started: float, *, reuse: bool = True) -> Fit
         evaluator,
         initial_reason,
         initial_cost,
+        standalone_compile=(
+            None
+            if cached is None
+            else (cached.loop_compile_seconds, cached.evaluation_compile_seconds)
+        ),
     )
+    if record is not None:
+        # Remember what this cell paid, for the cells that will reuse the loop.
+        paid = fitted.metrics.get("evaluation_compile_seconds", float("nan"))
+        if cached is None:
+            record.loop_compile_seconds = fitted.metrics.get("compile_seconds_standalone", 0.0) - (
+                0.0 if math.isnan(paid) else paid
+            )
+        if math.isnan(record.evaluation_compile_seconds):
+            record.evaluation_compile_seconds = paid
+    return fitted
 
 
 def run_replicates(cells: list[Cell], model, family, started: float) -> list[FitResult]:
@@ -561,6 +588,7 @@ class _CompiledSAA:
     model: object
     objective: Any
     solver: Any
+    compile_seconds: float = 0.0
 
 
 _LAST_SAA: _CompiledSAA | None = None
@@ -588,17 +616,20 @@ def _run_saa(
 
     global _LAST_SAA
     cached = _LAST_SAA if key is not None and _LAST_SAA is not None else None
+    standalone_compile = None
     if cached is not None and cached.key == key and cached.model is model:
         objective, solver = cached.objective, cached.solver
         objective.reset(build())
         compile_seconds = 0.0
+        # A standalone fit would trace the objective again: it is charged what that cost.
+        standalone_compile = (cached.compile_seconds, float("nan"))
     else:
         objective = saa.Objective(model, build(), fit_seed)
         first = saa.first_sample_size(cell, model.dimension)
         solver = saa._Solver(objective, cell.fit.saa_tolerance, first, fit_seed)
         compile_seconds = solver.compile_seconds
         if key is not None:
-            _LAST_SAA = _CompiledSAA(key, model, objective, solver)
+            _LAST_SAA = _CompiledSAA(key, model, objective, solver, compile_seconds)
     stages, losses, calls, verdict = saa.run_schedule(cell, objective, solver, fit_seed)
     evaluations = sum(s.evaluations * s.sample_size for s in stages)
     last = stages[-1] if stages else None
@@ -631,6 +662,7 @@ def _run_saa(
         evaluator,
         initial_reason,
         initial_cost,
+        standalone_compile=standalone_compile,
     )
     # _result counts Adam's sample_size draws per step; an SAA step's cost is its stage's.
     metrics = dict(fitted.metrics)
@@ -648,16 +680,22 @@ def _result(
     evaluator: Evaluator,
     initial_reason: str,
     initial_cost: tuple[float, int],
+    standalone_compile: tuple[float, float] | None = None,
 ) -> FitResult:
     """A fitted surrogate and its loss trace → FitResult with every metric.
 
     ``evaluate()`` gives the fitted q's evaluation by ``evaluator`` (see :class:`Evaluator`);
-    it is called only when the fit ended finite.  ``metrics_seconds`` is the evaluation's
+    it is called only when the fit ended finite.  ``evaluation_seconds`` is the evaluation's
     time plus the metrics' own; the evaluator's tracing, if any, counts as compilation.  (The
-    replicates of a batch share one evaluation: each one's ``metrics_seconds`` includes all of
-    it, as each one's ``fit_seconds`` is the batch's.)  The initialisation's search is part of
-    the method: its seconds and gradient evaluations count in ``fit_seconds`` and
-    ``num_gradient_evaluations`` (and alone as ``initialization_seconds``).
+    replicates of a batch share one evaluation: each one's ``evaluation_seconds`` includes all
+    of it, as each one's ``fit_seconds`` is the batch's.)  The initialisation's search is part
+    of the method: its seconds and gradient evaluations count in ``fit_seconds`` and
+    ``num_gradient_evaluations`` (and alone as ``initialization_seconds``).  The loss trace's
+    times (``loss_seconds``) start at 0 with the optimisation, after the search.
+
+    ``standalone_compile`` is ``(loop, evaluation)`` compilation seconds paid by the cell that
+    built the reused loop (NaN where not paid yet), or None for a cell that compiled its own:
+    ``compile_seconds_standalone`` charges them, as a standalone fit would pay them.
 
     A non-finite loss makes the cell ``diverged`` at that step: its trace stops there (the
     loop runs to the end of that chunk) and its posterior metrics are absent.
@@ -668,8 +706,13 @@ def _result(
     if diverged is not None:
         status, (diverged_step, reason) = "diverged", diverged
     compile_seconds, fit_seconds, loss_seconds = timings(trace.calls)
-    loss_seconds = loss_seconds[: losses.size] + initial_cost[0]
+    optimization_seconds = fit_seconds
+    # On the optimisation's own clock (0 at its start): a curve spans the optimisation, not
+    # the last sliver of a clock that starts before the mode search.
+    loss_seconds = loss_seconds[: losses.size]
     fit_seconds += initial_cost[0]
+    loop_compile = 0.0 if math.isnan(compile_seconds) else compile_seconds
+    evaluation_compile = 0.0
     num_steps_run = int(losses.size)
     total_steps = int(sum(c[0] for c in trace.calls))
     verdict = trace.verdicts[0]
@@ -677,7 +720,7 @@ def _result(
     metrics: dict[str, float] = {
         **trace.metrics,
         "fit_seconds": fit_seconds,
-        "steps_per_second": runtime.steps_per_second(total_steps, fit_seconds - initial_cost[0]),
+        "steps_per_second": runtime.steps_per_second(total_steps, optimization_seconds),
         "num_steps_run": float(num_steps_run),
         # A surrogate drawing several particles per estimate (a mixture: one per component)
         # says so by ``draws_per_particle``.
@@ -687,21 +730,22 @@ def _result(
             cell.fit.importance_sample_size,
         )
         + initial_cost[1],
-        "initialization_seconds": initial_cost[0],
         "initialization_gradient_evaluations": float(initial_cost[1]),
         "converged": float(verdict.converged),
     }
     if verdict.converged and verdict.step is not None and 0 < verdict.step <= losses.size:
-        metrics["seconds_to_converge"] = float(loss_seconds[verdict.step - 1])
+        metrics["seconds_to_converge"] = float(loss_seconds[verdict.step - 1] + initial_cost[0])
     params = {**trace.params, "initialization_chosen": initial_reason[:250]}
     if not math.isnan(compile_seconds):
         metrics["compile_seconds"] = compile_seconds
     draws = None
+    evaluation_seconds = None
     if status == "ok":
         evaluation = evaluate()
         evaluation_seconds = evaluator.seconds
         t0 = time.perf_counter()
         if not math.isnan(evaluator.compile_seconds):
+            evaluation_compile = evaluator.compile_seconds
             # Logged on its own too, so the fitting loop's compilation stays comparable with
             # a bare fit_surrogate_posterior call's.
             metrics["evaluation_compile_seconds"] = evaluator.compile_seconds
@@ -718,7 +762,21 @@ def _result(
             diverged_step = num_steps_run
         metrics.update(quality)
         # Evaluation cost (draws, log densities and every metric), to compare with fit_seconds.
-        metrics["metrics_seconds"] = evaluation_seconds + time.perf_counter() - t0
+        evaluation_seconds += time.perf_counter() - t0
+    if standalone_compile is not None:
+        # A part the first cell did not pay (it failed first) is this cell's own.
+        if not math.isnan(standalone_compile[0]):
+            loop_compile = standalone_compile[0]
+        if not math.isnan(standalone_compile[1]):
+            evaluation_compile = standalone_compile[1]
+    metrics.update(
+        cost_metrics(
+            compile_seconds=loop_compile + evaluation_compile,
+            initialization_seconds=initial_cost[0],
+            optimization_seconds=optimization_seconds,
+            evaluation_seconds=evaluation_seconds,
+        )
+    )
     return result(
         cell,
         started,

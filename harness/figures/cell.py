@@ -115,7 +115,7 @@ def draw(data: CellData, path: Path, *, title: str) -> Path:
             ax.xaxis.set_major_locator(ticker.MaxNLocator(3))
         ax = axes[d]
         _loss_axis(ax, data.loss, color=look.OKABE_ITO[3], raw="0.75", smoothed=True)
-        ax.set_xlabel(look.axis_label("fit_seconds"))
+        ax.set_xlabel(look.axis_label("optimization_seconds"))
         ax.set_ylabel("loss (nats)")
         ax.yaxis.set_label_position("right")
         ax.yaxis.tick_right()
@@ -162,6 +162,6 @@ def vae_cell_figure(
                 ax.set_visible(False)
         ax = axes[3]
         _loss_axis(ax, curve, color="0.6", raw="0.6", smoothed=False)
-        ax.set_xlabel(look.axis_label("fit_seconds"))
+        ax.set_xlabel(look.axis_label("optimization_seconds"))
         ax.set_ylabel("−ELBO (nats/image)")
         return look.save(fig, Path(path).with_suffix(""), formats=("png",), dpi=80)[0]

@@ -1,7 +1,9 @@
-"""ELBO (−loss, smoothed) against fit time, one panel per model, one line per series.
+"""ELBO (−loss, smoothed) against optimisation time, one panel per model, one line per series.
 
-The line is the mean over seeds on a common log-spaced time grid, the band spans the seeds
-(min to max).
+Time 0 is the start of the optimisation (after compilation and the mode search, which
+:mod:`~harness.figures.time_breakdown` shows), so a curve spans the whole optimisation on the
+log axis.  The line is the mean over seeds on a common log-spaced time grid, the band spans
+the seeds (min to max).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def prepare(table: pd.DataFrame, histories: pd.DataFrame) -> ElboData:
 
     Args:
       table: The tidy table (model, family and seed of each run).
-      histories: Columns ``run_id``, ``seconds`` (fit time), ``loss`` (already smoothed, as
+      histories: Columns ``run_id``, ``seconds`` (optimisation time), ``loss`` (already smoothed, as
         :func:`harness.tracking.loss_histories` gives it).
     """
     table = look.with_series(table)
@@ -120,7 +122,7 @@ def draw(data: ElboData, stem: Path, *, style: str = "paper") -> list[Path]:
         fig, axes = look.panel_grid(len(data.panels), style, extra_height=0.6)
         for ax, panel in zip(axes, data.panels, strict=True):
             ax.set_title(panel.title)
-            ax.set_xlabel(look.axis_label("fit_seconds", log=True))
+            ax.set_xlabel(look.axis_label("optimization_seconds", log=True))
             ax.set_ylabel(look.axis_label("elbo"))
             for c in panel.curves:
                 st = styles[c.series]

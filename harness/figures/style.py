@@ -199,7 +199,10 @@ def log_axis(ax, axis: str = "x") -> None:
     # in view, and those crowd on a log axis; pick fixed ticks from ever finer log sequences.
     ticks = []
     if low > 0 and high > low:
-        for candidate in (subs, (1.0, 2.0, 3.0, 5.0), (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)):
+        # 1-2-5 before 1-2-3-5: on a narrow panel spanning just over a decade, "0.02" and
+        # "0.03" ran into each other.
+        sequences = ((1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 5.0), (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0))
+        for candidate in (subs, *sequences):
             ticks = [
                 m * 10.0**e
                 for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)

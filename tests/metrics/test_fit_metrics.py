@@ -49,7 +49,7 @@ def test_conjugate_model_has_every_metric_and_they_are_consistent():
         "wasserstein_1",
         "compile_seconds",
         "fit_seconds",
-        "metrics_seconds",
+        "evaluation_seconds",
         "initialization_seconds",
         "converged",
         "num_gradient_evaluations",
