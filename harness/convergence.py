@@ -264,7 +264,8 @@ def stationary_verdict(losses: np.ndarray, tolerance: float) -> Verdict:
 # the fit has taken (and at least the family's ``check_horizon``), judged by the mean loss at
 # the cycle's end, where the rate has decayed to a few percent of its peak.  The fit converged
 # when that continuation gained less than ``tolerance`` (with 97.5 % confidence, as above);
-# otherwise the continued state is kept and another cycle of the same length follows.  A cycle that ends worse or non-finite is undone and retried at a third of the rate.
+# otherwise the continued state is kept and another cycle of the same length and peak follows.
+# A cycle that ends worse or non-finite is undone and retried at a third of the rate.
 
 # The least peak rate of a continuation.  The pilots, started at the Gaussian optimum, prefer
 # the smallest rate (any large step first loses ground), and a flow crosses its plateau at 0.01
@@ -273,10 +274,6 @@ def stationary_verdict(losses: np.ndarray, tolerance: float) -> Verdict:
 CHECK_MIN_LEARNING_RATE = 0.01
 # Rate multiplier after a continuation that ended worse or non-finite, and how many such.
 CHECK_BACKOFF = 0.3
-# Peak-rate multiplier from one continuation to the next after one that gained: a restart at the
-# full peak kicks a flow off the optimum it has just found (measured on the banana: IAF ended
-# 0.25 nats lower after two 8,000-step cycles from 0.01 than after one).
-CHECK_DECAY = 0.3
 MAX_FAILED_CHECKS = 2
 # The end of a cycle whose mean is compared: the last tenth (the rate below 2.5 % of its peak),
 # at least MIN_WINDOW steps.

@@ -576,7 +576,6 @@ def _confirm(
             )
         gains.append(found.describe())
         reference = end
-        peak *= convergence.CHECK_DECAY
 
 
 @dataclasses.dataclass
