@@ -264,7 +264,7 @@ def stationary_verdict(losses: np.ndarray, tolerance: float) -> Verdict:
 # the fit has taken (and at least the family's ``check_horizon``), judged by the mean loss at
 # the cycle's end, where the rate has decayed to a few percent of its peak.  The fit converged
 # when that continuation gained less than ``tolerance`` (with 97.5 % confidence, as above);
-# otherwise the continued state is kept and another cycle of the same length and peak follows.
+# otherwise the continued state is kept and the next cycle, at the same peak, is twice as long.
 # A cycle that ends worse or non-finite is undone and retried at a third of the rate.
 
 # The least peak rate of a continuation.  The pilots, started at the Gaussian optimum, prefer

@@ -497,7 +497,8 @@ def _confirm(
     ``reference`` (the trend of the state it started from).  A continuation that gained is kept
     and the next one is twice as long; one that ended worse or non-finite is undone (its calls
     not kept) and retried at :data:`~harness.convergence.CHECK_BACKOFF` times the rate.  The
-    budget (``remaining()`` steps) ends the checks: a fit whose last continuation still gained,
+    budget (``remaining()`` steps) ends the checks; a confirming continuation that ended above
+    its start is undone too (the fit keeps the better state): a fit whose last continuation still gained,
     or could not be run in full, is not converged.  Returns ``(verdict, next seed index,
     continuations run)``.
     """
@@ -551,7 +552,13 @@ def _confirm(
                     runs,
                 )
             continue
-        kept.extend(cycle)
+        if found.gain < 0 and not found.gained(tolerance):
+            # No gain, and the continuation ended lower than it started: keep the better state.
+            loop.restore(start)
+            for undone in calls[first:]:
+                undone[2] = False
+        else:
+            kept.extend(cycle)
         step = len(np.concatenate(kept))
         if not found.gained(tolerance):
             if steps < length:
@@ -576,6 +583,7 @@ def _confirm(
             )
         gains.append(found.describe())
         reference = end
+        length = 2 * steps
 
 
 @dataclasses.dataclass
