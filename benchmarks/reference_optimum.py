@@ -182,14 +182,30 @@ def defaults(args) -> None:
             flush=True,
         )
     wall = time.perf_counter() - t0
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).assign(wall_seconds=wall, workers=args.workers)
+    # Rows of earlier invocations for other models are kept: the section covers them all.
+    earlier = _read(JUDGED)
+    if not earlier.empty:
+        table = pd.concat([earlier[~earlier.model.isin(table.model.unique())], table])
+    pairs = list(zip(table.model, table.family, strict=True))
+    wall = float(table.drop_duplicates("wall_seconds").wall_seconds.sum())
+    stored = _read(RUNS)
+    used = stored[stored.set_index(["model", "family"]).index.isin(pairs)]
+    runs_text = (
+        f"{used.groupby(['model', 'family']).size().min()}–"
+        f"{used.groupby(['model', 'family']).size().max()} tuned runs per pair (Adam with "
+        f"cosine decay at rates {', '.join(f'{r:g}' for r in sorted(used.learning_rate.unique()))}"
+        f", seeds {', '.join(str(x) for x in sorted(used.seed.unique()))}, "
+        f"{int(used.steps.max()):,} steps each)"
+    )
     JUDGED.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(JUDGED, index=False)
     lines = [
-        f"Machine: {machine()}; {args.workers} workers; {len(cells)} cells at the default fit "
-        f"settings ({args.seeds} seeds), wall time {wall:.0f} s. Reference optimum of each "
-        "(model, family): the best ELBO of Adam with cosine decay at rates "
-        "0.003/0.01/0.03 × 2 seeds × 100,000 steps (`benchmarks/reference_optima.csv`). "
+        f"Machine: {machine()}; {args.workers} workers; {len(table)} cells at the default fit "
+        f"settings (seeds {', '.join(str(x) for x in sorted(table.seed.unique()))}), wall time "
+        f"{wall:.0f} s (the runs' sum, shared with other work on the machine). Reference "
+        "optimum of each "
+        f"(model, family): the best ELBO of {runs_text} (`benchmarks/reference_optima.csv`). "
         "False convergence: called converged with an ELBO more than max(0.25 nats, 2 standard "
         "errors) below the reference optimum.",
         "",
