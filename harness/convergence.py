@@ -275,6 +275,10 @@ CHECK_MIN_LEARNING_RATE = 0.01
 # Rate multiplier after a continuation that ended worse or non-finite, and how many such.
 CHECK_BACKOFF = 0.3
 MAX_FAILED_CHECKS = 2
+# The least part of its planned length that a continuation cut by the budget must run to count:
+# more than 1.5× the continuation before it (measured: flows whose doubled continuation was cut
+# by 250 of 32,000 steps were refused for it).
+CHECK_MIN_FRACTION = 0.75
 # The end of a cycle whose mean is compared: the last tenth (the rate below 2.5 % of its peak),
 # at least MIN_WINDOW steps.
 CHECK_END_FRACTION = 0.1

@@ -561,7 +561,7 @@ def _confirm(
             kept.extend(cycle)
         step = len(np.concatenate(kept))
         if not found.gained(tolerance):
-            if steps < length:
+            if steps < convergence.CHECK_MIN_FRACTION * length:
                 return (
                     convergence.Verdict(
                         False,
