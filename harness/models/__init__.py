@@ -14,6 +14,7 @@ from typing import Any
 from harness.limits import POSITIVE, Range, count
 from harness.models import user
 from harness.models.base import Model, Reference
+from harness.models.calendar_regression import calendar_regression
 from harness.models.conjugate_normal_mean import conjugate_normal_mean
 from harness.models.correlated_gaussian import correlated_gaussian
 from harness.models.correlated_regression import correlated_regression_wine
@@ -137,6 +138,10 @@ REGISTRY: dict[str, ModelEntry] = {
     ),
     "unscaled_regression_wine": ModelEntry(
         unscaled_regression_wine, ranges={"dtype": DTYPES}, particle_size=lambda a: 6 * 178
+    ),
+    # 71 years
+    "calendar_regression": ModelEntry(
+        calendar_regression, ranges={"dtype": DTYPES}, particle_size=lambda a: 2 * 71
     ),
     "correlated_regression_wine": ModelEntry(
         correlated_regression_wine, ranges={"dtype": DTYPES}, particle_size=lambda a: 6 * 178
