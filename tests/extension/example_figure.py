@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
 from harness.figures import style as look
 from harness.figures.base import Figure, posterior
 
